@@ -1,0 +1,1 @@
+"""Methods benchmarked by ``lesbench evaluate``, one module each (installed as ``lesbench.baselines``)."""

@@ -1,0 +1,3 @@
+from lesbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""``lesbench`` command line: a thin argparse layer over the Python API.
+
+Sub-commands live in :mod:`lesbench.commands` (one module per family, discovered here).
+Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from lesbench import __version__
+
+
+def _discover_commands():
+    import lesbench.commands as pkg
+
+    commands = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        commands.extend(getattr(module, "COMMANDS", []))
+    return sorted(commands, key=lambda c: (c.order, c.name))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lesbench",
+        description=(
+            "Emotional talking-head toolkit: prepare MEAD-layout video into per-frame Parquet "
+            "features, train LES-Talker, and evaluate methods under one versioned protocol.\n\n"
+            "Start with `lesbench demo` (everything end to end on synthetic data)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"lesbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in _discover_commands():
+        p = sub.add_parser(
+            command.name,
+            help=command.help,
+            description=command.description or command.help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_arguments(p)
+        p.set_defaults(_run=command.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = getattr(args, "_run", None)
+    if run is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # user-facing errors: one line, no traceback unless asked
+        from lesbench.errors import LesbenchError
+
+        if isinstance(exc, LesbenchError) and not _debug():
+            print(f"lesbench {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("LESBENCH_DEBUG", "") not in ("", "0")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Synthetic MEAD-layout demo data set."""

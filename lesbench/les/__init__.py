@@ -1,0 +1,1 @@
+"""Linear Emotion Space (LES)."""

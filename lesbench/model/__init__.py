@@ -1,0 +1,1 @@
+"""LES-Talker model (CDAN), training and rendering."""

@@ -1,0 +1,104 @@
+"""Typed, lazy plug-in registries (datasets, stages, metrics, methods).
+
+Entries are ``"module:attr"`` strings, imported only when asked for, so ``lesbench ls`` and
+``lesbench --help`` never import torch or mediapipe. Third-party code can add entries with
+:meth:`Registry.register` (as a decorator or with a lazy string).
+
+    from lesbench.registry import METRICS
+    fid_cls = METRICS.get("fid")          # imports lesbench.metrics.fid only now
+    METRICS.get("fdi")                    # UnknownNameError: ... did you mean 'fid'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Callable, Generic, Iterator, TypeVar, overload
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """An unknown plug-in name; the message lists the known ones and the nearest match."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want plain text
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    """Name -> plug-in object, filled with lazy ``"module:attr"`` strings or objects."""
+
+    def __init__(self, kind: str, entries: dict[str, str] | None = None) -> None:
+        self.kind = kind
+        self._entries: dict[str, str | T] = dict(entries or {})
+
+    def register(self, name: str, target: str | T | None = None) -> Callable[[T], T] | None:
+        """Register ``target`` under ``name``; without ``target``, act as a class decorator."""
+        if target is not None:
+            self._entries[name] = target
+            return None
+
+        def decorator(obj: T) -> T:
+            self._entries[name] = obj
+            return obj
+
+        return decorator
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def target(self, name: str) -> str:
+        """Where ``name`` lives, as ``module:attr``, without importing it."""
+        entry = self._lookup(name)
+        if isinstance(entry, str):
+            return entry
+        return f"{entry.__module__}:{getattr(entry, '__qualname__', repr(entry))}"
+
+    def get(self, name: str) -> T:
+        entry = self._lookup(name)
+        if isinstance(entry, str):
+            module_name, _, attr = entry.partition(":")
+            obj = getattr(importlib.import_module(module_name), attr)
+            self._entries[name] = obj
+            return obj
+        return entry
+
+    def _lookup(self, name: str) -> str | T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = self.names()
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(known) or '(none)'}"
+            ) from None
+
+
+# The built-in plug-ins. Each line is cheap: nothing is imported until ``get``.
+DATASETS: Registry = Registry(
+    "dataset",
+    {
+        "mead": "lesbench.pipelines.mead:MeadDataset",
+        "folder": "lesbench.pipelines.folder:FolderDataset",
+    },
+)
+
+STAGES: Registry = Registry("stage", {})
+
+METRICS: Registry = Registry("metric", {})
+
+METHODS: Registry = Registry("method", {})
+
+ALL: dict[str, Registry] = {
+    "datasets": DATASETS,
+    "stages": STAGES,
+    "metrics": METRICS,
+    "methods": METHODS,
+}

@@ -1,0 +1,1 @@
+"""Metric suite and evaluation protocols (installed as ``lesbench.metrics``)."""

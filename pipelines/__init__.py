@@ -1,0 +1,1 @@
+"""Data-set readers and the Dask ``prepare`` pipeline (installed as ``lesbench.pipelines``)."""
