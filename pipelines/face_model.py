@@ -1,0 +1,522 @@
+"""lesbench's linear face model on MediaPipe's 478-vertex topology (DESIGN §5).
+
+No redistributable 3DMM with expressions is installable here, so lesbench fits its own from the
+landmark tracks of the training split:
+
+1. **Rigid alignment.** Every frame's ``(478, 3)`` landmarks (pixels; x right, y down, z away
+   from the camera, as in the frames table) are aligned to a reference by a least-squares
+   similarity transform (Umeyama) computed on :data:`STABLE_LANDMARKS` only: forehead, nose
+   bridge and tip, eye corners and the upper face contour, which expressions and speech barely
+   move. The inverse transform is the frame's pose.
+2. **Reference / model space.** The reference is the generalised-Procrustes mean of a sample of
+   frames, put in a canonical frame: origin at the centroid of the stable landmarks, x along
+   the outer eye corners (33 -> 263), y from forehead (10) towards chin (152) (orthogonalised),
+   z = x cross y (away from the camera for a frontal face), unit = the outer-eye-corner distance.
+3. **Expression.** Mean shape = mean of the per-group (speaker, or clip) mean aligned shapes.
+   The expression basis = PCA of every frame's deviation from its group's mean shape: all that
+   varies within one person. It is accumulated as a 1434 x 1434 scatter matrix, so memory
+   does not grow with the data, and the top components are found by Lanczos iteration.
+4. **Identity.** PCA of the group means around the mean shape after removing the expression
+   subspace: identity is the shape difference between people that expressions cannot explain
+   (at most #groups - 1 components). The two bases are orthogonal, so projection is unique
+   and a clip's identity coefficients do not move with its expressions.
+
+Projection of a clip: ``id`` = identity coefficients of the clip's mean aligned shape (one
+vector per clip), ``exp`` = per-frame expression coefficients, ``pose`` = per-frame
+``(yaw, pitch, roll, tx, ty, tz, scale)``: angles in degrees in the same convention as the
+frames table (:mod:`lesbench.pipelines.face`: yaw > 0 face turned towards the image's right,
+pitch > 0 looking up, roll > 0 counter-clockwise in the image; zero = the canonical frontal
+frame above), ``tx, ty, tz`` pixels = where the model origin lands in the frame, ``scale`` =
+pixels per model unit (so the outer-eye-corner distance of the mean face in pixels).
+
+The model and its provenance (data set, clips, lesbench version, date, explained variance) are
+saved in one ``face_model.npz`` (``allow_pickle=False``), so a model fitted on one data set can
+project another.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+
+import numpy as np
+
+from lesbench.errors import DatasetError, LesbenchError
+from lesbench.schema import N_LANDMARKS, POSE_NAMES
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+#: Stage version: bump when fitting or projection can change the coefficients.
+VERSION = "1"
+#: Layout version of face_model.npz.
+FILE_FORMAT = "lesbench-face-model/1"
+
+#: Landmarks that expressions and speech barely move (MediaPipe face mesh indices): forehead
+#: midline, nose bridge to tip, inner/outer eye corners, upper face contour and temples.
+STABLE_LANDMARKS: tuple[int, ...] = (
+    10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1,  # forehead midline, nose bridge, nose tip
+    33, 133, 362, 263,  # eye corners
+    21, 251, 54, 284, 103, 332, 67, 297, 109, 338,  # upper face contour / forehead sides
+    127, 356, 162, 389,  # temples
+)
+EYE_OUTER = (33, 263)
+FOREHEAD, CHIN = 10, 152
+#: Pixel coordinates (y down, z away) <-> camera convention of the frames table (y up, z towards viewer).
+_FLIP = np.diag([1.0, -1.0, -1.0])
+
+
+class Coefficients(NamedTuple):
+    """Projection of one clip: ``id`` (K_id,), ``exp`` (T, K_exp), ``pose`` (T, 7) in
+    ``schema.POSE_NAMES`` order; NaN rows for frames without landmarks."""
+
+    id: np.ndarray
+    exp: np.ndarray
+    pose: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------
+# Rigid alignment
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_shapes(landmarks: np.ndarray) -> np.ndarray:
+    x = np.asarray(landmarks, dtype=np.float64)
+    if x.ndim == 2 and x.shape[1] == N_LANDMARKS * 3:
+        x = x.reshape(len(x), N_LANDMARKS, 3)
+    elif x.ndim == 2 and x.shape == (N_LANDMARKS, 3):
+        x = x[None]
+    if x.ndim != 3 or x.shape[1:] != (N_LANDMARKS, 3):
+        raise ValueError(f"landmarks must be (T, {N_LANDMARKS}, 3) or (T, {N_LANDMARKS * 3}), got {np.shape(landmarks)}")
+    return x
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares similarity ``dst ~ s * R @ src + t`` for a batch.
+
+    Args:
+        src: ``(N, P, 3)`` point sets; dst: ``(P, 3)`` target.
+
+    Returns:
+        ``s`` (N,), ``R`` (N, 3, 3) proper rotations, ``t`` (N, 3).
+    """
+    mu_s = src.mean(axis=1)
+    mu_d = dst.mean(axis=0)
+    sc = src - mu_s[:, None]
+    dc = dst - mu_d
+    cov = np.einsum("pi,npj->nij", dc, sc) / src.shape[1]
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones((len(src), 3))
+    d[:, 2] = np.sign(np.linalg.det(u) * np.linalg.det(vt))
+    d[d[:, 2] == 0, 2] = 1.0
+    rot = np.einsum("nij,nj,njk->nik", u, d, vt)
+    var_s = (sc**2).sum(axis=(1, 2)) / src.shape[1]
+    scale = (sig * d).sum(axis=1) / var_s
+    t = mu_d - scale[:, None] * np.einsum("nij,nj->ni", rot, mu_s)
+    return scale, rot, t
+
+
+def pose_from_alignment(scale: np.ndarray, rot: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``(N, 7)`` pose (yaw, pitch, roll, tx, ty, tz, scale) of frames whose alignment to model
+    space was ``y = s R x + t`` (so ``x = (1/s) R^T (y - t)``)."""
+    from lesbench.pipelines.face import euler_from_rotation
+
+    out = np.empty((len(scale), 7))
+    for i in range(len(scale)):
+        r_img = rot[i].T  # model -> image rotation, pixel axes
+        out[i, :3] = euler_from_rotation(_FLIP @ r_img @ _FLIP)
+        out[i, 3:6] = -(r_img @ t[i]) / scale[i]
+        out[i, 6] = 1.0 / scale[i]
+    return out
+
+
+def transform_from_pose(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of :func:`pose_from_alignment`: per frame ``(S, R, t)`` with image = S R model + t."""
+    from lesbench.pipelines.face import rotation_from_euler
+
+    pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
+    rot = np.stack([_FLIP @ rotation_from_euler(*p[:3]) @ _FLIP for p in pose])
+    return pose[:, 6], rot, pose[:, 3:6]
+
+
+def _canonical_frame(shape: np.ndarray) -> np.ndarray:
+    """Move a (478, 3) shape to the canonical model frame (see the module docstring)."""
+    stable = list(STABLE_LANDMARKS)
+    x = shape - shape[stable].mean(axis=0)
+    ex = x[EYE_OUTER[1]] - x[EYE_OUTER[0]]
+    eye_distance = np.linalg.norm(ex)
+    ex = ex / eye_distance
+    down = x[CHIN] - x[FOREHEAD]
+    ey = down - (down @ ex) * ex
+    ey /= np.linalg.norm(ey)
+    ez = np.cross(ex, ey)
+    rot = np.stack([ex, ey, ez])
+    return (x @ rot.T) / eye_distance
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FaceModel:
+    """Linear face model: ``shape = mean + id @ id_basis + exp @ exp_basis`` in model space.
+
+    Attributes:
+        mean: ``(478, 3)`` float64 mean shape, model units.
+        id_basis: ``(K_id, 1434)`` orthonormal rows.
+        exp_basis: ``(K_exp, 1434)`` orthonormal rows, orthogonal to ``id_basis``.
+        (Both bases may have fewer rows than asked for when the data has lower rank.)
+        id_std, exp_std: ``(K,)`` standard deviation of each coefficient on the fitting data.
+        reference: ``(P, 3)`` the stable landmarks' reference positions used for alignment.
+        provenance: JSON-able dict (data set, clips, lesbench version, date, explained variance...).
+    """
+
+    mean: np.ndarray
+    id_basis: np.ndarray
+    exp_basis: np.ndarray
+    id_std: np.ndarray
+    exp_std: np.ndarray
+    reference: np.ndarray
+    stable_landmarks: tuple[int, ...] = STABLE_LANDMARKS
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def k_id(self) -> int:
+        return int(self.id_basis.shape[0])
+
+    @property
+    def k_exp(self) -> int:
+        return int(self.exp_basis.shape[0])
+
+    # -- alignment -------------------------------------------------------------------------
+    def align(self, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rigidly align frames to model space.
+
+        Args:
+            landmarks: ``(T, 478, 3)`` or ``(T, 1434)`` pixels; NaN rows allowed.
+
+        Returns:
+            (aligned ``(T, 478, 3)`` model units, pose ``(T, 7)``, valid ``(T,)`` bool); NaN
+            where not valid.
+        """
+        return _align(_as_shapes(landmarks), self.reference, self.stable_landmarks)
+
+    # -- projection ------------------------------------------------------------------------
+    def project(self, landmarks: np.ndarray) -> Coefficients:
+        """Coefficients of one clip (see :class:`Coefficients`).
+
+        ``id`` comes from the mean aligned shape of the clip's valid frames (NaN when none),
+        ``exp`` per frame, ``pose`` per frame.
+        """
+        aligned, pose, valid = self.align(landmarks)
+        t = len(aligned)
+        exp = np.full((t, self.k_exp), np.nan)
+        ident = np.full(self.k_id, np.nan)
+        if valid.any():
+            dev = aligned[valid].reshape(int(valid.sum()), -1) - self.mean.reshape(-1)
+            ident = self.id_basis @ dev.mean(axis=0)
+            exp[valid] = dev @ self.exp_basis.T
+        return Coefficients(ident.astype(np.float32), exp.astype(np.float32), pose.astype(np.float32))
+
+    def reconstruct(self, id: np.ndarray, exp: np.ndarray, pose: np.ndarray | None = None) -> np.ndarray:  # noqa: A002
+        """Shapes from coefficients.
+
+        Args:
+            id: ``(K_id,)`` (shared by all frames) or ``(T, K_id)``.
+            exp: ``(T, K_exp)`` (or ``(K_exp,)`` for one frame).
+            pose: optional ``(T, 7)``: return pixels in the frame; ``None``: model space.
+
+        Returns:
+            ``(T, 478, 3)`` float64.
+        """
+        exp = np.atleast_2d(np.asarray(exp, dtype=np.float64))
+        ident = np.asarray(id, dtype=np.float64)
+        ident = np.broadcast_to(ident, (len(exp), self.k_id)) if ident.ndim == 1 else ident
+        flat = self.mean.reshape(-1) + ident @ self.id_basis + exp @ self.exp_basis
+        shapes = flat.reshape(len(exp), N_LANDMARKS, 3)
+        if pose is None:
+            return shapes
+        s, r, t = transform_from_pose(pose)
+        return s[:, None, None] * np.einsum("nij,npj->npi", r, shapes) + t[:, None, :]
+
+    # -- fitting ---------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        tracks: Sequence[np.ndarray],
+        groups: Sequence[str] | None = None,
+        k_id: int = 16,
+        k_exp: int = 32,
+        frame_step: int = 1,
+        reference_frames: int = 4000,
+        gpa_iterations: int = 3,
+        provenance: dict[str, Any] | None = None,
+    ) -> "FaceModel":
+        """Fit on landmark tracks of the training split.
+
+        Args:
+            tracks: one ``(T, 478, 3)`` or ``(T, 1434)`` pixel array per clip (NaN rows for
+                frames without a face). Read twice; a lazy ``Sequence`` (``__len__`` and
+                ``__getitem__`` loading from disk) keeps memory flat.
+            groups: identity group of each track (the speaker); default: each clip its own.
+            k_id: identity components wanted (capped at #groups - 1).
+            k_exp: expression components wanted.
+            frame_step: use every n-th frame (fitting cost grows with frames).
+            reference_frames: frames sampled evenly for the Procrustes reference.
+            gpa_iterations: generalised-Procrustes iterations for the reference.
+            provenance: extra fields stored with the model (data set, clip ids...).
+        """
+        n_tracks = len(tracks)
+        if n_tracks == 0:
+            raise DatasetError("FaceModel.fit: no landmark tracks to fit on")
+        groups = [str(g) for g in groups] if groups is not None else [str(i) for i in range(n_tracks)]
+        if len(groups) != n_tracks:
+            raise ValueError(f"FaceModel.fit: {n_tracks} tracks but {len(groups)} groups")
+        stable = list(STABLE_LANDMARKS)
+
+        # Pass 0: reference from an even sample of frames (generalised Procrustes).
+        counts = [len(_as_shapes(tracks[i])) for i in range(n_tracks)]
+        total = sum(counts)
+        step0 = max(1, total // max(1, reference_frames))
+        sample = []
+        seen = 0
+        for i in range(n_tracks):
+            shapes = _as_shapes(tracks[i])
+            idx = np.arange((-seen) % step0, len(shapes), step0)
+            seen += len(shapes)
+            picked = shapes[idx]
+            sample.append(picked[np.isfinite(picked).all(axis=(1, 2))])
+        sample_arr = np.concatenate(sample) if sample else np.zeros((0, N_LANDMARKS, 3))
+        if len(sample_arr) == 0:
+            raise DatasetError("FaceModel.fit: no frame with landmarks in the tracks")
+        ref_shape = _canonical_frame(sample_arr[0])
+        for _ in range(max(1, gpa_iterations)):
+            s, r, t = umeyama(sample_arr[:, stable], ref_shape[stable])
+            aligned = s[:, None, None] * np.einsum("nij,npj->npi", r, sample_arr) + t[:, None]
+            ref_shape = _canonical_frame(aligned.mean(axis=0))
+        reference = ref_shape[stable]
+
+        # Pass 1: per-group mean aligned shape.
+        dim = N_LANDMARKS * 3
+        group_sum: dict[str, np.ndarray] = {}
+        group_n: dict[str, int] = {}
+        used_frames = 0
+        for i in range(n_tracks):
+            aligned, _, valid = _align(_as_shapes(tracks[i])[::frame_step], reference, STABLE_LANDMARKS, with_pose=False)
+            if not valid.any():
+                continue
+            g = groups[i]
+            group_sum[g] = group_sum.get(g, np.zeros(dim)) + aligned[valid].reshape(-1, dim).sum(axis=0)
+            group_n[g] = group_n.get(g, 0) + int(valid.sum())
+            used_frames += int(valid.sum())
+        names = sorted(group_sum)
+        group_means = np.stack([group_sum[g] / group_n[g] for g in names])
+        mean = group_means.mean(axis=0)
+
+        # Pass 2: expression = PCA of every frame's deviation from its group's mean shape.
+        scatter = np.zeros((dim, dim))
+        n_dev = 0
+        group_index = {g: j for j, g in enumerate(names)}
+        for i in range(n_tracks):
+            g = groups[i]
+            if g not in group_index:
+                continue
+            aligned, _, valid = _align(_as_shapes(tracks[i])[::frame_step], reference, STABLE_LANDMARKS, with_pose=False)
+            if not valid.any():
+                continue
+            dev = aligned[valid].reshape(-1, dim) - group_means[group_index[g]]
+            scatter += dev.T @ dev
+            n_dev += len(dev)
+        cov = scatter / max(1, n_dev - 1)
+        total_var = float(np.trace(cov))
+        k_want = int(min(k_exp, dim))
+        if k_want > 0 and n_dev > 1 and total_var > 0:
+            evals, evecs = _top_eigen(cov, k_want)
+            order = np.argsort(evals)[::-1]
+            evals = np.clip(evals[order], 0.0, None)
+            evecs = evecs[:, order]
+        else:
+            evals, evecs = np.zeros(0), np.zeros((dim, 0))
+        # Numerical rank: landmarks are float32, so variance below 1e-8 of the largest is noise.
+        k_exp_eff = int((evals > (evals[0] if evals.size else 0.0) * 1e-8).sum()) if evals.size else 0
+        exp_basis = _fix_signs(evecs[:, :k_exp_eff].T.copy())
+        exp_std = np.sqrt(evals[:k_exp_eff])
+        exp_explained = float(evals[:k_exp_eff].sum() / max(total_var, 1e-300))
+
+        # Identity = what expression cannot explain: PCA of the group means with the
+        # expression subspace removed (so the bases are orthogonal and a clip's identity does
+        # not move with its expressions).
+        centred = group_means - mean
+        if k_exp_eff:
+            centred = centred - (centred @ exp_basis.T) @ exp_basis
+        k_id_eff = int(min(k_id, max(0, len(names) - 1)))
+        id_basis, id_std, id_explained = np.zeros((0, dim)), np.zeros(0), 0.0
+        if k_id_eff > 0:
+            _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+            k_id_eff = int(min(k_id_eff, (sv > (sv[0] if sv.size else 0.0) * 1e-4).sum())) if sv.size and sv[0] > 0 else 0
+            if k_id_eff:
+                id_basis = _fix_signs(vt[:k_id_eff].copy())
+                id_var = sv**2 / max(1, len(names) - 1)
+                id_std = np.sqrt(id_var[:k_id_eff])
+                id_explained = float(id_var[:k_id_eff].sum() / max(id_var.sum(), 1e-300))
+
+        from lesbench import __version__
+
+        prov = {
+            "format": FILE_FORMAT,
+            "stage_version": VERSION,
+            "lesbench_version": __version__,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "n_tracks": n_tracks,
+            "n_groups": len(names),
+            "n_frames": used_frames,
+            "frame_step": frame_step,
+            "k_id": k_id_eff,
+            "k_exp": k_exp_eff,
+            "id_explained_variance": id_explained,
+            "exp_explained_variance": exp_explained,
+            "exp_explained_variance_per_component": (evals[:k_exp_eff] / max(total_var, 1e-300)).tolist(),
+        }
+        prov.update(provenance or {})
+        return cls(
+            mean=mean.reshape(N_LANDMARKS, 3),
+            id_basis=id_basis,
+            exp_basis=exp_basis,
+            id_std=id_std,
+            exp_std=exp_std,
+            reference=reference,
+            provenance=prov,
+        )
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write ``face_model.npz`` atomically (temp file + rename)."""
+        import os
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                format=np.array(FILE_FORMAT),
+                mean=self.mean,
+                id_basis=self.id_basis,
+                exp_basis=self.exp_basis,
+                id_std=self.id_std,
+                exp_std=self.exp_std,
+                reference=self.reference,
+                stable_landmarks=np.asarray(self.stable_landmarks, dtype=np.int32),
+                provenance=np.array(json.dumps(self.provenance, sort_keys=True)),
+            )
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FaceModel":
+        """Read a model written by :meth:`save`; clear error on a missing or foreign file."""
+        path = Path(path)
+        if not path.is_file():
+            raise LesbenchError(f"{path}: face model file not found")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                fmt = str(data["format"]) if "format" in data.files else ""
+                if fmt != FILE_FORMAT:
+                    raise LesbenchError(f"{path}: not a lesbench face model (format {fmt or 'missing'!r}, expected {FILE_FORMAT!r})")
+                model = cls(
+                    mean=data["mean"],
+                    id_basis=data["id_basis"],
+                    exp_basis=data["exp_basis"],
+                    id_std=data["id_std"],
+                    exp_std=data["exp_std"],
+                    reference=data["reference"],
+                    stable_landmarks=tuple(int(i) for i in data["stable_landmarks"]),
+                    provenance=json.loads(str(data["provenance"])),
+                )
+        except (OSError, ValueError, KeyError) as exc:
+            raise LesbenchError(f"{path}: unreadable face model ({exc})") from exc
+        return model
+
+
+def _fix_signs(basis: np.ndarray) -> np.ndarray:
+    """Make each row's largest-magnitude entry positive (PCA signs are otherwise arbitrary)."""
+    if basis.size:
+        rows = np.arange(len(basis))
+        basis *= np.sign(basis[rows, np.abs(basis).argmax(axis=1)])[:, None]
+    return basis
+
+
+def _top_eigen(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Largest ``k`` eigenpairs of a symmetric matrix (Lanczos for few of many: several times
+    faster than a full decomposition; fixed start vector, so deterministic)."""
+    dim = cov.shape[0]
+    if k < dim // 4:
+        from scipy.sparse.linalg import eigsh
+
+        return eigsh(cov, k=k, which="LA", v0=np.ones(dim) / np.sqrt(dim))
+    from scipy.linalg import eigh
+
+    return eigh(cov, subset_by_index=[dim - k, dim - 1])
+
+
+def _align(
+    shapes: np.ndarray, reference: np.ndarray, stable: Sequence[int], with_pose: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    stable = list(stable)
+    valid = np.isfinite(shapes[:, stable]).all(axis=(1, 2))
+    aligned = np.full(shapes.shape, np.nan)
+    pose = np.full((len(shapes), 7), np.nan)
+    if valid.any():
+        x = shapes[valid]
+        s, r, t = umeyama(x[:, stable], reference)
+        aligned[valid] = s[:, None, None] * np.einsum("nij,npj->npi", r, x) + t[:, None]
+        if with_pose:
+            pose[valid] = pose_from_alignment(s, r, t)
+    return aligned, pose, valid
+
+
+# ---------------------------------------------------------------------------------------------
+# coeffs table
+# ---------------------------------------------------------------------------------------------
+
+
+def coeffs_schema(k_id: int, k_exp: int, with_clip_id: bool = True) -> "pa.Schema":
+    """Arrow schema of ``coeffs/{clip_id}.parquet``."""
+    import pyarrow as pa
+
+    f32 = pa.float32()
+    fields = [
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("id", pa.list_(f32, k_id)),
+        pa.field("exp", pa.list_(f32, k_exp)),
+        *[pa.field(name, f32) for name in POSE_NAMES],
+    ]
+    if with_clip_id:
+        fields.insert(0, pa.field("clip_id", pa.string(), nullable=False))
+    return pa.schema(fields, metadata={"stage": "coeffs", "stage_version": VERSION})
+
+
+def coeffs_to_table(coeffs: Coefficients, clip_id: str | None = None, frames: np.ndarray | None = None) -> "pa.Table":
+    """One row per frame: the clip's ``id`` repeated, ``exp`` and pose per frame."""
+    import pyarrow as pa
+
+    t, k_exp = coeffs.exp.shape
+    k_id = len(coeffs.id)
+    schema = coeffs_schema(k_id, k_exp, with_clip_id=clip_id is not None)
+    cols: dict[str, pa.Array] = {}
+    if clip_id is not None:
+        cols["clip_id"] = pa.array([clip_id] * t, pa.string())
+    cols["frame"] = pa.array(np.arange(t, dtype=np.int32) if frames is None else np.asarray(frames, np.int32))
+    ident = np.tile(np.asarray(coeffs.id, np.float32), (t, 1))
+    for name, values, width in (("id", ident, k_id), ("exp", np.asarray(coeffs.exp, np.float32), k_exp)):
+        flat = pa.array(values.reshape(-1), pa.float32())
+        cols[name] = pa.FixedSizeListArray.from_arrays(flat, list_size=width, type=schema.field(name).type) if width == 0 \
+            else pa.FixedSizeListArray.from_arrays(flat, width)
+    for j, name in enumerate(POSE_NAMES):
+        cols[name] = pa.array(np.asarray(coeffs.pose[:, j], np.float32))
+    return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
