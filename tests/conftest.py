@@ -25,3 +25,16 @@ def speech_dev() -> Path:
     if not root.is_dir():
         pytest.skip("../shared/data/speech-dev not present")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Path:
+    """The ``--tiny`` synthetic demo data set (MEAD layout, seed 0), generated once per session:
+    speakers W009 (test) and W011 (train); neutral level 1, happy levels 1 and 3, surprised
+    level 3; sentence 001; ~1.1 s clips at 30 fps, 256x256, with ``truth.parquet``. Read-only:
+    copy it before changing anything."""
+    from lesbench.demo import generate_demo
+
+    root = tmp_path_factory.mktemp("tiny_demo") / "mead"
+    generate_demo(root, seed=0, tiny=True)
+    return root
