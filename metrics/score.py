@@ -1,0 +1,606 @@
+"""``lesbench score``: run registered metrics on generated videos (and references) under a protocol.
+
+    report = score("gen/", ref="mead/", metrics=["lmd", "sync", "au"], protocol="mead-v1")
+    print(report.table())
+    report.write_json("scores.json")
+
+Inputs (PRED and REF alike):
+
+- a **MEAD-layout tree** (``M003/video/front/angry/level_3/001.mp4``): clips keyed by
+  ``clip_id`` (``M003_front_angry_3_001``), emotion and level from the path
+  (``lesbench.pipelines.mead``);
+- a **prepared data set** (``dataset.json`` present): the aligned ``crops/{clip_id}.mp4`` with
+  their muxed audio, emotion/level from ``clips.parquet``;
+- any other **folder of videos**: clips keyed by relative path without suffix; an emotion
+  name (``angry``...) or ``level_N`` among the path parts is picked up; a file named like a
+  MEAD clip id (``M003_front_angry_3_001.mp4``) is keyed by that id, so a flat folder of
+  generated videos pairs with a MEAD reference tree.
+
+PRED and REF clips pair by key; clips only in PRED are scored by the metrics that need no
+reference and listed. Each video is decoded and face-tracked ONCE (one MediaPipe tracker for
+the run) and the result is shared by every metric. A clip without an audio stream, without a
+face, or that cannot be decoded is reported per clip with the reason; it never stops the run.
+A metric that cannot run here (weights or package missing) is listed as unavailable with the
+reason. Aggregates are means over clips with a seeded percentile bootstrap CI (over clips).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from lesbench.errors import DatasetError, LesbenchError, MediaError
+from lesbench.metrics.base import Metric, MetricResult, MetricUnavailable
+from lesbench.metrics.protocol import Protocol, load_protocol
+
+log = logging.getLogger(__name__)
+
+#: Metrics run when none are named (the issue's list; names not registered are reported).
+DEFAULT_METRICS: tuple[str, ...] = ("fid", "psnr", "ssim", "lpips", "csim", "lmd", "sync", "lse", "au", "emotion")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+#: Inputs that need a reference clip.
+REF_INPUTS = frozenset({"ref_video", "ref_face", "target_aus", "source", "ref_size"})
+
+
+# --------------------------------------------------------------------------------------------
+# Discovering clips
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClipEntry:
+    """One video found under PRED or REF: ``key`` pairs PRED with REF."""
+
+    key: str
+    video: Path
+    audio: Path | None = None
+    emotion: str | None = None
+    level: int | None = None
+    speaker: str | None = None
+
+
+def discover(root: str | Path | dict[str, str | Path]) -> dict[str, ClipEntry]:
+    """Clips under ``root`` keyed for pairing (see the module docstring); a ``{key: video}``
+    mapping is taken as it is.
+
+    Raises:
+        DatasetError: ``root`` is missing or holds no video.
+    """
+    if isinstance(root, dict):
+        out = {}
+        for key, video in root.items():
+            emotion, level = _parse_path_parts(Path(str(key)).parts)
+            out[str(key)] = ClipEntry(str(key), Path(video), None, emotion, level)
+        return out
+    root = Path(root).expanduser()
+    if root.is_file():
+        return {root.stem: ClipEntry(root.stem, root)}
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such file or folder")
+    if (root / "dataset.json").is_file():
+        return _discover_prepared(root)
+    entries = _discover_mead(root)
+    if entries:
+        return entries
+    entries = _discover_folder(root)
+    if not entries:
+        raise DatasetError(f"{root}: no video files ({', '.join(VIDEO_SUFFIXES)}) found")
+    return entries
+
+
+def _discover_prepared(root: Path) -> dict[str, ClipEntry]:
+    import pandas as pd
+
+    crops = root / "crops"
+    rows: dict[str, dict] = {}
+    clips_file = root / "clips.parquet"
+    if clips_file.is_file():
+        for row in pd.read_parquet(clips_file).to_dict("records"):
+            rows[str(row["clip_id"])] = row
+    out: dict[str, ClipEntry] = {}
+    for video in sorted(crops.glob("*.mp4")):
+        row = rows.get(video.stem, {})
+        level = row.get("level")
+        out[video.stem] = ClipEntry(video.stem, video, None, row.get("emotion"),
+                                    None if level is None or (isinstance(level, float) and math.isnan(level)) else int(level),
+                                    row.get("speaker"))
+    if not out:
+        raise DatasetError(f"{root}: prepared data set without crops/*.mp4")
+    return out
+
+
+def _discover_mead(root: Path) -> dict[str, ClipEntry]:
+    try:
+        from lesbench.pipelines.mead import MeadDataset
+        from lesbench.schema import VIEWS
+
+        clips = MeadDataset(root, views=VIEWS).clips()
+    except (ImportError, DatasetError):
+        return {}
+    return {c.clip_id: ClipEntry(c.clip_id, Path(c.video_path), Path(c.audio_path) if c.audio_path else None,
+                                 c.emotion, c.level, c.speaker) for c in clips}
+
+
+def _parse_path_parts(parts: Sequence[str]) -> tuple[str | None, int | None]:
+    try:
+        from lesbench.pipelines.mead import normalise_emotion, parse_level
+    except ImportError:  # pragma: no cover - the reader ships with lesbench
+        return None, None
+    emotion = level = None
+    for part in parts:
+        emotion = normalise_emotion(part) or emotion
+        lv = parse_level(part)
+        level = lv if lv is not None else level
+    return emotion, level
+
+
+def _discover_folder(root: Path) -> dict[str, ClipEntry]:
+    from lesbench.schema import EMOTIONS
+
+    out: dict[str, ClipEntry] = {}
+    for video in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
+        rel = video.relative_to(root).with_suffix("")
+        key = rel.as_posix()
+        emotion, level = _parse_path_parts(rel.parts[:-1])
+        speaker = None
+        bits = video.stem.split("_")
+        # a MEAD clip id as file name: {speaker}_{view...}_{emotion}_{level}_{sentence}
+        if len(bits) >= 5 and bits[-3] in EMOTIONS and bits[-2].isdigit():
+            key, emotion, level, speaker = video.stem, bits[-3], int(bits[-2]), bits[0]
+        out[key] = ClipEntry(key, video, None, emotion, level, speaker)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Per-video data, decoded and tracked once
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VideoData:
+    """Frames, audio and face table of one video (each loaded on first use, then kept)."""
+
+    entry: ClipEntry
+    protocol: Protocol
+    tracker_factory: Any
+    _frames: np.ndarray | None = None
+    _audio: np.ndarray | None = None
+    _audio_error: str | None = None
+    _audio_done: bool = False
+    _face: Any = None
+
+    @property
+    def frames(self) -> np.ndarray:
+        if self._frames is None:
+            from lesbench import io
+
+            self._frames = io.read_frames(self.entry.video, fps=self.protocol.fps)
+        return self._frames
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+    @property
+    def audio(self) -> np.ndarray | None:
+        """16 kHz mono float32, or None (reason in :attr:`audio_error`)."""
+        if not self._audio_done:
+            from lesbench import io
+
+            self._audio_done = True
+            src = self.entry.audio or self.entry.video
+            try:
+                self._audio = io.read_audio(src, sr=self.protocol.sample_rate)
+                if self._audio.size == 0 or not np.any(self._audio):
+                    self._audio, self._audio_error = None, "silent audio"
+            except MediaError as exc:
+                self._audio_error = "no audio stream" if exc.kind == "no_audio_stream" else f"audio unreadable: {exc.problem}"
+        return self._audio
+
+    @property
+    def audio_error(self) -> str | None:
+        _ = self.audio
+        return self._audio_error
+
+    @property
+    def face(self) -> Any:
+        """Frames table (``lesbench.pipelines.face`` columns) of :attr:`frames`."""
+        if self._face is None:
+            tracker = self.tracker_factory()
+            self._face = tracker.track(self.frames, fps=self.protocol.fps, analysis_size=640)
+        return self._face
+
+    @property
+    def face_ratio(self) -> float:
+        f = np.asarray(self.face["face"], bool)
+        return float(f.mean()) if len(f) else 0.0
+
+
+class _TrackerPool:
+    """One FaceTracker for the whole run, created on first use."""
+
+    def __init__(self) -> None:
+        self.tracker = None
+
+    def __call__(self) -> Any:
+        if self.tracker is None:
+            from lesbench.pipelines.face import FaceTracker
+
+            self.tracker = FaceTracker()
+        return self.tracker
+
+    def close(self) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClipStatus:
+    key: str
+    pred: str
+    ref: str | None
+    emotion: str | None = None
+    level: int | None = None
+    n_frames: int | None = None
+    has_audio: bool | None = None
+    face_ratio: float | None = None
+    issues: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScoreReport:
+    """Everything a score run produced (``as_dict`` is the JSON written by ``--json``)."""
+
+    protocol: dict[str, Any]
+    pred: str
+    ref: str | None
+    metrics: dict[str, MetricResult]
+    clips: list[ClipStatus]
+    weights: dict[str, str]
+    lesbench_version: str
+    seconds: float
+    unpaired: list[str] = field(default_factory=list)
+
+    @property
+    def results(self) -> dict[str, MetricResult]:
+        """Alias of :attr:`metrics` (what ``lesbench.evaluate`` reads)."""
+        return self.metrics
+
+    def as_dict(self) -> dict[str, Any]:
+        def clean(v: Any) -> Any:
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            if isinstance(v, dict):
+                return {str(k): clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            if isinstance(v, np.generic):
+                return clean(v.item())
+            return v
+
+        return clean({
+            "lesbench_version": self.lesbench_version,
+            "protocol": self.protocol,
+            "pred": self.pred,
+            "ref": self.ref,
+            "weights": self.weights,
+            "metrics": {k: asdict(m) for k, m in self.metrics.items()},
+            "clips": [asdict(c) for c in self.clips],
+            "unpaired": self.unpaired,
+            "seconds": self.seconds,
+        })
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.as_dict(), indent=2, sort_keys=False), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def table(self) -> str:
+        """Readable summary: one line per metric value, then unavailable metrics and clip issues."""
+        lines = [f"protocol {self.protocol.get('id')}  pred {self.pred}  ref {self.ref or '-'}  "
+                 f"clips {len(self.clips)}", ""]
+        head = f"{'metric':<28}{'value':>12}  {'95% CI':<22}{'n':>5}  {'better':<7}version"
+        lines += [head, "-" * len(head)]
+        for name, m in self.metrics.items():
+            if m.unavailable is not None:
+                continue
+            values = m.value if isinstance(m.value, dict) else {name: m.value}
+            cis = m.ci95 if isinstance(m.ci95, dict) else {}
+            n = len([v for v in m.per_clip.values() if v is not None]) if m.per_clip else "-"
+            for key, val in values.items():
+                if not isinstance(val, (int, float)):
+                    continue
+                ci = cis.get(key) if isinstance(m.value, dict) else m.ci95
+                ci_s = f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
+                label = name if key == name else f"{name}.{key}"
+                better = {True: "higher", False: "lower", None: "-"}[_better(name, key, m.higher_is_better)]
+                lines.append(f"{label:<28}{val:>12.4g}  {ci_s:<22}{n!s:>5}  {better:<7}{m.version}")
+        missing = {k: m for k, m in self.metrics.items() if m.unavailable is not None}
+        if missing:
+            lines += ["", "unavailable:"] + [f"  {k}: {m.unavailable}" for k, m in missing.items()]
+        issues = [c for c in self.clips if c.issues]
+        if issues:
+            lines += ["", "clip issues:"] + [f"  {c.key}: {'; '.join(c.issues)}" for c in issues]
+        if self.unpaired:
+            lines += ["", f"not paired with a reference: {len(self.unpaired)} clip(s)"]
+        return "\n".join(lines)
+
+
+def _better(name: str, key: str, default: bool | None) -> bool | None:
+    lower = {"lse_d", "m_lmd", "f_lmd", "mae", "abs_offset", "fid", "kid", "lpips"}
+    higher = {"lse_c", "confidence", "accuracy", "f1", "pearson", "spearman", "r2"}
+    if key in lower:
+        return False
+    if key in higher:
+        return True
+    if key == "offset" or key.startswith("n_"):
+        return None
+    return default
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap CI of the mean over clips (seeded); None with fewer than 2 values."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
+    if len(x) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def _scalars(value: Any) -> dict[str, float]:
+    if isinstance(value, dict):
+        return {k: float(v) for k, v in value.items() if isinstance(v, (int, float, np.floating, np.integer))
+                and not isinstance(v, bool)}
+    return {"": float(value)}
+
+
+def _weights_sha(names: Iterable[str]) -> dict[str, str]:
+    from lesbench.metrics._weights import file_sha256, resolve_weight
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = file_sha256(resolve_weight(name))
+        except Exception as exc:  # noqa: BLE001 - recorded, not fatal
+            out[name] = f"unresolved: {exc}"
+    return out
+
+
+def _make_metric(name: str, protocol: Protocol, device: str | None, options: dict[str, dict]) -> Metric:
+    from lesbench.registry import METRICS
+
+    cls = METRICS.get(name)
+    kwargs: dict[str, Any] = {"device": device}
+    if name == "sync":
+        kwargs.update(max_shift=protocol.sync_max_shift, sr=protocol.sample_rate, fps=protocol.fps)
+    elif name == "lse":
+        kwargs.update(vshift=protocol.lse_vshift, crop_scale=protocol.lse_crop_scale)
+    elif name == "lmd":
+        kwargs.update(landmarks=protocol.lmd_landmarks, crop_size=protocol.crop_size, pairing=protocol.pairing)
+    elif name == "au":
+        kwargs.update(thresholds=protocol.au_threshold_vector(), pairing=protocol.pairing)
+    kwargs.update(options.get(name, {}))
+    return cls(**kwargs)
+
+
+def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] | None = None, metrics: Sequence[str] | None = None,
+          protocol: str | Path | Protocol = "mead-v1", device: str | None = None,
+          metric_options: dict[str, dict] | None = None, progress: bool = False) -> ScoreReport:
+    """Score the videos under ``pred`` (against ``ref``) with ``metrics`` under ``protocol``.
+
+    ``metric_options``: extra constructor arguments per metric name (e.g.
+    ``{"lse": {"weights_path": "syncnet_v2.model"}}``,
+    ``{"controllability": {"directions": {...}}}``).
+    """
+    import lesbench
+    from lesbench.registry import METRICS
+
+    t0 = time.perf_counter()
+    proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
+    names = list(metrics) if metrics else list(DEFAULT_METRICS)
+    options = metric_options or {}
+    pred_entries = discover(pred)
+    ref_entries = discover(ref) if ref is not None else {}
+
+    results: dict[str, MetricResult] = {}
+    instances: dict[str, Metric] = {}
+    units: dict[str, str] = {}
+    for name in names:
+        if name not in METRICS:
+            results[name] = MetricResult(name, "-", None, unavailable="not a registered metric "
+                                         f"(known: {', '.join(METRICS.names())})")
+            continue
+        try:
+            m = _make_metric(name, proto, device, options)
+        except MetricUnavailable as exc:
+            cls = METRICS.get(name)
+            results[name] = MetricResult(name, getattr(cls, "version", "-"), getattr(cls, "higher_is_better", None),
+                                         unavailable=exc.reason)
+            continue
+        except (LesbenchError, ImportError, OSError) as exc:
+            results[name] = MetricResult(name, "-", None, unavailable=f"{type(exc).__name__}: {exc}")
+            continue
+        needs_ref = bool(REF_INPUTS & set(m.inputs))
+        if needs_ref and ref is None:
+            results[name] = MetricResult(name, str(m.version), m.higher_is_better,
+                                         unavailable="needs reference videos (--ref)")
+            continue
+        instances[name] = m
+        units[name] = proto.sampling(name).unit if name in proto.frames else getattr(m, "unit", "clip")
+        results[name] = MetricResult(name, str(m.version), m.higher_is_better,
+                                     weights=_weights_sha(m.weights))
+
+    tracker = _TrackerPool()
+    statuses: list[ClipStatus] = []
+    per_clip: dict[str, dict[str, Any]] = {n: {} for n in instances}
+    unpaired = sorted(set(pred_entries) - set(ref_entries)) if ref is not None else []
+    try:
+        for i, key in enumerate(sorted(pred_entries)):
+            pe = pred_entries[key]
+            re_ = ref_entries.get(key)
+            st = ClipStatus(key, str(pe.video), str(re_.video) if re_ else None,
+                            pe.emotion or (re_.emotion if re_ else None),
+                            pe.level if pe.level is not None else (re_.level if re_ else None))
+            statuses.append(st)
+            if progress:
+                print(f"[{i + 1}/{len(pred_entries)}] {key}", flush=True)
+            pv = VideoData(pe, proto, tracker)
+            rv = VideoData(re_, proto, tracker) if re_ else None
+            try:
+                st.n_frames = int(len(pv.frames))
+            except MediaError as exc:
+                st.issues.append(f"pred video unreadable: {exc.problem}")
+                for n in instances:
+                    per_clip[n][key] = None
+                continue
+            _score_clip(key, st, pv, rv, proto, instances, units, per_clip)
+    finally:
+        tracker.close()
+
+    for name, m in instances.items():
+        res = results[name]
+        try:
+            if units[name] == "dataset":
+                value = m.compute()
+                res.value = value if isinstance(value, dict) else float(value)
+                res.per_clip = {k: ("ok" if v is True else v) for k, v in per_clip[name].items()}
+                continue
+            ok = {k: v for k, v in per_clip[name].items() if isinstance(v, dict) and "value" in v}
+            res.per_clip = {k: (v["value"] if isinstance(v, dict) and "value" in v else v)
+                            for k, v in per_clip[name].items()}
+            if not ok:
+                res.unavailable = "no clip could be scored (see clip issues)"
+                continue
+            keys = list(_scalars(next(iter(ok.values()))["value"]))
+            agg: dict[str, float] = {}
+            cis: dict[str, tuple[float, float] | None] = {}
+            for k in keys:
+                vals = [_scalars(v["value"]).get(k, float("nan")) for v in ok.values()]
+                finite = [x for x in vals if np.isfinite(x)]
+                agg[k] = float(np.mean(finite)) if finite else float("nan")
+                cis[k] = bootstrap_ci(finite, proto.bootstrap_n, proto.bootstrap_seed, proto.bootstrap_level)
+            if keys == [""]:
+                res.value, res.ci95 = agg[""], cis[""]
+            else:
+                res.value, res.ci95 = agg, cis
+        except (ValueError, LesbenchError) as exc:
+            res.unavailable = f"could not compute: {exc}"
+
+    weights = {}
+    try:
+        from lesbench.metrics._weights import file_sha256
+        from lesbench.pipelines.face import landmarker_model_path
+
+        if any(getattr(m, "needs_face", False) for m in instances.values()):
+            weights["mediapipe-face-landmarker"] = file_sha256(landmarker_model_path())
+    except Exception as exc:  # noqa: BLE001 - provenance only
+        weights["mediapipe-face-landmarker"] = f"unresolved: {exc}"
+    for res in results.values():
+        weights.update(res.weights)
+    def where(x: Any) -> str | None:
+        return None if x is None else (f"{len(x)} videos" if isinstance(x, dict) else str(x))
+
+    return ScoreReport(proto.as_dict(), str(where(pred)), where(ref), results, statuses, weights,
+                       lesbench.__version__, round(time.perf_counter() - t0, 3), unpaired)
+
+
+def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, proto: Protocol,
+                instances: dict[str, Metric], units: dict[str, str], per_clip: dict[str, dict[str, Any]]) -> None:
+    ref_ok = rv is not None
+    if rv is not None:
+        try:
+            _ = rv.frames
+        except MediaError as exc:
+            st.issues.append(f"reference video unreadable: {exc.problem}")
+            ref_ok = False
+    need_audio = any(getattr(m, "needs_audio", False) or "audio" in m.inputs for m in instances.values())
+    need_face = any(getattr(m, "needs_face", False) for m in instances.values())
+    audio = None
+    if need_audio:
+        audio = pv.audio
+        if audio is None and ref_ok and rv is not None and rv.audio is not None:
+            audio = rv.audio
+            st.issues.append(f"pred has {pv.audio_error}; using the reference's audio")
+        st.has_audio = audio is not None
+        if audio is None:
+            st.issues.append(f"no_audio: {pv.audio_error}")
+    if need_face:
+        st.face_ratio = pv.face_ratio
+        if st.face_ratio == 0:
+            st.issues.append("no_face: no face found in the generated video")
+        if ref_ok and rv is not None and rv.face_ratio == 0:
+            st.issues.append("no_face: no face found in the reference video")
+
+    for name, m in instances.items():
+        inputs = set(m.inputs)
+        if REF_INPUTS & inputs and not ref_ok:
+            per_clip[name][key] = {"skipped": "no reference clip"} if rv is None else {"skipped": "reference unreadable"}
+            continue
+        if ("audio" in inputs or getattr(m, "needs_audio", False)) and audio is None:
+            per_clip[name][key] = {"skipped": "no audio"}
+            continue
+        if getattr(m, "needs_face", False):
+            if st.face_ratio == 0 or (("ref_face" in inputs or "target_aus" in inputs) and rv is not None
+                                      and rv.face_ratio == 0):
+                per_clip[name][key] = {"skipped": "no face"}
+                continue
+        sampling = proto.sampling(name)
+        args: dict[str, Any] = {}
+        for inp in m.inputs:
+            if inp == "pred_video":
+                args[inp] = pv.frames[sampling.indices(len(pv.frames))]
+            elif inp == "ref_video":
+                args[inp] = rv.frames[sampling.indices(len(rv.frames))]  # type: ignore[union-attr]
+            elif inp == "audio":
+                args[inp] = audio
+            elif inp == "source":
+                args[inp] = rv.frames[0]  # type: ignore[union-attr]
+            elif inp == "pred_face":
+                args[inp] = pv.face
+            elif inp in ("ref_face", "target_aus"):
+                args[inp] = rv.face  # type: ignore[union-attr]
+            elif inp == "emotion":
+                args[inp] = st.emotion
+            elif inp == "level":
+                args[inp] = st.level
+            elif inp == "pred_size":
+                args[inp] = pv.size
+            elif inp == "ref_size":
+                args[inp] = rv.size  # type: ignore[union-attr]
+        if ("emotion" in args and args["emotion"] is None) or ("level" in args and args["level"] is None):
+            per_clip[name][key] = {"skipped": "emotion/level unknown (not in the path)"}
+            continue
+        try:
+            if units[name] == "dataset":
+                m.update(**args)
+                per_clip[name][key] = True
+            else:
+                m.reset()
+                m.update(**args)
+                per_clip[name][key] = {"value": m.compute()}
+        except (ValueError, LesbenchError) as exc:
+            per_clip[name][key] = {"skipped": str(exc)}
+            st.issues.append(f"{name}: {exc}")
