@@ -110,7 +110,7 @@ def dlib68_landmarks(frames_rgb: np.ndarray, predictor_path: str | Path | None =
     import cv2
     import dlib
 
-    from lesbench.metrics._weights import resolve_weight
+    from lesbench.weights import resolve as resolve_weight
 
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(resolve_weight("dlib-shape-predictor-68", predictor_path)))

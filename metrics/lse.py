@@ -312,7 +312,7 @@ def resolve_syncnet_weights(path: str | Path | None = None) -> Path:
     """``syncnet_v2.model`` through ``lesbench.weights``; :class:`MetricUnavailable` (with
     :data:`HOW_TO_SUPPLY`) when it cannot be found."""
     from lesbench.errors import WeightsNotFoundError
-    from lesbench.metrics._weights import resolve_weight
+    from lesbench.weights import resolve as resolve_weight
 
     try:
         return resolve_weight(WEIGHTS, path)

@@ -378,7 +378,7 @@ def _scalars(value: Any) -> dict[str, float]:
 
 
 def _weights_sha(names: Iterable[str]) -> dict[str, str]:
-    from lesbench.metrics._weights import file_sha256, resolve_weight
+    from lesbench.weights import file_sha256, resolve as resolve_weight
 
     out = {}
     for name in names:
@@ -511,7 +511,7 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
 
     weights = {}
     try:
-        from lesbench.metrics._weights import file_sha256
+        from lesbench.weights import file_sha256
         from lesbench.pipelines.face import landmarker_model_path
 
         if any(getattr(m, "needs_face", False) for m in instances.values()):

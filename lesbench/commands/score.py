@@ -69,10 +69,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     fps: dict[str, float] = {}
     for target in BENCH_FAMILY_PROVIDERS:
         module, _, attr = target.partition(":")
-        try:
-            provider = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue  # that family's module is not in this installation
+        provider = getattr(importlib.import_module(module), attr)
         fps.update(provider(n_frames=args.frames, repeat=args.repeat))
     if args.json:
         print(json.dumps(fps, indent=2))
@@ -85,7 +82,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 #: ``module:function(n_frames, repeat) -> {family: frames/s}`` providers for `lesbench bench score`.
 BENCH_FAMILY_PROVIDERS: list[str] = [
     "lesbench.metrics.bench_sync:bench_sync_families",
-    "lesbench.metrics.bench_image:bench_image_families",  # FID/LPIPS/emotion (other helper), if present
+    "lesbench.metrics.bench:bench_image_families",  # FID, PSNR, SSIM, LPIPS, CSIM, emotion
 ]
 
 
