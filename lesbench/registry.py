@@ -90,11 +90,48 @@ DATASETS: Registry = Registry(
     },
 )
 
-STAGES: Registry = Registry("stage", {})
+STAGES: Registry = Registry(
+    "stage",
+    {
+        "face": "lesbench.pipelines.stages:FaceStage",
+        "action-units": "lesbench.pipelines.stages:ActionUnitStage",
+        "audio": "lesbench.pipelines.stages:AudioStage",
+        "crops": "lesbench.pipelines.stages:CropStage",
+        "coeffs": "lesbench.pipelines.stages:CoeffsStage",
+    },
+)
 
-METRICS: Registry = Registry("metric", {})
+METRICS: Registry = Registry(
+    "metric",
+    {
+        "sync": "lesbench.metrics.sync:AVSync",
+        "lse": "lesbench.metrics.lse:LSE",
+        "lmd": "lesbench.metrics.landmarks:LandmarkDistance",
+        "au": "lesbench.metrics.action_units:AUAccuracy",
+        "controllability": "lesbench.metrics.controllability:LevelControllability",
+        "fid": "lesbench.metrics.fid:FID",
+        "kid": "lesbench.metrics.fid:KID",
+        "psnr": "lesbench.metrics.image:PSNR",
+        "ssim": "lesbench.metrics.image:SSIM",
+        "lpips": "lesbench.metrics.image:LPIPS",
+        "csim": "lesbench.metrics.identity:CSIM",
+        "emotion": "lesbench.metrics.emotion:EmotionAccuracy",
+    },
+)
 
-METHODS: Registry = Registry("method", {})
+METHODS: Registry = Registry(
+    "method",
+    {
+        "ground-truth": "lesbench.baselines.ground_truth:GroundTruth",
+        "static": "lesbench.baselines.static:StaticFrame",
+        "renderer-oracle": "lesbench.baselines.renderer_oracle:RendererOracle",
+        "retrieval": "lesbench.baselines.retrieval:NearestClipRetrieval",
+        "les-talker": "lesbench.baselines.les_talker:LESTalkerMethod",
+        "one-hot": "lesbench.baselines.les_talker:OneHotVariant",
+        "audio-only": "lesbench.baselines.les_talker:AudioOnlyVariant",
+        "external": "lesbench.baselines.external:ExternalVideos",
+    },
+)
 
 ALL: dict[str, Registry] = {
     "datasets": DATASETS,

@@ -1,0 +1,197 @@
+"""``lesbench info OUT``: what a prepared data set holds.
+
+Counts by status, speaker, emotion, level and split; the face ratio; and the action-unit table
+that shows whether the emotion signal is there: for every clip with a face track, the mean of
+each AU over its face frames, minus the same speaker's neutral mean; averaged per emotion
+(and per emotion and level). A FACS check marks, for each emotion, whether its prototype AUs
+rose above neutral (happy AU12, surprise AU01/AU02, anger AU04, sadness AU15, disgust
+AU09/AU10, fear AU01: the rises DESIGN §4 expects from MediaPipe's blendshapes).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lesbench import schema
+from lesbench.errors import DatasetError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: The rises ``info`` checks (the subset of the FACS prototypes that MediaPipe's blendshapes
+#: carry reliably, DESIGN §4).
+EXPECTED_RISES: dict[str, tuple[str, ...]] = {
+    "happy": ("AU12",),
+    "surprised": ("AU01", "AU02"),
+    "angry": ("AU04",),
+    "sad": ("AU15",),
+    "disgusted": ("AU09", "AU10"),
+    "fear": ("AU01",),
+}
+#: Statuses whose frames carry a usable face track.
+FACE_STATUSES = ("ok", "no_audio", "silent_audio")
+
+
+@dataclass
+class DatasetInfo:
+    """Summary of a prepared data set (see :func:`dataset_info`)."""
+
+    out: Path
+    n_clips: int
+    counts: dict[str, dict[str, int]]
+    face_ratio: dict[str, float]
+    n_frames: int
+    au_means: "pd.DataFrame"  # (clip, AU) per-clip mean over face frames, with metadata columns
+    au_delta: "pd.DataFrame"  # emotion x AU: mean of (clip mean - speaker's neutral mean)
+    au_delta_by_level: "pd.DataFrame"  # (emotion, level) x AU
+    facs_check: dict[str, dict[str, bool]]
+    speakers_without_neutral: list[str] = field(default_factory=list)
+    dataset_json: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "n_clips": self.n_clips,
+            "n_frames": self.n_frames,
+            "counts": self.counts,
+            "face_ratio": self.face_ratio,
+            "au_delta": {e: {a: _r(v) for a, v in row.items()} for e, row in self.au_delta.to_dict("index").items()},
+            "facs_check": self.facs_check,
+            "speakers_without_neutral": self.speakers_without_neutral,
+        }
+
+    def format(self) -> str:
+        lines = [f"{self.out}: {self.n_clips} clips, {self.n_frames} frames"]
+        if self.dataset_json:
+            d = self.dataset_json
+            lines.append(f"  format {d.get('format_version')}, lesbench {d.get('lesbench_version')}, "
+                         f"{d.get('fps')} fps, {d.get('sample_rate')} Hz, source {d.get('source_root')}")
+        for key in ("status", "split", "speaker", "emotion", "level"):
+            c = self.counts.get(key, {})
+            lines.append(f"  by {key:<8} " + ", ".join(f"{k}: {v}" for k, v in c.items()))
+        fr = self.face_ratio
+        if fr:
+            lines.append(f"  face ratio: mean {fr['mean']:.3f}, min {fr['min']:.3f} over {fr['n_clips']} decoded clips")
+        if self.speakers_without_neutral:
+            lines.append(f"  no neutral clip (left out of the AU table): {', '.join(self.speakers_without_neutral)}")
+        if len(self.au_delta):
+            lines.append("  AU means per emotion minus the same speaker's neutral (x100):")
+            aus = list(self.au_delta.columns)
+            lines.append("    " + f"{'emotion':<10}" + "".join(f"{a:>6}" for a in aus))
+            for emo, row in self.au_delta.iterrows():
+                lines.append("    " + f"{emo:<10}" + "".join(f"{100 * v:6.1f}" for v in row.to_numpy()))
+            if self.facs_check:
+                lines.append("  FACS check (prototype AU above neutral):")
+                for emo, res in self.facs_check.items():
+                    marks = ", ".join(f"{a} {'up' if ok else 'NOT up'}" for a, ok in res.items())
+                    lines.append(f"    {emo:<10} {marks}")
+        return "\n".join(lines)
+
+
+def _r(v: float) -> float | None:
+    return None if v is None or not np.isfinite(v) else round(float(v), 5)
+
+
+def clip_au_means(out: str | Path, clips: "pd.DataFrame | None" = None) -> "pd.DataFrame":
+    """Per-clip mean of each AU over the clip's face frames, for clips with a face track.
+
+    Returns a DataFrame with clip_id, speaker, emotion, level, split and one column per AU.
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    if clips is None:
+        clips = pd.read_parquet(out / schema.CLIPS_PARQUET)
+    frames_dir = out / schema.FRAMES_DIR
+    rows = []
+    for r in clips[clips["status"].isin(FACE_STATUSES)].itertuples(index=False):
+        path = frames_dir / f"{r.clip_id}.parquet"
+        if not path.is_file():
+            continue
+        t = pq.read_table(path, columns=["face", *schema.AU_NAMES])
+        face = t.column("face").to_numpy(zero_copy_only=False)
+        if not face.any():
+            continue
+        vals = {a: float(np.nanmean(t.column(a).to_numpy(zero_copy_only=False)[face])) for a in schema.AU_NAMES}
+        rows.append({"clip_id": r.clip_id, "speaker": r.speaker, "emotion": r.emotion,
+                     "level": int(r.level), "split": r.split, **vals})
+    return pd.DataFrame(rows, columns=["clip_id", "speaker", "emotion", "level", "split", *schema.AU_NAMES])
+
+
+def au_delta_table(means: "pd.DataFrame", by: tuple[str, ...] = ("emotion",)) -> tuple["pd.DataFrame", list[str]]:
+    """Mean over clips of (clip AU mean - the same speaker's neutral AU mean), grouped by ``by``.
+
+    Returns (table indexed by ``by`` with one column per AU, speakers without a neutral clip).
+    Neutral rows are included (their deltas average to ~0 by construction).
+    """
+    import pandas as pd
+
+    if means.empty:
+        return pd.DataFrame(columns=list(schema.AU_NAMES)), []
+    neutral = means[means["emotion"] == "neutral"].groupby("speaker")[list(schema.AU_NAMES)].mean()
+    missing = sorted(set(means["speaker"]) - set(neutral.index))
+    usable = means[means["speaker"].isin(neutral.index)].copy()
+    usable[list(schema.AU_NAMES)] = usable[list(schema.AU_NAMES)].to_numpy() - neutral.loc[usable["speaker"]].to_numpy()
+    table = usable.groupby(list(by))[list(schema.AU_NAMES)].mean()
+    order = [e for e in schema.EMOTIONS if e in table.index.get_level_values(0)]
+    if by == ("emotion",):
+        table = table.loc[order + [e for e in table.index if e not in order]]
+    return table, missing
+
+
+def facs_check(delta: "pd.DataFrame", threshold: float = 0.0) -> dict[str, dict[str, bool]]:
+    """For each emotion in ``delta`` with expected rises, AU -> rose above ``threshold``."""
+    return {emo: {au: bool(delta.loc[emo, au] > threshold) for au in aus}
+            for emo, aus in EXPECTED_RISES.items() if emo in delta.index}
+
+
+def dataset_info(out: str | Path) -> DatasetInfo:
+    """Summarise a prepared data set. Raises :class:`DatasetError` when ``out`` is not one."""
+    import pandas as pd
+
+    out = Path(out)
+    clips_path = out / schema.CLIPS_PARQUET
+    if not clips_path.is_file():
+        raise DatasetError(f"{clips_path}: missing; {out} is not a prepared data set (run `lesbench prepare`)")
+    try:
+        clips = pd.read_parquet(clips_path)
+    except Exception as exc:  # noqa: BLE001
+        raise DatasetError(f"{clips_path}: unreadable ({type(exc).__name__}: {exc})") from None
+    meta: dict[str, Any] = {}
+    if (out / schema.DATASET_JSON).is_file():
+        try:
+            meta = json.loads((out / schema.DATASET_JSON).read_text())
+        except ValueError:
+            meta = {}
+
+    def count(col: str) -> dict[str, int]:
+        vc = clips[col].astype(str).value_counts()
+        return {k: int(vc[k]) for k in sorted(vc.index)}
+
+    counts = {c: count(c) for c in ("status", "split", "speaker", "emotion", "level")}
+    decoded = clips[clips["status"] != "failed"]
+    ratios = decoded["face_ratio"].dropna()
+    face_ratio = ({"mean": float(ratios.mean()), "min": float(ratios.min()), "n_clips": int(len(ratios))}
+                  if len(ratios) else {})
+    means = clip_au_means(out, clips)
+    delta, missing = au_delta_table(means)
+    by_level, _ = au_delta_table(means, by=("emotion", "level"))
+    return DatasetInfo(
+        out=out,
+        n_clips=len(clips),
+        counts=counts,
+        face_ratio=face_ratio,
+        n_frames=int(decoded["n_frames"].fillna(0).sum()),
+        au_means=means,
+        au_delta=delta,
+        au_delta_by_level=by_level,
+        facs_check=facs_check(delta) if len(delta) else {},
+        speakers_without_neutral=missing,
+        dataset_json=meta,
+    )

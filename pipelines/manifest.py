@@ -1,0 +1,282 @@
+"""The prepared data set's bookkeeping: ``clips.parquet`` rows, atomic Parquet writes, and the
+per-clip done-records that make ``prepare`` resumable.
+
+Atomic writes: every file is written to ``.{name}.{random}.tmp`` in its destination folder
+and moved into place with ``os.replace`` (the same naming as :mod:`lesbench.io`), so a reader
+never sees a half-written file under a final name; :func:`remove_stale_temps` deletes what an
+interrupted run left behind.
+
+Done-records (``OUT/.lesbench/done/{clip_id}.json``) are written last, after every output of
+a clip is in place. A record holds the clip's input fingerprint (size and mtime of its video
+and audio files), the stage versions, the hash of the per-clip config, the outputs with their
+sizes, and the manifest row. A clip is redone unless its record exists, matches the current
+inputs/versions/config, and all listed outputs exist with the recorded sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+STATE_DIR = ".lesbench"
+DONE_DIR = "done"
+#: Stages whose version, time and outputs a manifest row records (in pipeline order).
+STAGE_NAMES: tuple[str, ...] = ("face", "action-units", "crops", "audio", "coeffs")
+
+
+def stage_column(stage: str) -> str:
+    """``action-units`` -> ``action_units`` (column-name form)."""
+    return stage.replace("-", "_")
+
+
+#: Columns that legitimately differ between runs (wall-clock times); everything else in
+#: ``clips.parquet`` is a function of the inputs and the config.
+TIMING_COLUMNS: tuple[str, ...] = ("time_total_s", *[f"time_{stage_column(s)}_s" for s in STAGE_NAMES])
+
+
+def manifest_schema() -> "pa.Schema":
+    """Arrow schema of ``clips.parquet`` (one row per clip found, failures included)."""
+    import pyarrow as pa
+
+    fields = [
+        pa.field("clip_id", pa.string(), nullable=False),
+        pa.field("speaker", pa.string()),
+        pa.field("view", pa.string()),
+        pa.field("emotion", pa.string()),
+        pa.field("level", pa.int16()),
+        pa.field("sentence", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("video_path", pa.string()),
+        pa.field("audio_path", pa.string()),
+        pa.field("audio_source", pa.string()),  # "file", "video" (the video's own track) or null
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("n_frames", pa.int32()),
+        pa.field("src_fps", pa.float64()),
+        pa.field("src_width", pa.int32()),
+        pa.field("src_height", pa.int32()),
+        pa.field("vfr", pa.bool_()),
+        pa.field("duration_s", pa.float64()),
+        pa.field("audio_duration_s", pa.float64()),
+        pa.field("face_ratio", pa.float32()),
+        *[pa.field(f"version_{stage_column(s)}", pa.string()) for s in STAGE_NAMES],
+        *[pa.field(c, pa.float64()) for c in TIMING_COLUMNS],
+    ]
+    return pa.schema(fields)
+
+
+def empty_row(clip_row: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest row for ``clip_row`` (``Clip.as_row()``) with every other column null."""
+    row = {f.name: None for f in manifest_schema()}
+    for k, v in clip_row.items():
+        if k in row:
+            row[k] = v
+    return row
+
+
+def manifest_table(rows: Iterable[Mapping[str, Any]]) -> "pa.Table":
+    """Rows -> table with :func:`manifest_schema`, sorted by ``clip_id`` (deterministic)."""
+    import pyarrow as pa
+
+    schema = manifest_schema()
+    rows = sorted(rows, key=lambda r: r["clip_id"])
+    ids = [r["clip_id"] for r in rows]
+    if len(ids) != len(set(ids)):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"manifest: duplicate clip_id(s) {dup[:5]}")
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+# ------------------------------------------------------------------------------------ parquet
+
+
+def _float_leaf_paths(schema: "pa.Schema") -> list[str]:
+    """Parquet column paths of float columns (fixed-size lists included) for byte_stream_split."""
+    import pyarrow as pa
+
+    paths = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_floating(t):
+            paths.append(f.name)
+        elif (pa.types.is_fixed_size_list(t) or pa.types.is_list(t)) and pa.types.is_floating(t.value_type):
+            paths.append(f"{f.name}.list.element")
+    return paths
+
+
+def tmp_path(path: Path) -> Path:
+    """Temporary sibling of ``path`` (hidden, ``.tmp`` suffix: never mistaken for an output)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def write_parquet(table: "pa.Table", path: str | os.PathLike) -> Path:
+    """Write ``table`` atomically: zstd, BYTE_STREAM_SPLIT for float columns (DESIGN §10).
+
+    Float columns skip dictionary encoding (it would take precedence over byte-stream-split and
+    does nothing for continuous values); strings and integers keep it. The bytes depend only on
+    the table (no timestamps), so equal tables give equal files.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    floats = _float_leaf_paths(table.schema)
+    dict_cols = [f.name for f in table.schema if f.name not in {p.split(".")[0] for p in floats}]
+    tmp = tmp_path(path)
+    try:
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            use_byte_stream_split=floats or False,
+            use_dictionary=dict_cols or False,
+        )
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def is_temp_name(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def stale_temps(out: str | os.PathLike) -> list[Path]:
+    """Temporary files an interrupted run left in ``out`` (recursively)."""
+    found = []
+    for dirpath, _, filenames in os.walk(out):
+        found.extend(Path(dirpath) / n for n in filenames if is_temp_name(n))
+    return sorted(found)
+
+
+def remove_stale_temps(out: str | os.PathLike) -> int:
+    """Delete :func:`stale_temps`; returns how many. Call only when no run writes to ``out``."""
+    paths = stale_temps(out)
+    for p in paths:
+        p.unlink(missing_ok=True)
+    return len(paths)
+
+
+# ------------------------------------------------------------------------------- done-records
+
+
+def file_fingerprint(path: str | os.PathLike | None) -> dict[str, Any] | None:
+    """Size and mtime (ns) of a file, or ``None`` when there is no such file."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """Stable short hash of a JSON-able mapping."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class DoneRecord:
+    """What one finished clip looked like; see the module docstring."""
+
+    clip_id: str
+    inputs: dict[str, Any]
+    versions: dict[str, str]
+    config: str
+    outputs: dict[str, int]  # path relative to OUT -> size in bytes
+    row: dict[str, Any]
+    #: sha256 of outputs later steps key on (the frames table, for the face-model fit)
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True, indent=1, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def done_path(out: str | os.PathLike, clip_id: str, part: str = "clip") -> Path:
+    suffix = "" if part == "clip" else f".{part}"
+    return Path(out) / STATE_DIR / DONE_DIR / f"{clip_id}{suffix}.json"
+
+
+def write_done(out: str | os.PathLike, record: DoneRecord, part: str = "clip") -> Path:
+    return write_text(done_path(out, record.clip_id, part), record.to_json())
+
+
+def read_done(out: str | os.PathLike, clip_id: str, part: str = "clip") -> DoneRecord | None:
+    """The clip's done-record as written (unchecked), or ``None``."""
+    try:
+        return DoneRecord(**json.loads(done_path(out, clip_id, part).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_valid_done(
+    out: str | os.PathLike,
+    clip_id: str,
+    inputs: Mapping[str, Any],
+    versions: Mapping[str, str],
+    config: str,
+    part: str = "clip",
+) -> DoneRecord | None:
+    """The clip's done-record if it matches and its outputs are intact, else ``None``."""
+    record = read_done(out, clip_id, part)
+    if record is None:
+        return None
+    if record.clip_id != clip_id or record.inputs != dict(inputs) or record.versions != dict(versions):
+        return None
+    if record.config != config:
+        return None
+    for rel, size in record.outputs.items():
+        try:
+            if os.stat(Path(out) / rel).st_size != size:
+                return None
+        except OSError:
+            return None
+    return record
+
+
+def output_sizes(out: str | os.PathLike, paths: Iterable[Path]) -> dict[str, int]:
+    """``{path relative to out: size}`` for the given written files."""
+    out = Path(out)
+    return {p.relative_to(out).as_posix(): p.stat().st_size for p in paths}

@@ -1,0 +1,285 @@
+"""MEAD reader: index a MEAD-layout root into :class:`~lesbench.schema.Clip` records.
+
+Layout (DESIGN §3)::
+
+    {M|W}NNN/video/{view}/{emotion}/level_{N}/NNN.mp4
+    {M|W}NNN/audio/{emotion}/level_{N}/NNN.m4a
+
+Tolerated variants, seen in MEAD releases and hand-extracted archives:
+
+- a speaker's tree nested one folder deeper (``M003/video/video/front/...``,
+  ``M003/M003/video/...``), or the root being one speaker's folder;
+- any letter case (``FRONT``, ``Level_3``, ``.MP4``), ``level3`` / ``level-3`` / ``level_3``;
+- common emotion spellings (``anger``, ``surprise``, ``sadness``, ``disgust``, ``happiness``).
+
+Files that cannot be placed are listed in :attr:`MeadDataset.skipped` with a reason, never
+raised. A clip whose audio file is absent gets ``audio_path=None`` (the prepare pipeline then
+falls back to the video's own audio track, which MEAD's mp4 files carry).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from lesbench.errors import DatasetError
+from lesbench.schema import DEFAULT_TEST_SPEAKERS, EMOTIONS, VIEWS, Clip, make_clip_id
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
+AUDIO_SUFFIXES = frozenset({".m4a", ".wav", ".aac", ".mp3", ".flac"})
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+#: Files a MEAD-layout root may hold that are not clips (the demo's ground truth and card,
+#: notes); ignored without a report.
+IGNORED_NAMES = frozenset({"truth.parquet", "demo.json", "readme.md", "readme.txt", "license",
+                           "license.txt", "thumbs.db"})
+
+_SPEAKER_RE = re.compile(r"^([mw])(\d{3})$", re.IGNORECASE)
+_LEVEL_RE = re.compile(r"^level[_\- ]?([1-3])$", re.IGNORECASE)
+_SENTENCE_RE = re.compile(r"^(\d{1,4})$")
+
+#: Other spellings of MEAD's emotion folder names.
+EMOTION_ALIASES: dict[str, str] = {
+    "anger": "angry",
+    "disgust": "disgusted",
+    "fearful": "fear",
+    "happiness": "happy",
+    "sadness": "sad",
+    "surprise": "surprised",
+}
+_VIEW_ALIASES: dict[str, str] = {v.replace("_", ""): v for v in VIEWS}  # "left30" -> "left_30"
+
+
+def normalise_speaker(name: str) -> str | None:
+    """``m003`` -> ``M003``; None when ``name`` is not a MEAD speaker id."""
+    m = _SPEAKER_RE.match(name)
+    return f"{m.group(1).upper()}{m.group(2)}" if m else None
+
+
+def normalise_emotion(name: str) -> str | None:
+    low = name.lower()
+    if low in EMOTIONS:
+        return low
+    return EMOTION_ALIASES.get(low)
+
+
+def normalise_view(name: str) -> str | None:
+    low = name.lower().replace("-", "_")
+    if low in VIEWS:
+        return low
+    return _VIEW_ALIASES.get(low.replace("_", ""))
+
+
+def parse_level(name: str) -> int | None:
+    m = _LEVEL_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def parse_sentence(stem: str) -> str | None:
+    """``"1"`` / ``"001"`` -> ``"001"``; None when the stem is not a sentence number."""
+    m = _SENTENCE_RE.match(stem)
+    return f"{int(m.group(1)):03d}" if m else None
+
+
+def assign_split(speaker: str, test_speakers: Iterable[str], val_speakers: Iterable[str]) -> str:
+    if speaker in set(test_speakers):
+        return "test"
+    if speaker in set(val_speakers):
+        return "val"
+    return "train"
+
+
+@dataclass(frozen=True)
+class _Placed:
+    speaker: str
+    view: str | None  # None for audio
+    emotion: str
+    level: int
+    sentence: str
+
+
+def _walk_files(root: Path) -> list[Path]:
+    """All files under ``root`` (following no symlinked folders), sorted, hidden ones skipped."""
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                files.append(Path(dirpath) / name)
+    return files
+
+
+class MeadDataset:
+    """Index a MEAD-layout folder.
+
+    Args:
+        root: the MEAD root (containing ``M003/``, ``W009/``...) or a single speaker's folder.
+        views: camera views to keep (others are counted in :attr:`other_views`, not reported).
+        test_speakers / val_speakers: split assignment; every other speaker is ``train``.
+
+    ``clips()`` returns the clips sorted by ``clip_id``; ``skipped`` lists ``(path, reason)``
+    for every file that could not be placed (stray files, unknown emotion names, missing level
+    folders, duplicates, archives not yet extracted).
+    """
+
+    name = "mead"
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        views: Sequence[str] = ("front",),
+        test_speakers: Sequence[str] = DEFAULT_TEST_SPEAKERS,
+        val_speakers: Sequence[str] = (),
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        bad_views = [v for v in views if normalise_view(v) is None]
+        if bad_views:
+            raise DatasetError(f"unknown MEAD view(s) {bad_views}; known views: {', '.join(VIEWS)}")
+        self.views = tuple(normalise_view(v) for v in views)  # type: ignore[misc]
+        self.test_speakers = tuple(normalise_speaker(s) or s for s in test_speakers)
+        self.val_speakers = tuple(normalise_speaker(s) or s for s in val_speakers)
+        overlap = set(self.test_speakers) & set(self.val_speakers)
+        if overlap:
+            raise DatasetError(f"speakers {sorted(overlap)} are in both the test and val split")
+        self.skipped: list[tuple[str, str]] = []
+        #: number of video files of views not asked for (not an error, so not in ``skipped``)
+        self.other_views = 0
+        self._clips: list[Clip] | None = None
+
+    # -- public ---------------------------------------------------------------------------
+    def clips(self) -> list[Clip]:
+        if self._clips is None:
+            self._clips = self._index()
+        return list(self._clips)
+
+    def config(self) -> dict:
+        """What this reader was asked for (recorded in ``dataset.json``)."""
+        return {
+            "dataset": self.name,
+            "root": str(self.root),
+            "views": list(self.views),
+            "test_speakers": list(self.test_speakers),
+            "val_speakers": list(self.val_speakers),
+        }
+
+    # -- indexing -------------------------------------------------------------------------
+    def _index(self) -> list[Clip]:
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: not a folder")
+        self.skipped = []
+        self.other_views = 0
+        root_speaker = normalise_speaker(self.root.name)
+        videos: dict[tuple, Path] = {}
+        audios: dict[tuple, Path] = {}
+        for path in _walk_files(self.root):
+            rel = path.relative_to(self.root)
+            name = path.name.lower()
+            if name in IGNORED_NAMES and len(rel.parts) == 1:
+                continue
+            if name.endswith(ARCHIVE_SUFFIXES):
+                self._skip(path, "archive not extracted; extract it in place and re-run")
+                continue
+            suffix = path.suffix.lower()
+            if suffix in VIDEO_SUFFIXES:
+                kind = "video"
+            elif suffix in AUDIO_SUFFIXES:
+                kind = "audio"
+            else:
+                if len(rel.parts) == 1 and suffix in {".json", ".parquet", ".md", ".txt", ".csv"}:
+                    continue  # metadata next to the speakers: not a clip, nothing to report
+                self._skip(path, f"not a video or audio file ({path.suffix or 'no suffix'})")
+                continue
+            placed, reason = self._place(rel, kind, root_speaker)
+            if placed is None:
+                self._skip(path, reason)
+                continue
+            if kind == "video":
+                if placed.view not in self.views:
+                    self.other_views += 1
+                    continue
+                key = (placed.speaker, placed.view, placed.emotion, placed.level, placed.sentence)
+                table = videos
+            else:
+                key = (placed.speaker, placed.emotion, placed.level, placed.sentence)
+                table = audios
+            if key in table:
+                self._skip(path, f"duplicate of {table[key]} (same speaker/emotion/level/sentence)")
+                continue
+            table[key] = path
+
+        clips = []
+        for (speaker, view, emotion, level, sentence), vpath in videos.items():
+            apath = audios.get((speaker, emotion, level, sentence))
+            clips.append(
+                Clip(
+                    clip_id=make_clip_id(speaker, view, emotion, level, sentence),
+                    speaker=speaker,
+                    view=view,
+                    emotion=emotion,
+                    level=level,
+                    sentence=sentence,
+                    video_path=str(vpath),
+                    audio_path=str(apath) if apath is not None else None,
+                    split=assign_split(speaker, self.test_speakers, self.val_speakers),
+                )
+            )
+        clips.sort(key=lambda c: c.clip_id)
+        self.skipped.sort()
+        return clips
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.skipped.append((str(path), reason))
+
+    def _place(self, rel: Path, kind: str, root_speaker: str | None) -> tuple[_Placed | None, str]:
+        """Read speaker/view/emotion/level/sentence from a path relative to the root."""
+        parts = rel.parts
+        expected = (
+            "{speaker}/video/{view}/{emotion}/level_N/NNN.mp4" if kind == "video"
+            else "{speaker}/audio/{emotion}/level_N/NNN.m4a"
+        )
+        sentence = parse_sentence(rel.stem)
+        if sentence is None:
+            return None, f"file name {rel.name!r} is not a sentence number (expected {expected})"
+        n_tail = 4 if kind == "video" else 3  # [view,] emotion, level, file
+        if len(parts) < n_tail + 1:
+            return None, f"too shallow to place (expected {expected})"
+        level = parse_level(parts[-2])
+        if level is None:
+            return None, f"missing level folder: {parts[-2]!r} is not level_1..3 (expected {expected})"
+        emotion = normalise_emotion(parts[-3])
+        if emotion is None:
+            return None, f"unknown emotion {parts[-3]!r} (known: {', '.join(EMOTIONS)})"
+        view = None
+        if kind == "video":
+            view = normalise_view(parts[-4])
+            if view is None:
+                return None, f"unknown view {parts[-4]!r} (known: {', '.join(VIEWS)})"
+        head = [p.lower() for p in parts[:-n_tail]]
+        # The media-kind folder must come just before the tail, allowing one extra nesting level
+        # (``video/video/front``) and nothing else between.
+        if not head or head[-1] != kind:
+            found = parts[-n_tail - 1] if head else "nothing"
+            return None, f"expected a {kind!r} folder above {parts[-n_tail]!r}, found {found!r} (expected {expected})"
+        # Folders above the speaker folder are free (``data/MEAD/M003/...``); between the speaker
+        # and the tail only speaker ids and the kind folder may appear (one extra nesting level,
+        # as in ``M003/M003/video`` or ``M003/video/video``), so ``M003/video/backup/front/...``
+        # is reported rather than guessed.
+        above = parts[:-n_tail]
+        first = next((i for i, p in enumerate(above) if normalise_speaker(p)), None)
+        if first is None:
+            if root_speaker is None:
+                return None, f"no speaker folder (M/W + 3 digits) in the path (expected {expected})"
+            speaker, between = root_speaker, above
+        else:
+            speaker, between = normalise_speaker(above[first]), above[first + 1:]
+        others = [p for p in between if normalise_speaker(p) is None and p.lower() != kind]
+        if others:
+            return None, f"unexpected folder(s) {others} in the path (expected {expected})"
+        ids = {normalise_speaker(p) for p in between if normalise_speaker(p)} | {speaker}
+        if len(ids) > 1:
+            return None, f"conflicting speaker folders {sorted(ids)}"
+        if len(between) > 2:
+            return None, f"nested too deep (expected {expected})"
+        return _Placed(speaker, view, emotion, level, sentence), ""

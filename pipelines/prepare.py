@@ -1,0 +1,1002 @@
+"""``lesbench prepare``: a data-set root -> the prepared data set of DESIGN §3, on Dask.
+
+Pass 1, one task per clip (:meth:`ClipProcessor.prepare_clip`): probe; decode the video once,
+resampled by timestamp to 25 fps and, for large sources, decoded straight at ``work_size``
+(longest side; the resize is nearly free inside the colour conversion); the face stage
+(MediaPipe, one landmarker per worker process) -> action units -> ``frames/{id}.parquet``;
+audio (the clip's audio file, else the video's own track) -> 16 kHz features, one row per
+video frame -> ``audio/{id}.parquet``; the decoded frames, kept for the clip only, -> aligned
+256x256 crops with the audio muxed -> ``crops/{id}.mp4``. Every clip returns exactly one
+manifest row, whatever happens to it.
+
+Pass 2 (after every clip): fit the linear face model on the train split's usable clips (or load
+``face_model=``), write ``face_model.npz``, and project every clip with a face to
+``coeffs/{id}.parquet``.
+
+Then ``clips.parquet`` (one row per clip found, sorted by clip_id) and ``dataset.json``.
+
+Robustness: writes are atomic (temp + rename, see :mod:`lesbench.pipelines.manifest`); a clip's
+done-record is written after its outputs, so an interrupted run redoes exactly the clips without
+a valid record; stale temp files are removed at start; results do not depend on worker count
+or task order (each clip is computed independently, the tracker is reset per clip, rows are
+sorted). Memory per worker is one clip's frames at ``work_size`` (clips longer than
+``max_buffer_frames`` are decoded a second time for the crops instead of being held).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from lesbench import schema
+from lesbench.errors import DatasetError, MediaError
+from lesbench.pipelines import manifest as mf
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
+
+#: Statuses whose clips have a usable face track (crops and coefficients are written).
+FACE_STATUSES = ("ok", "no_audio", "silent_audio")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Per-clip settings; all of them (but ``device``) change the outputs, so their hash is part
+    of every done-record.
+
+    fps: output frame rate (frames are resampled by timestamp). sample_rate: audio rate, Hz.
+    work_size: longest side (px) frames are decoded at when the source is larger; landmarks are
+    still reported in source pixels, crops are cut from these frames. analysis_size: longest
+    side the landmarker sees. crop_size: side of the aligned crops. min_face_ratio: below this
+    fraction of frames with a face, a clip is ``no_face``. max_buffer_frames: longest clip held
+    in memory for the crops (longer ones are decoded twice). crf, crop_preset: x264 quality and
+    speed preset of the crops. ``superfast`` (measured on 256x256 demo crops at crf 18: 0.7 ms per
+    frame, 1.2 kB per frame, PSNR 41.1 dB) over ``veryfast`` (1.2 ms, 0.74 kB, 40.5 dB) and
+    ``medium`` (~8x slower): the encoder was the largest cost of prepare beyond decoding and
+    landmarks.
+    """
+
+    fps: float = float(schema.FPS)
+    sample_rate: int = schema.SAMPLE_RATE
+    work_size: int | None = 640
+    analysis_size: int | None = 640
+    crop_size: int = schema.CROP_SIZE
+    min_face_ratio: float = 0.5
+    max_buffer_frames: int = 750
+    crf: int = 18
+    crop_preset: str = "superfast"
+    device: str | None = None
+
+    def hash(self) -> str:
+        d = asdict(self)
+        d.pop("device")
+        d.pop("max_buffer_frames")  # memory policy only: same outputs either way
+        return mf.config_hash(d)
+
+
+# ------------------------------------------------------------------------------- per clip
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def work_shape(width: int, height: int, work_size: int | None) -> tuple[int, int]:
+    """(w, h) to decode a ``width x height`` video at: longest side ``work_size`` at most,
+    even sizes, aspect kept; unchanged when already small enough."""
+    longest = max(width, height)
+    if work_size is None or longest <= work_size:
+        return width, height
+    f = work_size / longest
+    return max(2, int(round(width * f / 2)) * 2), max(2, int(round(height * f / 2)) * 2)
+
+
+class _FrameTee:
+    """Pass frames through while keeping their images (up to ``limit``) for the crop stage."""
+
+    def __init__(self, frames: Iterable[Any], limit: int) -> None:
+        self._frames = frames
+        self.limit = limit
+        self.images: list[np.ndarray] = []
+        self.overflow = False
+
+    def __iter__(self) -> Iterator[Any]:
+        for fr in self._frames:
+            if not self.overflow:
+                if len(self.images) < self.limit:
+                    self.images.append(fr.image)
+                else:  # too long to hold: drop and decode again for the crops
+                    self.overflow = True
+                    self.images = []
+            yield fr
+
+
+class ClipProcessor:
+    """Runs pass 1 on one clip at a time. Create one per worker process and reuse it: the
+    MediaPipe landmarker inside is made once (on the first clip)."""
+
+    def __init__(self, config: PrepareConfig | None = None) -> None:
+        from lesbench.pipelines.stages import ActionUnitStage, AudioStage, CropStage, FaceStage
+
+        self.config = config or PrepareConfig()
+        c = self.config
+        self.face = FaceStage(device=c.device, analysis_size=c.analysis_size)
+        self.action_units = ActionUnitStage()
+        self.audio = AudioStage(sample_rate=c.sample_rate, fps=c.fps)
+        self.crops = CropStage(size=c.crop_size)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Versions of the pass-1 stages (keys: stage names)."""
+        return {s.name: s.version for s in (self.face, self.action_units, self.audio, self.crops)}
+
+    def close(self) -> None:
+        self.face.close()
+
+    # -- the task -------------------------------------------------------------------------
+    def prepare_clip(self, clip: schema.Clip, out: str | os.PathLike) -> dict[str, Any]:
+        """Process one clip into ``out``; returns its manifest row (never raises for bad input).
+
+        A failure caused by the input (:class:`MediaError`) is final for these inputs and gets
+        a done-record; any other exception (a bug, a full disk) is reported in the row but not
+        recorded, so the next run tries the clip again.
+        """
+        out = Path(out)
+        t0 = time.perf_counter()
+        row = mf.empty_row(clip.as_row())
+        for name, version in self.versions.items():
+            row[f"version_{mf.stage_column(name)}"] = version
+        timings: dict[str, float] = {}
+        written: list[Path] = []
+        final = True
+        try:
+            problems = self._run(clip, out, row, timings, written)
+        except MediaError as exc:
+            row["status"], row["error"] = "failed", _one_line(str(exc))
+            problems = []
+        except Exception as exc:  # noqa: BLE001 - one bad clip never stops the data set
+            row["status"] = "failed"
+            row["error"] = _one_line(f"{clip.video_path}: {type(exc).__name__}: {exc}")
+            problems = []
+            final = False
+        if row["status"] != "failed":
+            statuses = [s for s, _ in problems]
+            row["status"] = next((s for s in ("no_face", "no_audio", "silent_audio") if s in statuses), "ok")
+            row["error"] = "; ".join(msg for _, msg in problems) or None
+        if row["status"] == "failed":
+            written = []  # a failed clip has no outputs, not even those written before it failed
+        self._remove_unwritten(out, clip.clip_id, written)
+        for name in mf.STAGE_NAMES:
+            row[f"time_{mf.stage_column(name)}_s"] = timings.get(name)
+        row["time_total_s"] = time.perf_counter() - t0
+        if final:
+            mf.write_done(out, mf.DoneRecord(
+                clip_id=clip.clip_id,
+                inputs=clip_inputs(clip),
+                versions=self.versions,
+                config=self.config.hash(),
+                outputs=mf.output_sizes(out, written),
+                row=row,
+                hashes={p.relative_to(out).as_posix(): mf.sha256_file(p) for p in written
+                        if p.parent.name == schema.FRAMES_DIR},
+            ))
+        return row
+
+    def _run(self, clip: schema.Clip, out: Path, row: dict, timings: dict, written: list[Path]) -> list[tuple[str, str]]:
+        from lesbench import io
+        from lesbench.pipelines.face import frames_to_table
+
+        c = self.config
+        problems: list[tuple[str, str]] = []
+        paths = schema.dataset_paths(out)
+        video = Path(clip.video_path)
+
+        # -- probe + face + AUs ----------------------------------------------------------
+        t = time.perf_counter()
+        info = io.probe(video)
+        if not info.has_video:
+            raise MediaError(video, "no video stream", "no_video_stream")
+        if info.truncated:  # a cut-off copy: its frames would not match its audio or duration
+            raise MediaError(video, f"truncated: holds {info.n_frames} of the {info.declared_n_frames} "
+                                    "frames its header declares", "truncated")
+        row.update(src_fps=float(info.fps), src_width=int(info.width), src_height=int(info.height),
+                   vfr=bool(info.vfr), duration_s=float(info.duration_s))
+        size = work_shape(info.width, info.height, c.work_size)
+        decode_size = None if size == (info.width, info.height) else size
+        tee = _FrameTee(io.iter_frames(video, fps=c.fps, size=decode_size), c.max_buffer_frames)
+        frames = self.face.process(tee, fps=c.fps, source_size=(info.width, info.height))
+        timings["face"] = time.perf_counter() - t
+        n = len(frames)
+        if n == 0:
+            raise MediaError(video, "no frames could be decoded", "decode_error")
+        t = time.perf_counter()
+        frames = self.action_units.process(frames)
+        face = frames["face"].to_numpy(dtype=bool)
+        face_ratio = float(face.mean())
+        row.update(n_frames=n, face_ratio=face_ratio)
+        written.append(mf.write_parquet(frames_to_table(frames, clip.clip_id),
+                                        paths["frames"] / f"{clip.clip_id}.parquet"))
+        timings["action-units"] = time.perf_counter() - t
+        has_face = face_ratio >= c.min_face_ratio
+        if not has_face:
+            problems.append(("no_face", f"{video}: face found in {face_ratio:.0%} of {n} frames "
+                                        f"(minimum {c.min_face_ratio:.0%})"))
+
+        # -- audio ---------------------------------------------------------------------
+        t = time.perf_counter()
+        samples, source, audio_problem = self._load_audio(clip, info)
+        row["audio_source"] = source
+        if samples is None:
+            problems.append(("no_audio", audio_problem))
+        else:
+            row["audio_duration_s"] = len(samples) / c.sample_rate
+            table = self.audio.process(samples, n, clip.clip_id)
+            written.append(mf.write_parquet(table, paths["audio"] / f"{clip.clip_id}.parquet"))
+            if self.audio.is_silent(samples):
+                where = clip.audio_path if source == "file" else f"{video} (audio track)"
+                problems.append(("silent_audio", f"{where}: audio is silent"))
+        timings["audio"] = time.perf_counter() - t
+
+        # -- crops ---------------------------------------------------------------------
+        if has_face:
+            t = time.perf_counter()
+            lms = np.stack([np.asarray(v, np.float32) for v in frames["landmarks"]]).reshape(n, schema.N_LANDMARKS, 3)
+            if tee.overflow:
+                images: Iterable[np.ndarray] = (fr.image for fr in io.iter_frames(video, fps=c.fps, size=decode_size))
+            else:
+                images = tee.images
+            crops = self.crops.process(images, lms, face, source_size=(info.width, info.height))
+            mux = None
+            if samples is not None:
+                want = n * int(round(c.sample_rate / c.fps))
+                mux = np.zeros(want, np.float32)
+                mux[: min(want, len(samples))] = samples[:want]
+            target = paths["crops"] / f"{clip.clip_id}.mp4"
+            tmp = mf.tmp_path(target).with_suffix(".mp4.tmp")
+            try:
+                io.write_video(tmp, crops, fps=c.fps, audio=mux, sr=c.sample_rate, crf=c.crf, preset=c.crop_preset)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            written.append(target)
+            timings["crops"] = time.perf_counter() - t
+        tee.images = []
+        return problems
+
+    def _load_audio(self, clip: schema.Clip, info: Any) -> tuple[np.ndarray | None, str | None, str]:
+        """(samples, source, problem): the clip's audio file, else the video's own track."""
+        from lesbench import io
+
+        sr = self.config.sample_rate
+        if clip.audio_path:
+            try:
+                samples = io.read_audio(clip.audio_path, sr=sr)
+            except MediaError as exc:
+                return None, None, _one_line(str(exc))
+            if samples.size == 0:
+                return None, None, f"{clip.audio_path}: no audio samples"
+            return samples, "file", ""
+        if not info.has_audio:
+            return None, None, f"{clip.video_path}: no audio file for this clip and the video has no audio track"
+        try:
+            samples = io.read_audio(clip.video_path, sr=sr)
+        except MediaError as exc:
+            return None, None, _one_line(str(exc))
+        if samples.size == 0:
+            return None, None, f"{clip.video_path}: audio track holds no samples"
+        return samples, "video", ""
+
+    @staticmethod
+    def _remove_unwritten(out: Path, clip_id: str, written: list[Path]) -> None:
+        """Delete this clip's outputs from an earlier run that this run did not write (a clip
+        that used to have a face, audio...), and its coefficients (redone in pass 2)."""
+        keep = {p.resolve() for p in written}
+        paths = schema.dataset_paths(out)
+        for kind, suffix in (("frames", ".parquet"), ("audio", ".parquet"), ("crops", ".mp4"), ("coeffs", ".parquet")):
+            p = paths[kind] / f"{clip_id}{suffix}"
+            if p.exists() and p.resolve() not in keep:
+                p.unlink()
+        mf.done_path(out, clip_id, "coeffs").unlink(missing_ok=True)
+
+
+def clip_inputs(clip: schema.Clip) -> dict[str, Any]:
+    """The input fingerprint of a clip (size + mtime of its files)."""
+    return {
+        "video": mf.file_fingerprint(clip.video_path),
+        "audio": mf.file_fingerprint(clip.audio_path),
+        "video_path": clip.video_path,
+        "audio_path": clip.audio_path,
+    }
+
+
+# ------------------------------------------------------------------------ pass 2: coeffs
+
+
+class CoeffsProcessor:
+    """Projects clips onto a fitted linear face model (one per worker, model loaded once)."""
+
+    def __init__(self, model_path: str | os.PathLike, model_sha256: str) -> None:
+        from lesbench.pipelines.stages import CoeffsStage
+
+        self.stage = CoeffsStage()
+        self.model_path = Path(model_path)
+        self.model_sha256 = model_sha256
+        self._model = None
+
+    @property
+    def model(self):  # noqa: ANN201 - lesbench.pipelines.face_model.FaceModel
+        if self._model is None:
+            from lesbench.pipelines.face_model import FaceModel
+
+            self._model = FaceModel.load(self.model_path)
+        return self._model
+
+    def coeffs_clip(self, clip_id: str, out: str | os.PathLike) -> tuple[str, float, str | None]:
+        """Write ``coeffs/{clip_id}.parquet``; returns (clip_id, seconds, error or None)."""
+        import pyarrow.parquet as pq
+
+        out = Path(out)
+        t0 = time.perf_counter()
+        paths = schema.dataset_paths(out)
+        src = paths["frames"] / f"{clip_id}.parquet"
+        try:
+            frames = pq.read_table(src)
+            table = self.stage.project(self.model, frames, clip_id)
+            target = mf.write_parquet(table, paths["coeffs"] / f"{clip_id}.parquet")
+            mf.write_done(out, mf.DoneRecord(
+                clip_id=clip_id,
+                inputs={"frames": mf.file_fingerprint(src), "face_model": self.model_sha256},
+                versions={self.stage.name: self.stage.version},
+                config="",
+                outputs=mf.output_sizes(out, [target]),
+                row={},
+            ), part="coeffs")
+            return clip_id, time.perf_counter() - t0, None
+        except Exception as exc:  # noqa: BLE001
+            return clip_id, time.perf_counter() - t0, _one_line(f"{src}: coefficients failed: {type(exc).__name__}: {exc}")
+
+
+# ----------------------------------------------------------------------------- executors
+
+
+class _ProcessorPlugin(WorkerPlugin):
+    """Dask worker plugin holding this run's per-worker processors (made lazily, in the task's
+    thread, on the first clip)."""
+
+    def __init__(self, name: str, config: PrepareConfig) -> None:
+        self.name = name
+        self.config = config
+        self._clip: ClipProcessor | None = None
+        self._coeffs: dict[str, CoeffsProcessor] = {}
+
+    def setup(self, worker: Any) -> None:  # WorkerPlugin protocol
+        # Make the landmarker now, while the worker starts, so the first clip does not pay for
+        # it and a missing model file fails the registration with a clear error.
+        self.clip_processor().face.setup()
+
+    def teardown(self, worker: Any) -> None:
+        if self._clip is not None:
+            self._clip.close()
+
+    def clip_processor(self) -> ClipProcessor:
+        if self._clip is None:
+            self._clip = ClipProcessor(self.config)
+        return self._clip
+
+    def coeffs_processor(self, model_path: str, sha: str) -> CoeffsProcessor:
+        if sha not in self._coeffs:
+            self._coeffs = {sha: CoeffsProcessor(model_path, sha)}
+        return self._coeffs[sha]
+
+
+def _worker_plugin(name: "str | _ProcessorPlugin", config: PrepareConfig) -> _ProcessorPlugin:
+    if isinstance(name, _ProcessorPlugin):  # in-process run (scheduler="sync")
+        return name
+    from distributed import get_worker
+
+    worker = get_worker()
+    plugin = worker.plugins.get(name)
+    if plugin is None:  # registered plugins reach every worker; this is only a safety net
+        plugin = _ProcessorPlugin(name, config)
+        worker.plugins[name] = plugin
+    return plugin
+
+
+def _prepare_task(clip: schema.Clip, out: str, config: PrepareConfig, plugin: Any) -> dict[str, Any]:
+    return _worker_plugin(plugin, config).clip_processor().prepare_clip(clip, out)
+
+
+def _coeffs_task(clip_id: str, out: str, model_path: str, sha: str, config: PrepareConfig,
+                 plugin: Any) -> tuple[str, float, str | None]:
+    return _worker_plugin(plugin, config).coeffs_processor(model_path, sha).coeffs_clip(clip_id, out)
+
+
+def make_local_cluster(workers: int | None = None, **kwargs: Any) -> Any:
+    """A ``distributed.LocalCluster`` set up for prepare: ``workers`` processes (default: CPU
+    count), one thread each, dashboard on a free port.
+
+    DESIGN §10: the nanny's default ``MALLOC_TRIM_THRESHOLD_=65536`` turns every large frame
+    buffer into an mmap/munmap pair (measured ~40% slower); it is unset so glibc decides.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    n = workers or os.cpu_count() or 1
+    opts: dict[str, Any] = dict(n_workers=n, threads_per_worker=1, processes=True,
+                                dashboard_address=":0", silence_logs=40)
+    opts.update(kwargs)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(**opts)
+
+
+class Runner:
+    """Where the tasks run: a Dask cluster (local or attached) or, with ``scheduler="sync"``,
+    this process (for debugging and profiling).
+
+    The cluster is started (or attached to) on the first task, so a re-run with nothing left
+    to do starts none. Registered plugins are sent to the workers at that point.
+    """
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None,
+                 progress: bool = True, log: Callable[[str], None] | None = None) -> None:
+        self.workers = workers
+        self.scheduler = scheduler
+        self.progress = progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.client: Client | None = None
+        self._cluster = None
+        self.dashboard: str | None = None
+        self._local: _ProcessorPlugin | None = None
+        self._pending: dict[str, PrepareConfig] = {}
+        self._plugins: list[str] = []
+        #: seconds spent starting the cluster and the workers' landmarkers
+        self.startup_s = 0.0
+
+    @property
+    def sync(self) -> bool:
+        return self.scheduler == "sync"
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def _start(self) -> None:
+        if self.sync or self.client is not None:
+            return
+        from distributed import Client
+
+        t = time.perf_counter()
+        if self.scheduler:
+            self.client = Client(self.scheduler, timeout="30s")
+        else:
+            self._cluster = make_local_cluster(self.workers)
+            self.client = Client(self._cluster)
+        self.dashboard = self.client.dashboard_link
+        self.log(f"Dask dashboard: {self.dashboard}")
+        for name, config in self._pending.items():
+            self.client.register_plugin(_ProcessorPlugin(name, config), name=name)
+            self._plugins.append(name)
+        self._pending.clear()
+        self.startup_s += time.perf_counter() - t
+
+    def __exit__(self, *exc: object) -> None:
+        if self._local is not None:
+            self._local.teardown(None)
+        if self.client is not None:
+            if self._cluster is None and self._plugins:
+                # an attached cluster outlives this run: free the workers' landmarkers
+                for name in self._plugins:
+                    try:
+                        self.client.unregister_worker_plugin(name)
+                    except Exception:  # noqa: BLE001 - best effort; the run itself is done
+                        pass
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def register(self, name: str, config: PrepareConfig) -> None:
+        """Give every worker a :class:`_ProcessorPlugin` called ``name`` (when they start)."""
+        if self.sync:
+            self._local = self._local or _ProcessorPlugin(name, config)
+        elif self.client is None:
+            self._pending[name] = config
+        else:
+            self.client.register_plugin(_ProcessorPlugin(name, config), name=name)
+            self._plugins.append(name)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one task (on a worker when there is a cluster) and return its result."""
+        if self.sync:
+            return fn(*args)
+        self._start()
+        return self.client.submit(fn, *args, pure=False, retries=2).result()
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], args: tuple, keys: Sequence[str],
+            desc: str) -> Iterator[tuple[int, Any, BaseException | None]]:
+        """Run ``fn(item, *args)`` for every item; yields (index, result, error) as they finish."""
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc=desc, unit="clip", disable=not self.progress or not items,
+                   file=sys.stderr, dynamic_ncols=True)
+        try:
+            if self.sync:
+                local = tuple(self._local if isinstance(a, str) and a == self._local.name else a for a in args)
+                for i, item in enumerate(items):
+                    res = fn(item, *local)
+                    bar.update(1)
+                    yield i, res, None
+                return
+            if not items:
+                return
+            self._start()
+            from distributed import as_completed
+
+            token = uuid.uuid4().hex[:8]
+            futures = self.client.map(fn, list(items), *[[a] * len(items) for a in args],
+                                      key=[f"lesbench-{desc}-{token}-{k}" for k in keys],
+                                      retries=2, pure=False)
+            index = {f.key: i for i, f in enumerate(futures)}
+            for fut in as_completed(futures):
+                i = index[fut.key]
+                try:
+                    res, err = fut.result(), None
+                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after retries
+                    res, err = None, exc
+                fut.release()
+                bar.update(1)
+                yield i, res, err
+        finally:
+            bar.close()
+
+
+# --------------------------------------------------------------------------------- driver
+
+
+@dataclass
+class PrepareSummary:
+    """What a ``prepare`` run did. ``rows``: the manifest rows (sorted by clip_id)."""
+
+    out: Path
+    n_clips: int
+    by_status: dict[str, int]
+    reasons: dict[str, list[str]]
+    n_reused: int
+    n_processed: int
+    n_frames: int
+    elapsed_s: float
+    skipped_files: list[tuple[str, str]]
+    dashboard: str | None = None
+    face_model: dict[str, Any] = field(default_factory=dict)
+    #: wall-clock seconds: index_s, startup_s (cluster + workers' landmarkers), pass1_s,
+    #: coeffs_s (face model + coefficients), write_s, total_s
+    timings: dict[str, float] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def n_failed(self) -> int:
+        return self.n_clips - self.by_status.get("ok", 0)
+
+    def format(self, max_reasons: int = 5) -> str:
+        lines = [f"prepared {self.n_clips} clips into {self.out} in {self.elapsed_s:.1f} s "
+                 f"({self.n_processed} processed, {self.n_reused} already done; {self.n_frames} frames)"]
+        for status in schema.CLIP_STATUSES:
+            if self.by_status.get(status):
+                lines.append(f"  {status:<13} {self.by_status[status]}")
+                for reason in self.reasons.get(status, [])[:max_reasons]:
+                    lines.append(f"      {reason}")
+                extra = len(self.reasons.get(status, [])) - max_reasons
+                if extra > 0:
+                    lines.append(f"      ... and {extra} more (see clips.parquet)")
+        if self.skipped_files:
+            lines.append(f"  {len(self.skipped_files)} file(s) could not be placed and were skipped:")
+            for path, reason in self.skipped_files[:max_reasons]:
+                lines.append(f"      {path}: {reason}")
+            if len(self.skipped_files) > max_reasons:
+                lines.append(f"      ... and {len(self.skipped_files) - max_reasons} more (see dataset.json)")
+        if self.face_model:
+            lines.append(f"  face model: {self.face_model.get('summary', '')}")
+        return "\n".join(lines)
+
+
+def open_dataset(root: str | os.PathLike, dataset: str = "mead", views: Sequence[str] = ("front",),
+                 test_speakers: Sequence[str] | None = None, val_speakers: Sequence[str] = (),
+                 **kwargs: Any) -> Any:
+    """Instantiate a registered reader with the options it understands."""
+    from lesbench.registry import DATASETS
+
+    cls = DATASETS.get(dataset)
+    opts: dict[str, Any] = {"views": tuple(views), "val_speakers": tuple(val_speakers), **kwargs}
+    if test_speakers is not None:
+        opts["test_speakers"] = tuple(test_speakers)
+    return cls(root, **opts)
+
+
+class _Lock:
+    """``OUT/.lesbench/lock``: one prepare per output folder at a time."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / mf.STATE_DIR / "lock"
+
+    def __enter__(self) -> "_Lock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if self._holder_alive():
+                    raise DatasetError(
+                        f"{self.path.parent.parent}: another `lesbench prepare` ({self.path.read_text().strip()}) "
+                        f"is writing here; wait for it, or delete {self.path} if it is gone"
+                    ) from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            return self
+        raise DatasetError(f"{self.path}: could not take the lock")
+
+    def _holder_alive(self) -> bool:
+        try:
+            host, pid = self.path.read_text().split()
+            if host != socket.gethostname():
+                return True  # cannot check another machine: assume alive
+            os.kill(int(pid), 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except (OSError, ValueError):
+            return False
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def prepare(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    dataset: str = "mead",
+    views: Sequence[str] = ("front",),
+    fps: float = schema.FPS,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    force: bool = False,
+    face_model: str | os.PathLike | None = None,
+    test_speakers: Sequence[str] | None = None,
+    val_speakers: Sequence[str] = (),
+    config: PrepareConfig | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    dataset_options: dict[str, Any] | None = None,
+) -> PrepareSummary:
+    """Prepare a data set (see the module docstring). Returns a :class:`PrepareSummary`.
+
+    Args:
+        root: the data set (a MEAD-layout folder for ``dataset="mead"``, any folder of videos
+            for ``"folder"``).
+        out: output folder (created).
+        workers: Dask worker processes for the local cluster (default: CPU count).
+        scheduler: ``tcp://host:port`` of a running Dask scheduler to use instead; ``"sync"``
+            runs everything in this process.
+        force: redo every clip even if a valid done-record exists.
+        face_model: a ``face_model.npz`` to reuse instead of fitting one on the train split.
+        config: per-clip settings (``fps`` overrides ``config.fps``).
+
+    Raises:
+        DatasetError: ``root`` missing or holding no clip; the output folder in use.
+    """
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    config = replace(config or PrepareConfig(), fps=float(fps))
+    root = Path(root).expanduser()
+    out = Path(out).expanduser().resolve()
+    if not root.exists():
+        raise DatasetError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder")
+    reader = open_dataset(root, dataset, views, test_speakers, val_speakers, **(dataset_options or {}))
+    clips = reader.clips()
+    # an output folder inside the root is not part of the data set
+    skipped = [(p, r) for p, r in reader.skipped if out not in Path(p).resolve().parents]
+    if not clips:
+        hint = "; ".join(f"{p}: {r}" for p, r in skipped[:3])
+        raise DatasetError(
+            f"{root}: no clips found for dataset {dataset!r} (views {list(views)})"
+            + (f"; {len(skipped)} file(s) could not be placed, e.g. {hint}" if skipped else "")
+        )
+    if face_model is not None:
+        if not Path(face_model).is_file():
+            raise DatasetError(f"{face_model}: face model file not found")
+        from lesbench.pipelines.face_model import FaceModel
+
+        FaceModel.load(face_model)  # a foreign or broken file fails here, not on every clip
+    if dataset == "folder" and (out == root.resolve() or root.resolve() in out.parents):
+        # the folder reader would index our own crops on the next run
+        raise DatasetError(f"{out}: the output folder must not be inside the folder being read ({root})")
+    out.mkdir(parents=True, exist_ok=True)
+
+    from lesbench.pipelines.stages import STAGE_CLASSES
+
+    with _Lock(out):
+        n_stale = mf.remove_stale_temps(out)
+        if n_stale:
+            log(f"removed {n_stale} temporary file(s) left by an interrupted run")
+        versions = ClipProcessor(config).versions  # cheap: stages set themselves up lazily
+        cfg_hash = config.hash()
+
+        rows: dict[str, dict[str, Any]] = {}
+        todo: list[schema.Clip] = []
+        for clip in clips:
+            record = None if force else mf.read_valid_done(out, clip.clip_id, clip_inputs(clip), versions, cfg_hash)
+            if record is not None:
+                rows[clip.clip_id] = _refresh_row(record.row, clip)
+            else:
+                todo.append(clip)
+        n_reused = len(rows)
+        n_gone = _remove_vanished(out, {c.clip_id for c in clips})
+        if n_gone:
+            log(f"removed the outputs of {n_gone} clip(s) no longer in {root} (or not selected by this run)")
+        if n_reused:
+            log(f"{n_reused} of {len(clips)} clips already done (same inputs, stage versions and config); "
+                f"{len(todo)} to process")
+
+        plugin_name = f"lesbench-prepare-{cfg_hash}"
+        timings["index_s"] = time.perf_counter() - t_start
+        with Runner(workers=workers, scheduler=scheduler, progress=progress, log=log) as runner:
+            runner.register(plugin_name, config)
+            t = time.perf_counter()
+            by_index = {i: c for i, c in enumerate(todo)}
+            for i, row, err in runner.map(_prepare_task, todo, (str(out), config, plugin_name),
+                                          [c.clip_id for c in todo], "prepare"):
+                clip = by_index[i]
+                if err is not None:
+                    row = mf.empty_row(clip.as_row())
+                    row["status"] = "failed"
+                    row["error"] = _one_line(
+                        f"{clip.video_path}: processing failed: {type(err).__name__}: {err}"
+                        + (" (a worker died on this clip repeatedly: out of memory or a crash in a native library)"
+                           if type(err).__name__ == "KilledWorker" else ""))
+                rows[clip.clip_id] = row
+
+            timings["pass1_s"] = time.perf_counter() - t - runner.startup_s
+            startup_pass1 = runner.startup_s
+            # -- pass 2: face model + coefficients --------------------------------------
+            t = time.perf_counter()
+            fm_info = _coefficients_pass(out, clips, rows, runner, config, plugin_name, face_model, force, log)
+            timings["coeffs_s"] = time.perf_counter() - t - (runner.startup_s - startup_pass1)
+            timings["startup_s"] = runner.startup_s
+            timings["fit_s"] = float(fm_info.get("fit_s", 0.0))
+            t = time.perf_counter()
+
+        ordered = [rows[c.clip_id] for c in clips]
+        written = mf.write_parquet(mf.manifest_table(ordered), out / schema.CLIPS_PARQUET)
+        del written
+        stages = [STAGE_CLASSES[name]().describe() if name != "face" else
+                  STAGE_CLASSES[name](device=config.device, analysis_size=config.analysis_size).describe()
+                  for name in STAGE_CLASSES]
+        by_status = Counter(r["status"] for r in ordered)
+        info = {
+            "format_version": schema.DATASET_FORMAT_VERSION,
+            "lesbench_version": _lesbench_version(),
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "source_root": str(root.resolve()),
+            "dataset": dataset,
+            "reader": reader.config() if hasattr(reader, "config") else {"dataset": dataset},
+            "config": {
+                **asdict(config),
+                "dataset": dataset,
+                "views": list(views),
+                "test_speakers": list(getattr(reader, "test_speakers", test_speakers or ())),
+                "val_speakers": list(getattr(reader, "val_speakers", val_speakers)),
+                "face_model": str(face_model) if face_model else None,
+            },
+            "fps": config.fps,
+            "sample_rate": config.sample_rate,
+            "hop": int(round(config.sample_rate / config.fps)),
+            "crop_size": config.crop_size,
+            "extractors": stages,
+            "face_model": {k: v for k, v in fm_info.items() if k != "fit_s"},
+            "counts": {"clips": len(ordered), "by_status": dict(sorted(by_status.items())),
+                       "by_split": dict(sorted(Counter(r["split"] for r in ordered).items()))},
+            "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
+            "files": {"frames": "frames/{clip_id}.parquet", "audio": "audio/{clip_id}.parquet",
+                      "coeffs": "coeffs/{clip_id}.parquet", "crops": "crops/{clip_id}.mp4",
+                      "clips": schema.CLIPS_PARQUET, "face_model": schema.FACE_MODEL},
+        }
+        mf.write_text(out / schema.DATASET_JSON, json.dumps(info, indent=2, sort_keys=False, default=str) + "\n")
+        timings["write_s"] = time.perf_counter() - t
+
+    reasons: dict[str, list[str]] = {}
+    for r in ordered:
+        if r["status"] != "ok":
+            reasons.setdefault(r["status"], []).append(f"{r['clip_id']}: {r['error']}")
+    return PrepareSummary(
+        out=out,
+        n_clips=len(ordered),
+        by_status=dict(by_status),
+        reasons=reasons,
+        n_reused=n_reused,
+        n_processed=len(todo),
+        n_frames=int(sum(r["n_frames"] or 0 for r in ordered)),
+        elapsed_s=time.perf_counter() - t_start,
+        skipped_files=skipped,
+        dashboard=runner.dashboard,
+        face_model=fm_info,
+        rows=ordered,
+        timings={**timings, "total_s": time.perf_counter() - t_start},
+    )
+
+
+def _remove_vanished(out: Path, keep: set[str]) -> int:
+    """Delete outputs and done-records of clips not in ``keep`` (their source files are gone or
+    this run selects other clips): the prepared set holds exactly the clips in clips.parquet."""
+    paths = schema.dataset_paths(out)
+    gone: set[str] = set()
+    for kind, suffix in (("frames", ".parquet"), ("audio", ".parquet"), ("crops", ".mp4"), ("coeffs", ".parquet")):
+        if paths[kind].is_dir():
+            for p in paths[kind].glob(f"*{suffix}"):
+                cid = p.name[: -len(suffix)]
+                if cid not in keep:
+                    p.unlink()
+                    gone.add(cid)
+    done_dir = out / mf.STATE_DIR / mf.DONE_DIR
+    if done_dir.is_dir():
+        for p in done_dir.glob("*.json"):
+            stem = p.name[: -len(".json")]
+            if stem not in keep and stem.removesuffix(".coeffs") not in keep:
+                p.unlink()
+                gone.add(stem.removesuffix(".coeffs"))
+    return len(gone)
+
+
+def _refresh_row(row: dict[str, Any], clip: schema.Clip) -> dict[str, Any]:
+    """A reused row with the reader's current metadata (split and speaker lists may change
+    without touching the clip's outputs)."""
+    fresh = dict(row)
+    fresh.update({k: v for k, v in clip.as_row().items() if k in fresh})
+    return fresh
+
+
+def _lesbench_version() -> str:
+    import lesbench
+
+    return lesbench.__version__
+
+
+def _coefficients_pass(out: Path, clips: list[schema.Clip], rows: dict[str, dict[str, Any]], runner: Runner,
+                       config: PrepareConfig, plugin: str, face_model: str | os.PathLike | None,
+                       force: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """Fit (or load) the face model, write ``face_model.npz`` and every clip's coefficients;
+    fills the ``coeffs`` columns of ``rows``. Returns the model's provenance for dataset.json."""
+    from lesbench.pipelines.stages import CoeffsStage, file_sha256
+
+    stage = CoeffsStage()
+    target = out / schema.FACE_MODEL
+    usable = [c for c in clips if rows[c.clip_id]["status"] in FACE_STATUSES]
+    for c in clips:
+        rows[c.clip_id][f"version_{mf.stage_column(stage.name)}"] = None
+        rows[c.clip_id]["time_coeffs_s"] = None
+    if not usable:
+        target.unlink(missing_ok=True)
+        return {"summary": "not fitted: no clip with a usable face track"}
+
+    if face_model is not None:
+        src = Path(face_model)
+        if src.resolve() != target.resolve():
+            blob = src.read_bytes()
+            tmp = mf.tmp_path(target)
+            tmp.write_bytes(blob)
+            os.replace(tmp, target)
+        provenance = {"loaded_from": str(src.resolve()), "sha256": file_sha256(target)}
+        summary = f"loaded from {src}"
+    else:
+        provenance = _fit_face_model(out, usable, rows, stage, runner, force, log)
+        summary = provenance["summary"]
+    sha = file_sha256(target)
+    provenance.update(path=schema.FACE_MODEL, sha256=sha, stage_version=stage.version, summary=summary)
+
+    todo = []
+    for c in usable:
+        src = schema.dataset_paths(out)["frames"] / f"{c.clip_id}.parquet"
+        inputs = {"frames": mf.file_fingerprint(src), "face_model": sha}
+        rec = None if force else mf.read_valid_done(out, c.clip_id, inputs, {stage.name: stage.version}, "", "coeffs")
+        rows[c.clip_id][f"version_{mf.stage_column(stage.name)}"] = stage.version
+        if rec is None:
+            todo.append(c.clip_id)
+    if todo:
+        for i, res, err in runner.map(_coeffs_task, todo, (str(out), str(target), sha, config, plugin),
+                                      todo, "coeffs"):
+            clip_id = todo[i]
+            if err is not None:
+                res = (clip_id, None, _one_line(f"coefficients failed: {type(err).__name__}: {err}"))
+            _, seconds, error = res
+            rows[clip_id]["time_coeffs_s"] = seconds
+            if error:
+                rows[clip_id]["status"] = "failed"
+                rows[clip_id]["error"] = error
+                rows[clip_id][f"version_{mf.stage_column(stage.name)}"] = None
+                # a failed clip has no outputs; without its done-record the next run retries it
+                ClipProcessor._remove_unwritten(out, clip_id, [])
+                mf.done_path(out, clip_id).unlink(missing_ok=True)
+    return provenance
+
+
+def _fit_task(frame_files: list[str], speakers: list[str], clip_ids: list[str], n_frames: int,
+              provenance: dict[str, Any], target: str) -> str:
+    """Fit the face model and save it (atomically) to ``target``."""
+    from lesbench.pipelines.stages import CoeffsStage
+
+    model = CoeffsStage().fit([Path(p) for p in frame_files], speakers, clip_ids, n_frames=n_frames,
+                              provenance=provenance)
+    model.save(target)
+    return target
+
+
+def _fit_face_model(out: Path, usable: list[schema.Clip], rows: dict[str, dict[str, Any]], stage: Any,
+                    runner: "Runner", force: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """Fit the face model on the train split's ``ok`` clips (all usable clips when the train
+    split has none, which is recorded); reuses ``face_model.npz`` when its inputs are unchanged."""
+    fitted_on = "train ok"
+    train = [c for c in usable if c.split == "train" and rows[c.clip_id]["status"] == "ok"]
+    if not train:
+        fitted_on = "train"
+        train = [c for c in usable if c.split == "train"]
+    if not train:
+        fitted_on = "all splits"
+        train = list(usable)
+        log("warning: no train-split clip with a usable face; the face model is fitted on all "
+            "usable clips, test included (pass --face-model to reuse one fitted elsewhere)")
+    paths = schema.dataset_paths(out)
+    frame_files = [paths["frames"] / f"{c.clip_id}.parquet" for c in train]
+    def frames_identity(c: schema.Clip, p: Path) -> Any:
+        # content hash from the done-record (a clip redone with the same result does not
+        # force a refit); size + mtime when there is none
+        rec = mf.read_done(out, c.clip_id)
+        rel = p.relative_to(out).as_posix()
+        if rec is not None and rel in rec.hashes and rec.outputs.get(rel) == mf.file_fingerprint(p)["size"]:
+            return rec.hashes[rel]
+        return mf.file_fingerprint(p)
+
+    key = {
+        "stage_version": stage.version,
+        "clips": {c.clip_id: frames_identity(c, p) for c, p in zip(train, frame_files)},
+        "speakers": {c.clip_id: c.speaker for c in train},
+    }
+    key_hash = mf.config_hash(key)
+    record_path = out / mf.STATE_DIR / "face_model.json"
+    target = paths["face_model"]
+    if not force and target.is_file():
+        try:
+            rec = json.loads(record_path.read_text())
+            if rec.get("key") == key_hash and rec.get("size") == target.stat().st_size:
+                return rec["provenance"]
+        except (OSError, ValueError):
+            pass
+    t = time.perf_counter()
+    # On a worker: one BLAS thread there (the nanny sets it), where a multi-threaded BLAS in this
+    # process was measured 4-7x slower on a busy 2-core machine; and on a remote cluster the
+    # fit runs next to the data.
+    runner.call(_fit_task, [str(p) for p in frame_files], [c.speaker for c in train],
+                [c.clip_id for c in train], sum(int(rows[c.clip_id]["n_frames"] or 0) for c in train),
+                {"fitted_on": fitted_on, "data_set": str(out)}, str(target))
+    speakers = sorted({c.speaker for c in train})
+    provenance = {
+        "fitted_on": fitted_on,
+        "n_clips": len(train),
+        "speakers": speakers,
+        "summary": f"fitted on {len(train)} clips ({fitted_on}) of {len(speakers)} speaker(s)",
+    }
+    mf.write_text(record_path, json.dumps({"key": key_hash, "size": target.stat().st_size,
+                                           "provenance": provenance}))
+    return {**provenance, "fit_s": time.perf_counter() - t}
