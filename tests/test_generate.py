@@ -92,6 +92,37 @@ def test_renderer_warps_only_what_moves(generator):
     assert np.abs(moved[0, :, 0] - src.landmarks[:, 0]).mean() > 1.0
 
 
+def test_unit_edit_moves_only_the_unit_region(generator):
+    """A unit edit is masked in landmark space: outside the unit the landmarks stay where the
+    unedited reference puts them, inside they follow the edit, with a feathered border."""
+    from lesbench.model.renderer import UNIT_LANDMARKS, render_frames, unit_weights
+
+    fm = generator.face_model
+    src = _synthetic_source(generator)
+    rng = np.random.default_rng(1)
+    ref = np.zeros((2, fm.k_exp))
+    edit = ref + rng.normal(0, 0.3, ref.shape)  # global bases: every landmark moves
+    w = unit_weights(src.landmarks, ["brows"])
+    assert w.min() >= 0 and w.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(w[list(UNIT_LANDMARKS["brows"])], 1.0)
+    xy = src.landmarks[:, :2]
+    iod = np.linalg.norm(xy[33] - xy[263])
+    dist = np.sqrt(((xy[:, None] - xy[list(UNIT_LANDMARKS["brows"])][None]) ** 2).sum(-1)).min(1) / iod
+    assert w[dist > 0.4].max() < 1e-3 and (dist > 0.4).sum() > 100  # far from the brows: untouched
+    np.testing.assert_allclose(w, np.exp(-0.5 * (dist / 0.08) ** 2), atol=1e-12)
+    both = unit_weights(src.landmarks, "brows,mouth_lower")
+    np.testing.assert_allclose(both, np.maximum(w, unit_weights(src.landmarks, ["mouth_lower"])))
+    masked = list(render_frames(src, fm, edit, ref_exp=ref, units=["brows"], paint_mouth=False))
+    plain = list(render_frames(src, fm, edit, paint_mouth=False))
+    reference = list(render_frames(src, fm, ref, paint_mouth=False))
+    to_ref = np.abs(masked[0].astype(int) - reference[0]).mean()
+    assert 0.05 < to_ref < np.abs(plain[0].astype(int) - reference[0]).mean()  # moved, but less than unmasked
+    without_units = list(render_frames(src, fm, edit, ref_exp=ref, units=None, paint_mouth=False))
+    np.testing.assert_array_equal(without_units[0], plain[0])  # no units: no masking
+    with pytest.raises(Exception, match="unit"):
+        unit_weights(src.landmarks, ["ears"])
+
+
 def test_generate_cli_errors(tmp_path, capsys):
     from lesbench.cli import main
 
@@ -105,6 +136,39 @@ def test_generate_cli_errors(tmp_path, capsys):
     assert main(base + ["--level", "0.5"]) == 2
     assert main(["generate", "--checkpoint", str(tmp_path), "--source", "a", "--audio", "b", "--out", "c.mp4"]) == 2
     assert "not a LES-Talker run" in capsys.readouterr().err
+
+
+def test_tracker_lag_matches_target_lead(tiny_demo):
+    """``data.target_lead`` compensates the face tracker's temporal lag: MediaPipe's VIDEO mode smooths the
+    landmarks, so the tracked mouth opening trails the demo's true mouth opening
+    (``truth.parquet``) by ~0.7 frame. Prepared targets carry that lag, and so does every
+    evaluation of a rendered clip: a model trained on uncompensated targets measures one lag too
+    many (lip sync -1). If the tracker changes, re-measure and update default.yaml."""
+    import pandas as pd
+
+    from lesbench import io
+    from lesbench.metrics.sync import mouth_shape
+    from lesbench.model.config import load_config
+    from lesbench.pipelines.face import FaceTracker
+    from test_model import _lag_frames
+
+    truth = pd.read_parquet(tiny_demo / "truth.parquet")
+    xs, ys = [], []
+    with FaceTracker() as tracker:
+        for clip, rows in truth.groupby("clip_id"):
+            spk, _, emo, lvl, sent = clip.split("_")
+            frames = list(io.iter_frames(tiny_demo / spk / "video" / "front" / emo / f"level_{lvl}" / f"{sent}.mp4"))
+            table = tracker.track(frames)
+            opening = mouth_shape(table)[:, 0]
+            true = np.interp(table["t"].to_numpy(), rows["t"].to_numpy(), rows["mouth_open"].to_numpy())
+            ok = np.isfinite(opening)
+            xs.append((true[ok] - true[ok].mean()) / (true[ok].std() + 1e-9))
+            ys.append((opening[ok] - opening[ok].mean()) / (opening[ok].std() + 1e-9))
+            xs.append(np.zeros(8)), ys.append(np.zeros(8))  # clip gaps: no cross-clip pairs
+    lag = _lag_frames(np.concatenate(xs), np.concatenate(ys))
+    assert 0.3 < lag < 1.1, lag
+    # the default lead covers at least this lag (and at most it plus the measured model residual)
+    assert lag - 0.2 <= load_config().data.target_lead <= lag + 0.8, lag
 
 
 # ---------------------------------------------------------------------------------------------

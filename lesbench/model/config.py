@@ -39,6 +39,7 @@ class DataConfig:
     windows_per_clip: int = 4
     batch_size: int = 16
     max_val_clips: int = 64
+    target_lead: float = 1.2
 
 
 @dataclass
@@ -96,6 +97,8 @@ class TrainConfig:
                             ("train.epochs", self.train.epochs), ("model.d_model", self.model.d_model)):
             if value < 1:
                 raise ConfigError(f"{source}: {name} must be >= 1, got {value}")
+        if not -5.0 <= self.data.target_lead <= 5.0:
+            raise ConfigError(f"{source}: data.target_lead must be within -5..5 frames, got {self.data.target_lead}")
         return self
 
 

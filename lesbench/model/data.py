@@ -84,8 +84,43 @@ def _list_column(values, width: int | None = None) -> np.ndarray:
     return arr
 
 
-def load_clip(index: PreparedIndex, clip: ClipRecord) -> ClipArrays:
-    """Read and align one clip's audio, coefficient and frame tables (by ``frame``)."""
+def advance(values: np.ndarray, valid: np.ndarray, lead: float) -> tuple[np.ndarray, np.ndarray]:
+    """Move a per-frame track ``lead`` frames earlier: ``out[t] = values(t + lead)``.
+
+    ``values`` (T, ...) float, ``valid`` (T,) bool; fractional leads interpolate linearly between
+    frames ``t + floor(lead)`` and the next. A frame is valid when both frames it reads are
+    valid and inside the clip (the last ``ceil(lead)`` frames become invalid). ``lead`` < 0
+    delays the track. Returns ``(values (T, ...), valid (T,))``; invalid rows are zero.
+    """
+    values = np.asarray(values)
+    valid = np.asarray(valid, bool)
+    t = len(values)
+    if lead == 0 or t == 0:
+        return values, valid
+    base = int(np.floor(lead))
+    frac = float(lead - base)
+    idx = np.arange(t) + base
+    ok = (idx >= 0) & (idx < t)
+    i0 = np.clip(idx, 0, t - 1)
+    out_ok = ok & valid[i0]
+    out = values[i0].astype(np.float64)
+    if frac > 0:
+        ok1 = (idx + 1 >= 0) & (idx + 1 < t)
+        i1 = np.clip(idx + 1, 0, t - 1)
+        out_ok &= ok1 & valid[i1]
+        out = (1.0 - frac) * out + frac * values[i1]
+    shape = (-1,) + (1,) * (values.ndim - 1)
+    out = np.where(out_ok.reshape(shape), out, 0).astype(values.dtype)
+    return out, out_ok
+
+
+def load_clip(index: PreparedIndex, clip: ClipRecord, target_lead: float = 0.0) -> ClipArrays:
+    """Read and align one clip's audio, coefficient and frame tables (by ``frame``).
+
+    ``target_lead``: frames by which the tracked tables (coefficients, pose, AUs) are moved
+    earlier relative to the audio (:func:`advance`), compensating the face tracker's temporal
+    lag (``data.target_lead`` in the training config).
+    """
     import pandas as pd
 
     p = index.paths
@@ -125,6 +160,16 @@ def load_clip(index: PreparedIndex, clip: ClipRecord) -> ClipArrays:
     ident = np.stack(id_list)[valid[: len(id_list)] if len(id_list) == len(valid) else slice(None)]
     ident = np.nanmean(ident, axis=0).astype(np.float32)
     mel = np.where(np.isfinite(mel), mel, 0).astype(np.float32)
+    if target_lead:
+        exp = np.where(valid[:, None], exp, 0)
+        pose = np.where(valid[:, None], pose, 0)
+        aus = np.where(valid[:, None], aus, 0)
+        exp, v_new = advance(exp, valid, target_lead)
+        pose, _ = advance(pose, valid, target_lead)
+        aus, _ = advance(aus, valid, target_lead)
+        valid = v_new
+        if not valid.any():
+            raise DatasetError(f"{clip.clip_id}: no valid frame left after moving targets by {target_lead} frames")
     return ClipArrays(
         record=clip,
         mel=mel,
@@ -136,12 +181,14 @@ def load_clip(index: PreparedIndex, clip: ClipRecord) -> ClipArrays:
     )
 
 
-def load_clips(index: PreparedIndex, clips: list[ClipRecord] | None = None) -> list[ClipArrays]:
-    """Load clips; an unreadable clip is recorded in ``index.skipped`` and left out."""
+def load_clips(index: PreparedIndex, clips: list[ClipRecord] | None = None,
+               target_lead: float = 0.0) -> list[ClipArrays]:
+    """Load clips (see :func:`load_clip`); an unreadable clip is recorded in ``index.skipped``
+    and left out."""
     out = []
     for c in clips if clips is not None else index.clips:
         try:
-            out.append(load_clip(index, c))
+            out.append(load_clip(index, c, target_lead))
         except DatasetError as exc:
             index.skipped[c.clip_id] = str(exc)
     return out

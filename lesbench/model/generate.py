@@ -156,10 +156,12 @@ class Generator:
         elif self.condition == "onehot":
             if units or offsets:
                 raise LESError("the one-hot variant cannot edit facial units or AU offsets (it has no LES input)")
+            # one-hot label: the emotion(s) asked for, level ignored (a label cannot say how
+            # much); a level of 0 asks for no emotion, i.e. the neutral (all-zero) label
             cond = np.zeros(len(self.emotions), np.float32)
             for e, w in weights.items():
-                if e in self.emotions:
-                    cond[self.emotions.index(e)] = w
+                if e in self.emotions and w > 0:
+                    cond[self.emotions.index(e)] = 1.0
         else:  # audio-only: no emotion input
             cond = np.zeros(0, np.float32)
         desc = ", ".join(f"{e}={w:.2f}" for e, w in weights.items() if abs(w) >= 0.005) or "neutral"
@@ -250,10 +252,15 @@ class Generator:
         source = prepare_source(img, self.face_model, tracker=self.tracker,
                                 name=str(source_image) if not isinstance(source_image, np.ndarray) else "source")
         exp, pose = self.predict(mel, source.ident, req)
-        frames = np.stack(list(render_frames(source, self.face_model, exp, pose if pose_motion else None)))
+        ref_exp = None
+        if req.units and self.condition == "les":
+            # unit edit: landmarks outside the units stay where the unedited (neutral) output has them
+            ref_exp, pose = self.predict(mel, source.ident, self.request())
+        frames = np.stack(list(render_frames(source, self.face_model, exp, pose if pose_motion else None,
+                                             ref_exp=ref_exp, units=req.units)))
         if return_result:
             return frames, GenerateResult(path=None, n_frames=t, request=req, exp=exp, pose=pose, source_aus=source.aus,
-                                          extra={"samples": samples, "sample_rate": sr})
+                                          extra={"samples": samples, "sample_rate": sr, "ref_exp": ref_exp})
         return frames
 
     @staticmethod

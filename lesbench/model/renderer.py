@@ -114,14 +114,65 @@ def target_landmarks(source: SourceFace, face_model, exp: np.ndarray, pose_motio
     return source.landmarks[None] + (recon - base[None])
 
 
+#: Landmarks (MediaPipe 478-point topology) that carry each facial unit's motion: the cores of
+#: :func:`unit_weights`. Lip corners (61, 291, 78, 308) belong to no core: AU12/14 (mouth_upper)
+#: and AU15/20 (mouth_lower) both move them, so each unit reaches them only through its feather.
+UNIT_LANDMARKS: dict[str, tuple[int, ...]] = {
+    "brows": (46, 52, 53, 55, 63, 65, 66, 70, 105, 107, 276, 282, 283, 285, 293, 295, 296, 300, 334, 336),
+    "eyes": (7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246,
+             249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466,
+             *range(468, 478)),
+    "nose": (1, 2, 4, 5, 6, 19, 45, 48, 64, 94, 97, 98, 115, 168, 195, 197, 220, 275, 278, 294, 326, 327, 344, 440),
+    "mouth_upper": (185, 40, 39, 37, 0, 267, 269, 270, 409, 191, 80, 81, 82, 13, 312, 311, 310, 415),
+    "mouth_lower": (146, 91, 181, 84, 17, 314, 405, 321, 375, 95, 88, 178, 87, 14, 317, 402, 318, 324,
+                    18, 200, 199, 175, 152, 148, 176, 149, 150, 136, 377, 400, 378, 379, 365,
+                    83, 313, 201, 421, 208, 428, 32, 262, 194, 418, 182, 406),
+}
+_OUTER_EYE_CORNERS = (33, 263)
+
+
+def unit_weights(landmarks: np.ndarray, units, feather: float = 0.08) -> np.ndarray:
+    """(478,) weight in [0, 1] of each landmark for an edit restricted to ``units``.
+
+    1 on the units' core landmarks (:data:`UNIT_LANDMARKS`), falling off as
+    ``exp(-d^2 / (2 feather^2))`` with ``d`` the distance to the nearest core landmark in units
+    of the outer-eye-corner distance (``landmarks`` (478, 2|3) pixels; x, y used).
+    """
+    from lesbench.les.space import parse_units
+
+    names = parse_units(units) if isinstance(units, str) else list(units)
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    iod = float(np.linalg.norm(xy[_OUTER_EYE_CORNERS[0]] - xy[_OUTER_EYE_CORNERS[1]])) or 1.0
+    w = np.zeros(len(xy))
+    for name in names:
+        if name not in UNIT_LANDMARKS:
+            raise LesbenchError(f"unknown facial unit {name!r}; known: {', '.join(UNIT_LANDMARKS)}")
+        core = xy[list(UNIT_LANDMARKS[name])]
+        d = np.sqrt(((xy[:, None, :] - core[None]) ** 2).sum(-1)).min(1) / iod
+        w = np.maximum(w, np.exp(-0.5 * (d / feather) ** 2))
+    return w
+
+
 def render_frames(source: SourceFace, face_model, exp: np.ndarray, pose_motion: np.ndarray | None = None,
-                  *, paint_mouth: bool = True) -> Iterator[np.ndarray]:
-    """Yield (S, S, 3) uint8 frames: the source crop warped to each frame's landmarks."""
+                  *, paint_mouth: bool = True, ref_exp: np.ndarray | None = None,
+                  units=None) -> Iterator[np.ndarray]:
+    """Yield (S, S, 3) uint8 frames: the source crop warped to each frame's landmarks.
+
+    With ``ref_exp`` (T, K_exp) and ``units``, only the facial units' landmarks follow the
+    edit: ``ref + w * (edit - ref)`` with ``w`` = :func:`unit_weights` of the source landmarks
+    and ``ref`` the landmarks of ``ref_exp`` (the same audio without the edit). The face model's
+    bases are global, so a coefficient change for one unit also moves points elsewhere a little;
+    the mask keeps those points where the unedited output has them.
+    """
     from lesbench.render import PiecewiseAffineWarp, paint_mouth_interior, INNER_LIP_LOWER, INNER_LIP_UPPER
 
     h, w = source.image.shape[:2]
     warp = PiecewiseAffineWarp(source.landmarks[:, :2], (w, h))
     targets = target_landmarks(source, face_model, exp, pose_motion)
+    if units and ref_exp is not None:
+        ref = target_landmarks(source, face_model, ref_exp, pose_motion)
+        wts = unit_weights(source.landmarks, units)[None, :, None]
+        targets = ref + wts * (targets - ref)
     up, lo = list(INNER_LIP_UPPER), list(INNER_LIP_LOWER)
     src_gap = np.linalg.norm(source.landmarks[lo, :2] - source.landmarks[up, :2], axis=1).max()
     for dst in targets:

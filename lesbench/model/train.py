@@ -107,10 +107,12 @@ class TalkerData:
         if self.cfg.condition == "les":
             return v_aug.astype(np.float32), v_aug.astype(np.float32)
         if self.cfg.condition == "onehot":
+            # the coarse label the paper argues against: which emotion, not how much (every MEAD
+            # level and every measured intensity gets the same 1); no level augmentation
             cond = np.zeros(len(self.emotions), np.float32)
-            for e, lvl in self.stats.emotion_levels[clip_id].items():
-                cond[self.emotions.index(e)] = alpha * lvl
-            return cond, (alpha * v).astype(np.float32)
+            for e in self.stats.emotion_levels[clip_id]:
+                cond[self.emotions.index(e)] = 1.0
+            return cond, v.astype(np.float32)
         return np.zeros(0, np.float32), v.astype(np.float32)
 
     def sample(self, clip, start: int, rng: np.random.Generator | None) -> dict:
@@ -121,7 +123,7 @@ class TalkerData:
         cid = clip.record.clip_id
         alpha, mask = 1.0, None
         if rng is not None and self.cfg.condition != "audio-only":
-            if rng.random() < self.cfg.augment.level_prob:
+            if self.cfg.condition == "les" and rng.random() < self.cfg.augment.level_prob:
                 alpha = float(rng.random())
             if self.cfg.condition == "les" and rng.random() < self.cfg.augment.unit_prob:
                 # keep k random units, k uniform in 1..U-1 (single-unit edits are common requests)
@@ -280,7 +282,7 @@ def train(
     torch.set_num_threads(max(1, cfg.train.threads))
     try:
         index, space, bases = prepare_run_inputs(data, run, les, cfg, resume)
-        clips = load_clips(index)
+        clips = load_clips(index, target_lead=cfg.data.target_lead)
         stats = fit_statistics(clips, space, train_split=cfg.train_split, condition_source=cfg.condition_source,
                                ridge=cfg.augment.ridge)
         td = TalkerData(clips, stats, space, cfg, bases)

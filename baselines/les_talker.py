@@ -1,0 +1,82 @@
+"""``les-talker`` and its ablations ``one-hot`` and ``audio-only``, trained by the same code.
+
+These wrap LES-Talker's generation (:mod:`lesbench.model`): a checkpoint (a training run folder
+or a checkpoint file from ``lesbench train``) whose ``condition`` is ``les``, ``onehot`` or
+``audio-only``. The wrapper checks that the checkpoint's condition matches the method asked
+for, records the checkpoint's sha256 and serves one clip per request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lesbench.baselines.base import GenerationRequest, Method, PreparedData, sha256_path
+from lesbench.errors import LesbenchError
+
+#: method name -> LES-Talker condition (lesbench.model.config.CONDITIONS)
+VARIANTS: dict[str, str] = {"les-talker": "les", "one-hot": "onehot", "audio-only": "audio-only"}
+
+
+class LESTalkerMethod(Method):
+    name = "les-talker"
+    card = "les-talker"
+
+    def __init__(self, seed: int = 0, device: str | None = None, checkpoint: str | Path | None = None,
+                 **options: Any) -> None:
+        super().__init__(seed=seed, device=device, checkpoint=checkpoint, **options)
+        if checkpoint is None:
+            raise LesbenchError(f"{self.name}: --checkpoint RUN is required (a run folder or checkpoint "
+                                "file from `lesbench train`)")
+        self.checkpoint = Path(checkpoint)
+        if not self.checkpoint.exists():
+            raise LesbenchError(f"{self.checkpoint}: checkpoint not found")
+        self._generator: Any = None
+
+    @property
+    def condition(self) -> str:
+        return VARIANTS[self.name]
+
+    def setup(self, data: PreparedData) -> None:
+        super().setup(data)
+        try:
+            from lesbench.model import generate as gen_mod
+        except ImportError as exc:  # the model package is written in parallel; say so plainly
+            raise LesbenchError(f"{self.name}: lesbench.model.generate is not available ({exc})") from None
+        self._generator = gen_mod.load_generator(self.checkpoint, data=data.root, device=self.device)
+        cond = getattr(self._generator, "condition", None)
+        if cond is not None and cond != self.condition:
+            raise LesbenchError(
+                f"{self.checkpoint}: trained with condition {cond!r}, but method {self.name!r} needs "
+                f"{self.condition!r}; train with `condition: {self.condition}` or pick the matching method"
+            )
+
+    def generate(self, request: GenerationRequest) -> np.ndarray:
+        if self._generator is None:
+            raise LesbenchError(f"{self.name}: setup() was not called")
+        frames = self._generator.generate(
+            source_image=request.source_image, audio=request.audio, emotion=request.emotion,
+            level=request.level, n_frames=request.n_frames, sample_rate=request.sample_rate,
+            seed=self.seed,
+        )
+        return np.asarray(frames, dtype=np.uint8)
+
+    def provenance(self) -> dict[str, Any]:
+        prov = super().provenance()
+        prov["checkpoint"] = str(self.checkpoint)
+        prov["checkpoint_sha256"] = sha256_path(self.checkpoint)
+        prov["condition"] = self.condition
+        prov["revision"] = getattr(self._generator, "revision", None)
+        return prov
+
+
+class OneHotVariant(LESTalkerMethod):
+    name = "one-hot"
+    card = "one-hot"
+
+
+class AudioOnlyVariant(LESTalkerMethod):
+    name = "audio-only"
+    card = "audio-only"

@@ -1,0 +1,109 @@
+"""``lesbench evaluate``: one method, the test split of a prepared data set, one protocol."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lesbench.commands import Command
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", required=True,
+                   help="method to run (see `lesbench ls methods`): ground-truth, static, renderer-oracle, "
+                        "retrieval, les-talker, one-hot, audio-only, or external")
+    p.add_argument("--data", required=True, help="prepared data set (from `lesbench prepare`)")
+    p.add_argument("--protocol", default="mead-v1", help="evaluation protocol name or YAML file (default mead-v1)")
+    p.add_argument("--out", default="lesbench-results",
+                   help="results folder; the file goes to OUT/<benchmark>/<dataset>/<method>.json")
+    p.add_argument("--checkpoint", default=None, help="LES-Talker run folder or checkpoint (les-talker, one-hot, audio-only)")
+    p.add_argument("--name", default=None, help="external: the method card of the videos (e.g. eat, sadtalker)")
+    p.add_argument("--videos", default=None, help="external: folder of generated videos")
+    p.add_argument("--scheme", default="auto", choices=["auto", "clip-id", "eat", "mead-tree", "regex", "csv"],
+                   help="external: how file names map to test clips (default auto)")
+    p.add_argument("--pattern", default=None, help="external --scheme regex: a regex with named groups "
+                   "(clip_id, or speaker, emotion, level, sentence[, view])")
+    p.add_argument("--mapping", default=None, help="external --scheme csv: CSV with columns file, clip_id")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the protocol's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="torch device for methods/metrics that use one")
+    p.add_argument("--workdir", default=None, help="where generated videos and caches go (default OUT/work/<method>)")
+    p.add_argument("--max-clips", type=int, default=None, help="only the first N test clips (smoke runs)")
+    p.add_argument("--match-only", action="store_true",
+                   help="external: only list which files match which test clips, then stop")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lesbench.errors import LesbenchError
+
+    options: dict = {}
+    if args.method == "external":
+        if not args.videos or not args.name:
+            raise LesbenchError("--method external needs --videos DIR and --name CARD (e.g. --name eat)")
+        from lesbench.leaderboard import load_cards
+
+        cards = load_cards()
+        if args.name not in cards:
+            import difflib
+
+            close = difflib.get_close_matches(args.name, list(cards), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise LesbenchError(f"--name {args.name!r} is not a method card.{hint} Known: {', '.join(sorted(cards))}")
+        options.update(videos=args.videos, card=args.name, scheme=args.scheme, pattern=args.pattern,
+                       mapping_csv=args.mapping)
+        if args.match_only:
+            from lesbench.baselines.base import PreparedData
+            from lesbench.baselines.external import match_videos
+
+            data = PreparedData.open(args.data)
+            m = match_videos(args.videos, data.split("test")["clip_id"].astype(str), args.scheme,
+                             args.pattern, args.mapping)
+            for clip_id, path in sorted(m.matched.items()):
+                print(f"matched   {clip_id}  <-  {path}")
+            for f, why in sorted(m.unmatched.items()):
+                print(f"unmatched {f}: {why}")
+            for clip_id in m.missing:
+                print(f"missing   {clip_id}: no video")
+            print(m.summary())
+            return 0
+    elif args.checkpoint:
+        options["checkpoint"] = args.checkpoint
+    from lesbench.evaluate import evaluate
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    res = evaluate(args.method, args.data, protocol=args.protocol, out=args.out, workdir=args.workdir,
+                   seed=args.seed, device=args.device, metrics=metrics, method_options=options,
+                   max_clips=args.max_clips, progress=lambda msg: print(msg, file=sys.stderr))
+    rec = res.record
+    print(f"{rec['method']} on {rec['dataset']['name']} ({rec['protocol']['id']}): "
+          f"{rec['generation']['n_generated']}/{rec['dataset']['n_test_clips']} clips generated")
+    for name, s in rec["scores"].items():
+        ci = s.get("ci95")
+        ci_text = f"  [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
+        print(f"  {name:<20} {s['value']:.4f}{ci_text}")
+    for name, why in rec["unavailable"].items():
+        print(f"  {name:<20} unavailable: {why}")
+    for clip_id, why in rec["generation"]["failures"].items():
+        print(f"  failed {clip_id}: {why}")
+    print(f"wrote {res.path}")
+    return 0
+
+
+COMMANDS = [
+    Command(
+        "evaluate",
+        "generate the test split with a method and score it under a protocol; writes a results file",
+        _add_arguments,
+        _run,
+        order=70,
+        description=(
+            "Run one method on the test split of a prepared data set (source = first frame of the "
+            "speaker's neutral clip, audio/emotion/level = the test clip's), score against the "
+            "ground-truth crops with the protocol, and write one results file with scores, CIs, "
+            "metric versions, protocol, lesbench version, git revision, date and hardware.\n\n"
+            "  lesbench evaluate --method static --data prepared/\n"
+            "  lesbench evaluate --method les-talker --data prepared/ --checkpoint runs/les\n"
+            "  lesbench evaluate --method external --name eat --videos eat_out/ --data prepared/"
+        ),
+    )
+]

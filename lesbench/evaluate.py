@@ -1,0 +1,432 @@
+"""``lesbench evaluate``: run one method on a prepared data set's test split and score it.
+
+For every test clip (``split == "test"``, status ok, in the protocol's views):
+
+- source image = first frame of the aligned crop of the same speaker's neutral clip (same view,
+  first by clip id, a different clip than the target when there is one) — the usual one-shot
+  setting; recorded per clip;
+- audio = the test clip's audio (16 kHz mono, from its crop video), emotion and level = the
+  test clip's;
+- the method generates ``n_frames`` = the ground-truth crop's frame count at 25 fps, written
+  to ``{workdir}/videos/{method}/{clip_id}.mp4`` with the audio muxed;
+- the generated clips are scored against the ground-truth crops with the protocol
+  (:mod:`lesbench.metrics.score`).
+
+One results file per method and benchmark is written (format: :data:`lesbench.leaderboard.
+RESULT_REQUIRED`): scores with 95% confidence intervals and metric versions, the protocol
+(name, version, sha256 of its definition), the data set (name, sha256 of dataset.json and
+clips.parquet), the method's revision / checkpoint sha256 / seed / options, per-clip failures,
+and the environment (lesbench version, git revision, date, hardware). One failing clip is
+recorded and skipped, never fatal.
+
+    res = evaluate("static", "prepared/", out="results/")
+    res.path          # results/mead-v1/<dataset>/static.json
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from lesbench import __version__, schema
+from lesbench.errors import LesbenchError
+
+#: ``scorer(pred, ref, protocol, metrics, clips, device) -> {metric: record}``; a record is a
+#: dict with ``value``, ``ci95`` (or None), ``version``, ``higher_is_better``, ``n`` — or
+#: ``unavailable`` (a reason) instead of ``value``.
+Scorer = Callable[..., dict[str, dict[str, Any]]]
+
+
+@dataclass
+class EvaluationResult:
+    record: dict[str, Any]
+    path: Path | None
+    videos: dict[str, Path] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------- provenance
+
+def git_revision(path: str | Path | None = None) -> str | None:
+    """HEAD commit of the git checkout containing lesbench (None outside a checkout)."""
+    here = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    rev = out.stdout.strip()
+    if out.returncode != 0 or not rev:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                           capture_output=True, text=True, timeout=10)
+    return rev + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+
+
+def hardware_info(device: str | None = None) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "device": device or "cpu",
+        "gpu": None,
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:  # torch is a core dependency, but the evaluator does not need it
+        info["torch"] = None
+    info["summary"] = f"{info['cpu_count']} CPU ({info['machine']})" + (f", {info['gpu']}" if info["gpu"] else "")
+    return info
+
+
+def _sha256_file(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _set_seed(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+# ----------------------------------------------------------------------------------- protocol
+
+def _load_protocol(protocol: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Load with the metric suite's loader; return (protocol object, JSON-able summary)."""
+    from lesbench.metrics.protocol import load_protocol
+
+    p = load_protocol(str(protocol))
+    raw = getattr(p, "raw", {}) or {}
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    summary = {"name": p.name, "version": str(p.version), "id": getattr(p, "id", f"{p.name}@{p.version}"),
+               "sha256": digest, "source": str(getattr(p, "source", "") or "")}
+    return p, summary
+
+
+def dataset_label(info: dict[str, Any], data: str | Path) -> str:
+    """Name of the evaluated data set in results and tables.
+
+    A prepared set of lesbench's synthetic demo (its source root holds ``demo.json``) is
+    labelled ``lesbench-demo`` even though it was read with the MEAD reader, so demo numbers are
+    never shown as MEAD numbers.
+    """
+    if info.get("name"):
+        return str(info["name"])
+    root = info.get("source_root")
+    if root and (Path(str(root)) / "demo.json").is_file():
+        return "lesbench-demo"
+    return str(info.get("dataset") or Path(data).resolve().name)
+
+
+# ----------------------------------------------------------------------------------- selection
+
+def test_clips(data: Any, protocol: Any) -> list[dict[str, Any]]:
+    """Rows of the test split, in the protocol's views (when the data has any of them)."""
+    test = data.split("test")
+    views = tuple(getattr(protocol, "views", ()) or ())
+    if views and "view" in test.columns and test["view"].isin(views).any():
+        test = test[test["view"].isin(views)]
+    rows = [r for r in test.to_dict("records")]
+    return sorted(rows, key=lambda r: str(r["clip_id"]))
+
+
+def choose_source(data: Any, row: dict[str, Any]) -> str:
+    """The clip whose first crop frame is the source image of test clip ``row``."""
+    clips = data.clips
+    same = clips[(clips["speaker"] == row["speaker"]) & (clips["emotion"] == "neutral")]
+    if "view" in clips.columns and (same["view"] == row.get("view")).any():
+        same = same[same["view"] == row.get("view")]
+    ids = sorted(str(c) for c in same["clip_id"])
+    others = [c for c in ids if c != row["clip_id"]]
+    if others:
+        return others[0]
+    if ids:
+        return ids[0]
+    return str(row["clip_id"])  # no neutral clip of this speaker: the clip's own first frame
+
+
+# ----------------------------------------------------------------------------------- scoring
+
+def default_scorer(pred: dict[str, Path], ref: dict[str, Path], protocol: Any, metrics: list[str] | None,
+                   clips: list[dict[str, Any]], device: str | None = None) -> dict[str, dict[str, Any]]:
+    """Score with :func:`lesbench.metrics.score.score` and normalise its report.
+
+    The reference is the prepared data set itself (its crops, with emotion and level from
+    ``clips.parquet``) so that emotion/AU metrics know each clip's target.
+    """
+    from lesbench.metrics.score import score
+
+    ref_root: Any = ref
+    parents = {Path(p).resolve().parent.parent for p in ref.values()}
+    if len(parents) == 1 and (next(iter(parents)) / schema.DATASET_JSON).is_file():
+        ref_root = next(iter(parents))
+    from lesbench.metrics.base import MetricUnavailable
+    from lesbench.metrics.score import DEFAULT_METRICS
+
+    names = list(metrics) if metrics else list(DEFAULT_METRICS)
+    dropped: dict[str, str] = {}
+    while True:
+        try:
+            report = score(pred, ref=ref_root, metrics=names, protocol=protocol, device=device)
+            break
+        except MetricUnavailable as exc:
+            # a metric that finds out only while scoring that it cannot run here: record it as
+            # unavailable and score the others, instead of losing the whole run
+            if exc.metric not in names:
+                raise
+            names.remove(exc.metric)
+            dropped[exc.metric] = exc.reason
+            if not names:
+                break
+    out = normalise_report(report) if names else {}
+    for name, reason in dropped.items():
+        out[name] = {"version": "", "higher_is_better": None, "unavailable": reason}
+    return out
+
+
+#: (metric, output key) -> leaderboard name for multi-output metrics.
+OUTPUT_NAMES: dict[tuple[str, str], str] = {
+    ("lmd", "m_lmd"): "m-lmd", ("lmd", "f_lmd"): "f-lmd",
+    ("lse", "lse_c"): "lse-c", ("lse", "lse_d"): "lse-d", ("lse", "offset"): "lse-offset",
+    ("sync", "offset"): "av-offset", ("sync", "abs_offset"): "av-abs-offset", ("sync", "confidence"): "av-sync",
+    ("au", "accuracy"): "au-acc", ("au", "f1"): "au-f1", ("au", "mae"): "au-mae",
+    ("emotion", "acc_emo"): "emotion-acc", ("emotion", "acc_emo_frame"): "emotion-acc-frame",
+    ("controllability", "spearman"): "level-spearman",
+}
+
+
+def output_name(metric: str, key: str) -> str:
+    """Leaderboard name of output ``key`` of ``metric`` (``lmd``/``m_lmd`` -> ``m-lmd``)."""
+    if key in ("", metric):
+        return metric
+    return OUTPUT_NAMES.get((metric, key), f"{metric}-{key}".replace("_", "-"))
+
+
+def _direction(metric: str, key: str, default: bool | None) -> bool | None:
+    try:
+        from lesbench.metrics.score import _better  # the metric suite's own per-output directions
+    except ImportError:
+        return default
+    return _better(metric, key, default)
+
+
+def normalise_report(report: Any) -> dict[str, dict[str, Any]]:
+    """Turn a ScoreReport (or a mapping/list of :class:`MetricResult`) into name -> record.
+
+    Multi-output metrics become one record per output (:func:`output_name`); counts
+    (``n_*``) and non-numeric outputs are left out.
+    """
+    results = getattr(report, "results", report)
+    items = list(results.values()) if isinstance(results, dict) else list(results)
+    out: dict[str, dict[str, Any]] = {}
+    for r in items:
+        name = str(getattr(r, "name"))
+        value = getattr(r, "value", None)
+        unavailable = getattr(r, "unavailable", None)
+        hib = getattr(r, "higher_is_better", None)
+        base = {"version": str(getattr(r, "version", "")), "weights": dict(getattr(r, "weights", {}) or {})}
+        per_clip = getattr(r, "per_clip", {}) or {}
+        n = sum(1 for v in per_clip.values() if v is not None and not isinstance(v, dict)) or None
+        if unavailable or value is None:
+            out[name] = {**base, "higher_is_better": hib, "unavailable": str(unavailable or "no value")}
+            continue
+        ci = getattr(r, "ci95", None)
+        values = value if isinstance(value, dict) else {"": value}
+        for key, v in values.items():
+            if key.startswith("n_") or isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+                continue
+            if not np.isfinite(float(v)):
+                continue
+            sub_ci = ci.get(key) if isinstance(ci, dict) else (ci if key == "" else None)
+            out[output_name(name, key)] = {
+                **base, "value": float(v), "ci95": [float(sub_ci[0]), float(sub_ci[1])] if sub_ci else None,
+                "higher_is_better": _direction(name, key, hib), "n": n, "metric": name, "output": key or name,
+            }
+    return out
+
+
+# ----------------------------------------------------------------------------------- main
+
+def evaluate(
+    method: str,
+    data: str | Path,
+    protocol: str | Path = "mead-v1",
+    out: str | Path | None = "lesbench-results",
+    workdir: str | Path | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    metrics: list[str] | None = None,
+    method_options: dict[str, Any] | None = None,
+    scorer: Scorer | None = None,
+    max_clips: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> EvaluationResult:
+    """Generate the test split with ``method`` and score it; write the results file to ``out``.
+
+    ``method``: a name in :data:`lesbench.registry.METHODS`. ``method_options`` go to the
+    method's constructor (``checkpoint`` for LES-Talker; ``videos``, ``card``, ``scheme``... for
+    ``external``). ``workdir`` holds generated videos and caches (default
+    ``{out}/work/{method}``). ``max_clips`` evaluates only the first N test clips (for smoke
+    runs; recorded). ``scorer`` replaces the metric suite (tests).
+    """
+    from lesbench.baselines.base import Method, PreparedData
+    from lesbench.io import probe, write_video
+    from lesbench.registry import METHODS
+
+    say = progress or (lambda _msg: None)
+    started = time.time()
+    proto, proto_summary = _load_protocol(protocol)
+    options = dict(method_options or {})
+    cls = METHODS.get(method)
+    instance: Method = cls(seed=seed, device=device, **options)
+    card = getattr(instance, "card_key", None) or cls.card or method
+    result_name = card if method == "external" else method
+    base_out = Path(out) if out is not None else None
+    workdir = Path(workdir) if workdir else (base_out or Path("lesbench-results")) / "work" / result_name
+    workdir.mkdir(parents=True, exist_ok=True)
+    prepared = PreparedData.open(data, cache_dir=workdir.parent / "cache")
+    dataset_name = dataset_label(prepared.info, data)
+
+    _set_seed(seed)
+    instance.setup(prepared)
+    rows = test_clips(prepared, proto)
+    if not rows:
+        raise LesbenchError(f"{prepared.paths['clips']}: no usable test clip (split == 'test', status ok)")
+    if max_clips is not None:
+        rows = rows[: int(max_clips)]
+
+    video_dir = workdir / "videos"
+    video_dir.mkdir(parents=True, exist_ok=True)
+    pred: dict[str, Path] = {}
+    ref: dict[str, Path] = {}
+    sources: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    gen_seconds = 0.0
+    skip = set(getattr(getattr(instance, "match", None), "missing", []) or [])
+    for i, row in enumerate(rows):
+        clip_id = str(row["clip_id"])
+        if clip_id in skip:
+            failures[clip_id] = "no generated video for this test clip"
+            continue
+        try:
+            crop = prepared.crop_path(clip_id)
+            info = probe(crop)
+            n_frames = int(info.n_frames)
+            src_id = choose_source(prepared, row)
+            request_audio = prepared.read_audio(clip_id)
+            from lesbench.baselines.base import GenerationRequest
+
+            req = GenerationRequest(
+                clip_id=clip_id, speaker=str(row["speaker"]), view=str(row.get("view", "front")),
+                emotion=str(row["emotion"]), level=int(row["level"]), sentence=str(row.get("sentence", "")),
+                n_frames=n_frames, fps=float(schema.FPS), source_image=prepared.read_first_frame(src_id),
+                source_clip_id=src_id, audio=request_audio, sample_rate=schema.SAMPLE_RATE,
+            )
+            t0 = time.time()
+            frames = np.asarray(instance.generate(req))
+            gen_seconds += time.time() - t0
+            if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[0] != n_frames or frames.shape[3] != 3:
+                raise LesbenchError(
+                    f"{method} returned {frames.dtype} {frames.shape}; expected uint8 ({n_frames}, H, W, 3)")
+            path = write_video(video_dir / f"{clip_id}.mp4", frames, fps=schema.FPS, audio=request_audio,
+                               sr=schema.SAMPLE_RATE)
+            pred[clip_id] = path
+            ref[clip_id] = crop
+            sources[clip_id] = src_id
+            say(f"[{i + 1}/{len(rows)}] {clip_id}: generated {n_frames} frames")
+        except Exception as exc:  # one bad clip never stops the run; it is recorded
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            failures[clip_id] = f"{type(exc).__name__}: {exc}"
+            say(f"[{i + 1}/{len(rows)}] {clip_id}: FAILED ({exc})")
+    if not pred:
+        raise LesbenchError(f"{method}: every test clip failed; first error: {next(iter(failures.values()), '?')}")
+
+    say(f"scoring {len(pred)} clips with protocol {proto_summary['id']}")
+    scorer = scorer or default_scorer
+    scored_rows = [r for r in rows if str(r["clip_id"]) in pred]
+    scores = scorer(pred, ref, proto, metrics, scored_rows, device)
+    values = {k: v for k, v in scores.items() if "unavailable" not in v}
+    unavailable = {k: v["unavailable"] for k, v in scores.items() if "unavailable" in v}
+
+    prov = instance.provenance()
+    paths = prepared.paths
+    record: dict[str, Any] = {
+        "format_version": "1",
+        "method": result_name,
+        "card": card,
+        "benchmark": proto_summary["name"],
+        "protocol": proto_summary,
+        "dataset": {
+            "name": dataset_name,
+            "root": str(Path(data).resolve()),
+            "dataset_json_sha256": _sha256_file(paths["dataset"]),
+            "clips_parquet_sha256": _sha256_file(paths["clips"]),
+            "n_test_clips": len(rows),
+            "max_clips": max_clips,
+        },
+        "scores": dict(sorted(values.items())),
+        "unavailable": dict(sorted(unavailable.items())),
+        "generation": {
+            "method": method,
+            "seed": int(seed),
+            "revision": prov.get("revision"),
+            "checkpoint": prov.get("checkpoint"),
+            "checkpoint_sha256": prov.get("checkpoint_sha256"),
+            "provenance": prov,
+            "n_generated": len(pred),
+            "failures": dict(sorted(failures.items())),
+            "sources": dict(sorted(sources.items())),
+            "source_rule": "first frame of the same speaker's first other neutral clip (same view)",
+            "seconds_generating": round(gen_seconds, 3),
+        },
+        "environment": {
+            "lesbench_version": __version__,
+            "git_revision": git_revision(),
+            "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "hardware": hardware_info(device),
+            "seconds_total": round(time.time() - started, 3),
+        },
+    }
+    from lesbench.leaderboard import validate_result
+
+    out_path = None
+    if base_out is not None:
+        safe_ds = "".join(c if c.isalnum() or c in "-_." else "-" for c in dataset_name)
+        out_path = base_out / proto_summary["name"] / safe_ds / f"{result_name}.json"
+        validate_result(record, out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+        tmp.replace(out_path)
+    else:
+        validate_result(record)
+    return EvaluationResult(record=record, path=out_path, videos=pred, failures=failures)
