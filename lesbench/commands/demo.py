@@ -1,0 +1,34 @@
+"""``lesbench demo``: everything end to end on the synthetic demo data set."""
+
+from __future__ import annotations
+
+import argparse
+
+from lesbench.commands import Command
+
+_STEPS = ("data", "prepare", "les", "train", "edit", "evaluate", "leaderboard")
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    p.add_argument("--seed", type=int, default=0, help="demo data and training seed (default: 0)")
+    p.add_argument("--tiny", action="store_true", help="a few ~1 s clips: a smoke run in about a minute")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    p.add_argument("--steps", default=",".join(_STEPS),
+                   help=f"comma-separated subset of: {','.join(_STEPS)} (default: all)")
+    p.add_argument("--epochs", type=int, default=None, help="override training epochs")
+    p.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N test clips")
+    p.add_argument("--force", action="store_true", help="redo steps whose output already exists")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lesbench.demo.run import run_demo
+
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    run_demo(args.out, seed=args.seed, tiny=args.tiny, workers=args.workers, steps=steps,
+             force=args.force, epochs=args.epochs, max_clips=args.max_clips)
+    return 0
+
+
+COMMANDS = [Command("demo", "run everything end to end on the synthetic demo data set "
+                    "(generate, prepare, LES, train, edit, evaluate, leaderboard)", _add_arguments, _run, order=1)]

@@ -1,0 +1,222 @@
+"""``lesbench demo``: the whole product end to end on the synthetic demo data set.
+
+    generate (MEAD layout) -> prepare (Dask, Parquet) -> LES build -> train LES-Talker and its
+    one-hot / audio-only variants -> generate edited clips -> evaluate every in-tree method
+    -> leaderboard (Markdown printed; LaTeX + .bib + CSV + PNG written)
+
+Every step writes under ``out`` and is skipped when its output is already complete, so a demo
+that was interrupted continues where it stopped (``--force`` redoes everything).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+STEPS: tuple[str, ...] = ("data", "prepare", "les", "train", "edit", "evaluate", "leaderboard")
+
+#: Methods evaluated by the demo, in table order; the trained ones name their run folder.
+DEMO_METHODS: tuple[tuple[str, str | None], ...] = (
+    ("ground-truth", None),
+    ("static", None),
+    ("renderer-oracle", None),
+    ("retrieval", None),
+    ("les-talker", "les-talker"),
+    ("one-hot", "one-hot"),
+    ("audio-only", "audio-only"),
+)
+
+#: Training condition of each trained run (same code, same config otherwise).
+TRAINED_VARIANTS: dict[str, str] = {"les-talker": "les", "one-hot": "onehot", "audio-only": "audio-only"}
+
+
+@dataclass
+class DemoRun:
+    out: Path
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mead(self) -> Path:
+        return self.out / "mead"
+
+    @property
+    def prepared(self) -> Path:
+        return self.out / "prepared"
+
+    @property
+    def les(self) -> Path:
+        return self.out / "les"
+
+    def run_dir(self, name: str) -> Path:
+        return self.out / "runs" / name
+
+    @property
+    def edits(self) -> Path:
+        return self.out / "edits"
+
+    @property
+    def results(self) -> Path:
+        return self.out / "results"
+
+    @property
+    def leaderboard(self) -> Path:
+        return self.out / "leaderboard"
+
+
+def run_demo(
+    out: str | Path = "demo-out",
+    *,
+    seed: int = 0,
+    tiny: bool = False,
+    workers: int | None = None,
+    steps: Sequence[str] = STEPS,
+    force: bool = False,
+    epochs: int | None = None,
+    max_clips: int | None = None,
+    log: Callable[[str], None] = print,
+) -> DemoRun:
+    """Run the demo steps in order into ``out``; returns paths and per-step timings."""
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise ValueError(f"unknown demo step(s) {unknown}; steps are {', '.join(STEPS)}")
+    run = DemoRun(Path(out).expanduser().resolve())
+    run.out.mkdir(parents=True, exist_ok=True)
+    for step in STEPS:
+        if step not in steps:
+            continue
+        log(f"\n== lesbench demo: {step} ==")
+        t0 = time.perf_counter()
+        _STEP_FUNCS[step](run, seed=seed, tiny=tiny, workers=workers, force=force, epochs=epochs,
+                          max_clips=max_clips, log=log)
+        run.timings[step] = round(time.perf_counter() - t0, 1)
+        log(f"-- {step}: {run.timings[step]:.1f} s")
+    (run.out / "demo-timings.json").write_text(json.dumps(run.timings, indent=2) + "\n")
+    log("\n" + "  ".join(f"{k} {v:.0f}s" for k, v in run.timings.items())
+        + f"  (total {sum(run.timings.values()):.0f} s)")
+    return run
+
+
+def _step_data(run: DemoRun, *, seed: int, tiny: bool, workers: int | None, force: bool, log, **_) -> None:
+    from lesbench.demo import generate_demo
+
+    card = run.mead / "demo.json"
+    if card.is_file() and not force:
+        meta = json.loads(card.read_text())
+        if meta.get("seed") == seed and bool(meta.get("config", {}).get("tiny", tiny)) == tiny:
+            log(f"demo data already in {run.mead} (seed {seed}); keeping it")
+            return
+    summary = generate_demo(run.mead, seed=seed, tiny=tiny, workers=workers, overwrite=True, progress=True)
+    log(summary.describe())
+
+
+def _step_prepare(run: DemoRun, *, workers: int | None, force: bool, log, **_) -> None:
+    from lesbench.pipelines.prepare import prepare
+
+    # prepare() skips clips whose done-record matches, so re-running is cheap.
+    summary = prepare(run.mead, run.prepared, dataset="mead", workers=workers, force=force, log=log)
+    log(summary.format())
+
+
+def _step_les(run: DemoRun, *, force: bool, log, **_) -> None:
+    from lesbench.les.report import report_text, write_report
+    from lesbench.les.space import build_les
+
+    if (run.les / "les.json").is_file() and not force:
+        log(f"LES already built in {run.les}")
+        return
+    space = build_les(run.prepared)
+    space.save(run.les)
+    write_report(space, run.les)
+    log(report_text(space))
+
+
+def _step_train(run: DemoRun, *, seed: int, force: bool, epochs: int | None, log, **_) -> None:
+    from lesbench.model.train import train
+
+    for name, condition in TRAINED_VARIANTS.items():
+        run_dir = run.run_dir(name)
+        if (run_dir / "model.safetensors").is_file() and not force:
+            log(f"{name}: already trained in {run_dir}")
+            continue
+        log(f"training {name} (condition={condition})")
+        overrides = {"condition": condition, "seed": seed}
+        result = train(run.prepared, run_dir, overrides=overrides, les=run.les, epochs=epochs)
+        last = result.history[-1] if result.history else {}
+        log(f"{name}: {len(result.history)} epochs; last epoch " + ", ".join(
+            f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float)))
+
+
+def _step_edit(run: DemoRun, *, log, **_) -> None:
+    """A few edited clips: one test speaker's neutral frame, happy at three levels, angry brows."""
+    import pandas as pd
+
+    from lesbench.model.generate import Generator, generate
+
+    clips = pd.read_parquet(run.prepared / "clips.parquet")
+    ok = clips[(clips["status"] == "ok") & (clips["split"] == "test")].sort_values("clip_id")
+    neutral = ok[ok["emotion"] == "neutral"]
+    if neutral.empty:
+        log("no neutral test clip to edit; skipping")
+        return
+    row = neutral.iloc[0]
+    source = run.prepared / "crops" / f"{row['clip_id']}.mp4"
+    audio = row["audio_path"] or row["video_path"]
+    checkpoint = run.run_dir("les-talker")
+    gen = Generator(checkpoint)
+    from lesbench.les.space import LinearEmotionSpace
+
+    known = set(LinearEmotionSpace.load(run.les).emotions)
+    requests = [(f"happy_{lv:.2f}", dict(emotion="happy", level=lv)) for lv in (0.33, 0.66, 1.0)
+                if "happy" in known]
+    brows = next((e for e in ("angry", "surprised", "sad") if e in known), None)
+    if brows:
+        requests.append((f"{brows}_brows_only", dict(emotion=brows, level=1.0, units=["brows"])))
+    if {"happy", "surprised"} <= known:
+        requests.append(("happy+surprised", dict(mix={"happy": 0.5, "surprised": 0.5})))
+    run.edits.mkdir(parents=True, exist_ok=True)
+    for name, kwargs in requests:
+        path = run.edits / f"{row['speaker']}_{name}.mp4"
+        generate(checkpoint, source, audio, path, generator=gen, **kwargs)
+        log(f"wrote {path}")
+
+
+def _step_evaluate(run: DemoRun, *, seed: int, force: bool, max_clips: int | None, log, **_) -> None:
+    from lesbench.evaluate import evaluate
+
+    for method, run_name in DEMO_METHODS:
+        options = {"checkpoint": str(run.run_dir(run_name))} if run_name else {}
+        log(f"evaluating {method}")
+        result = evaluate(method, run.prepared, protocol="mead-v1", out=run.results, seed=seed,
+                          method_options=options, max_clips=max_clips, progress=log)
+        log(f"{method}: {result.path}" if hasattr(result, "path") else str(result))
+
+
+def _step_leaderboard(run: DemoRun, *, log, **_) -> None:
+    from lesbench.leaderboard import build_leaderboard, render
+
+    lb = build_leaderboard(results=run.results, benchmark="mead-v1", include_reported=False)
+    run.leaderboard.mkdir(parents=True, exist_ok=True)
+    for fmt, suffix in (("md", "md"), ("latex", "tex"), ("bib", "bib"), ("csv", "csv"), ("png", "png")):
+        data = render(lb, fmt)
+        path = run.leaderboard / f"leaderboard.{suffix}"
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data)
+    log(render(lb, "md"))
+    log(f"tables written to {run.leaderboard} (md, tex + bib, csv, png)")
+
+
+_STEP_FUNCS: dict[str, Callable[..., None]] = {
+    "data": _step_data,
+    "prepare": _step_prepare,
+    "les": _step_les,
+    "train": _step_train,
+    "edit": _step_edit,
+    "evaluate": _step_evaluate,
+    "leaderboard": _step_leaderboard,
+}
