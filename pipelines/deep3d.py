@@ -169,3 +169,213 @@ def deep3d_to_table(coeffs: Deep3DCoefficients, clip_id: str | None = None, incl
                 pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1), pa.float32()), width),
             )
     return table.replace_schema_metadata({"stage": "coeffs", "source": "deep3dfacerecon", "stage_version": VERSION})
+
+
+# ---------------------------------------------------------------------------------------------
+# Importing a folder of Deep3DFaceRecon outputs into a prepared data set
+# ---------------------------------------------------------------------------------------------
+
+#: File types :func:`load_deep3d` reads.
+SUFFIXES = (".mat", ".npy", ".txt", ".csv")
+#: Default output folder inside the prepared data set, and its record file.
+IMPORT_DIR = "coeffs_deep3d"
+IMPORT_RECORD = "import.json"
+
+
+@dataclass
+class ImportReport:
+    """What :func:`import_deep3d` did.
+
+    ``written``: clip_id -> {"files": source files (relative to SRC), "rows": coefficient rows,
+    "n_frames": the prepared clip's frame count}; ``unmatched``: (path, reason) for files that
+    map to no clip, are duplicates or could not be read; ``missing``: prepared clips (with a face
+    track) that got no coefficients; ``mismatched``: clips whose row count differs from their
+    frame count (written anyway, frame = row index).
+    """
+
+    src: Path
+    out: Path
+    written: dict[str, dict]
+    unmatched: list[tuple[str, str]]
+    missing: list[str]
+    mismatched: list[str]
+
+    def to_dict(self) -> dict:
+        return {"tool": "deep3dfacerecon", "importer_version": VERSION, "source": str(self.src),
+                "out": str(self.out), "n_written": len(self.written), "written": self.written,
+                "unmatched": [{"path": p, "reason": r} for p, r in self.unmatched],
+                "missing": self.missing, "mismatched": self.mismatched}
+
+    def format(self, limit: int = 10) -> str:
+        lines = [f"imported Deep3DFaceRecon coefficients of {len(self.written)} clip(s) from {self.src} "
+                 f"into {self.out}"]
+        if self.mismatched:
+            lines.append(f"  {len(self.mismatched)} clip(s) with a row count other than their frame count "
+                         f"(frame = row index): {', '.join(self.mismatched[:limit])}")
+        if self.missing:
+            lines.append(f"  {len(self.missing)} prepared clip(s) without coefficients: "
+                         f"{', '.join(self.missing[:limit])}{' ...' if len(self.missing) > limit else ''}")
+        if self.unmatched:
+            lines.append(f"  {len(self.unmatched)} file(s) not imported:")
+            lines += [f"    {p}: {r}" for p, r in self.unmatched[:limit]]
+            if len(self.unmatched) > limit:
+                lines.append(f"    ... and {len(self.unmatched) - limit} more (see {IMPORT_RECORD})")
+        return "\n".join(lines)
+
+
+def _clip_keys(data: Path) -> tuple[dict[str, str], dict[tuple[str, ...], str], dict[str, int]]:
+    """(clip_id -> clip_id, video path parts without suffix relative to the source root ->
+    clip_id, clip_id -> n_frames) for the prepared clips with a face track."""
+    import json
+
+    import pandas as pd
+
+    from lesbench import schema
+    from lesbench.errors import DatasetError
+
+    clips_path = data / schema.CLIPS_PARQUET
+    if not clips_path.is_file():
+        raise DatasetError(f"{clips_path}: missing; {data} is not a prepared data set (run `lesbench prepare`)")
+    clips = pd.read_parquet(clips_path, columns=["clip_id", "video_path", "status", "n_frames"])
+    clips = clips[clips["status"].isin(("ok", "no_audio", "silent_audio"))]
+    root = None
+    meta_path = data / schema.DATASET_JSON
+    if meta_path.is_file():
+        try:
+            root = json.loads(meta_path.read_text()).get("source_root")
+        except ValueError:
+            root = None
+    by_id = {str(c): str(c) for c in clips["clip_id"]}
+    by_rel: dict[tuple[str, ...], str] = {}
+    for cid, video in zip(clips["clip_id"], clips["video_path"]):
+        p = Path(str(video))
+        try:
+            rel = p.relative_to(root) if root else p
+        except ValueError:
+            rel = p
+        # without a source root to strip: the last 6 parts (MEAD's speaker/video/view/emotion/level/nnn)
+        key = rel.with_suffix("").parts[-6:] if rel.is_absolute() else rel.with_suffix("").parts
+        by_rel[key] = str(cid)
+    n_frames = {str(c): int(n) if pd.notna(n) else 0 for c, n in zip(clips["clip_id"], clips["n_frames"])}
+    return by_id, by_rel, n_frames
+
+
+def _match(parts: tuple[str, ...], by_id: dict[str, str], by_rel: dict[tuple[str, ...], str]) -> str | None:
+    """Clip id of a path (parts, suffix removed): its name is a clip id, or it ends with a clip's
+    video path relative to the source root (MEAD: ``W009/video/front/happy/level_3/001``)."""
+    if parts and parts[-1] in by_id:
+        return by_id[parts[-1]]
+    for k in range(min(len(parts), 8), 0, -1):
+        if parts[-k:] in by_rel:
+            return by_rel[parts[-k:]]
+    return None
+
+
+def import_deep3d(src: str | Path, data: str | Path, out: str | Path | None = None,
+                  include_extra: bool = False) -> ImportReport:
+    """Import a folder of Deep3DFaceRecon coefficient files into a prepared data set.
+
+    Files (``.mat``/``.npy``/``.txt``/``.csv``, found recursively under ``src``) are matched
+    to clips of ``data/clips.parquet`` by their name (stem == clip_id) or by their path
+    (ending with the clip's video path relative to the source root, suffix removed, as when
+    Deep3DFaceRecon's outputs mirror the MEAD tree). A file that matches no clip but whose
+    folder does is one frame of that clip (Deep3DFaceRecon writes one ``.mat`` per image):
+    such files are stacked in name order. Each clip is written to
+    ``out/{clip_id}.parquet`` (default ``data/coeffs_deep3d``; :func:`deep3d_to_table`, so
+    ``id`` (80), ``exp`` (64) and pose; ``tex``/``gamma`` too with ``include_extra``), with
+    ``frame`` = row index. ``out/import.json`` records every clip written and every file not
+    used (with why), and ``data/dataset.json`` gets an ``imports.coeffs_deep3d`` entry.
+    One unreadable file never stops the import; when no file matches any clip, nothing is
+    written and :class:`~lesbench.errors.DatasetError` says so.
+
+    Returns:
+        :class:`ImportReport`.
+    """
+    import json
+
+    from lesbench import schema
+    from lesbench.errors import DatasetError
+    from lesbench.pipelines import manifest as mf
+
+    src, data = Path(src), Path(data)
+    if not src.exists():
+        raise DatasetError(f"{src}: Deep3DFaceRecon output folder not found")
+    by_id, by_rel, n_frames = _clip_keys(data)
+    out = Path(out) if out is not None else data / IMPORT_DIR
+    files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                                               and not p.name.startswith("."))
+    base = src.parent if src.is_file() else src
+
+    def rel(p: Path) -> str:
+        return p.relative_to(base).as_posix()
+
+    groups: dict[str, list[Path]] = {}
+    unmatched: list[tuple[str, str]] = []
+    for p in files:
+        parts = p.resolve().with_suffix("").parts
+        cid = _match(parts, by_id, by_rel)
+        if cid is not None:
+            if cid in groups:
+                unmatched.append((rel(p), f"clip {cid} already has coefficients from {rel(groups[cid][0])}"))
+                continue
+            groups[cid] = [p]
+            continue
+        cid = _match(parts[:-1], by_id, by_rel)  # per-frame file inside a folder named for a clip
+        if cid is not None:
+            groups.setdefault(f"{cid}\0frames", []).append(p)
+        else:
+            unmatched.append((rel(p), "matches no prepared clip (by name or by its MEAD path)"))
+    for key in sorted(k for k in groups if k.endswith("\0frames")):
+        cid = key.split("\0")[0]
+        per_frame = groups.pop(key)
+        if cid in groups:
+            unmatched += [(rel(p), f"clip {cid} already has coefficients from {rel(groups[cid][0])}") for p in per_frame]
+        else:
+            groups[cid] = per_frame
+
+    if not groups:
+        first = "; ".join(f"{p}: {r}" for p, r in unmatched[:3])
+        raise DatasetError(f"{src}: no coefficient file ({', '.join(SUFFIXES)}) matches a clip of {data}"
+                           + (f" ({len(unmatched)} file(s) found, e.g. {first})" if unmatched else " (none found)"))
+    written: dict[str, dict] = {}
+    mismatched = []
+    for cid in sorted(groups):
+        paths = groups[cid]
+        try:
+            parts = [load_deep3d(p) for p in paths]
+        except LesbenchError as exc:
+            unmatched.append((rel(paths[0]) if len(paths) == 1 else f"{rel(paths[0].parent)}/",
+                              f"unreadable: {exc}"))
+            continue
+        arr = np.concatenate([np.concatenate([getattr(c, n) for n in SLICES], axis=1) for c in parts])
+        coeffs = split_coefficients(arr, rel(paths[0]))
+        mf.write_parquet(deep3d_to_table(coeffs, cid, include_extra=include_extra), out / f"{cid}.parquet")
+        written[cid] = {"files": [rel(p) for p in paths], "rows": len(coeffs), "n_frames": n_frames[cid]}
+        if len(coeffs) != n_frames[cid]:
+            mismatched.append(cid)
+    record_path = out / IMPORT_RECORD
+    for stale in out.glob("*.parquet"):  # clips of an earlier import into this folder, gone now
+        if stale.stem not in written:
+            stale.unlink()
+    report = ImportReport(src=src, out=out, written=written, unmatched=unmatched,
+                          missing=sorted(set(n_frames) - set(written)), mismatched=mismatched)
+    mf.write_text(record_path, json.dumps(report.to_dict(), indent=2) + "\n")
+    meta_path = data / schema.DATASET_JSON
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except ValueError as exc:
+            raise DatasetError(f"{meta_path}: unreadable ({exc})") from None
+        try:
+            where = out.resolve().relative_to(data.resolve()).as_posix()
+        except ValueError:
+            where = str(out.resolve())
+        meta.setdefault("imports", {})["coeffs_deep3d"] = {
+            "tool": "deep3dfacerecon", "importer_version": VERSION, "source": str(src.resolve()),
+            "files": f"{where}/{{clip_id}}.parquet", "record": f"{where}/{IMPORT_RECORD}",
+            "n_clips": len(written), "n_unmatched": len(unmatched),
+            "columns": "clip_id, frame, id[80], exp[64], yaw, pitch, roll (deg), tx, ty, tz (BFM units), "
+                       "scale (1.0)" + (", tex[80], gamma[27]" if include_extra else ""),
+        }
+        mf.write_text(meta_path, json.dumps(meta, indent=2, default=str) + "\n")
+    return report

@@ -5,7 +5,9 @@ that shows whether the emotion signal is there: for every clip with a face track
 each AU over its face frames, minus the same speaker's neutral mean; averaged per emotion
 (and per emotion and level). A FACS check marks, for each emotion, whether its prototype AUs
 rose above neutral (happy AU12, surprise AU01/AU02, anger AU04, sadness AU15, disgust
-AU09/AU10, fear AU01: the rises DESIGN §4 expects from MediaPipe's blendshapes).
+AU09/AU10, fear AU01: the rises DESIGN §4 expects from MediaPipe's blendshapes). When the
+source root holds a ``truth.parquet`` (the synthetic demo), also the Pearson r between its
+ground-truth AU tracks and the extracted ones (:func:`truth_correlation`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ EXPECTED_RISES: dict[str, tuple[str, ...]] = {
 }
 #: Statuses whose frames carry a usable face track.
 FACE_STATUSES = ("ok", "no_audio", "silent_audio")
+#: Ground-truth columns of the demo's ``truth.parquet`` that are not AUs, with the extracted AU
+#: columns they should move with (mouth opening: lips apart AU25, jaw drop AU26).
+TRUTH_EXTRA_PAIRS: tuple[tuple[str, str], ...] = (
+    ("mouth_open", "AU25"), ("mouth_open", "AU26"), ("lip_gap", "AU25"), ("lip_gap", "AU26"),
+)
 
 
 @dataclass
@@ -52,6 +59,9 @@ class DatasetInfo:
     facs_check: dict[str, dict[str, bool]]
     speakers_without_neutral: list[str] = field(default_factory=list)
     dataset_json: dict[str, Any] = field(default_factory=dict)
+    #: :func:`truth_correlation` against the source's ``truth.parquet`` (demo data), else None
+    truth_r: "pd.DataFrame | None" = None
+    truth_path: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +73,9 @@ class DatasetInfo:
             "au_delta": {e: {a: _r(v) for a, v in row.items()} for e, row in self.au_delta.to_dict("index").items()},
             "facs_check": self.facs_check,
             "speakers_without_neutral": self.speakers_without_neutral,
+            **({"truth_correlation": {"truth": str(self.truth_path), "r": [
+                {"truth": t, "extracted": a, "r": _r(row["r"]), "n_frames": int(row["n_frames"])}
+                for (t, a), row in self.truth_r.iterrows()]}} if self.truth_r is not None else {}),
         }
 
     def format(self) -> str:
@@ -90,6 +103,13 @@ class DatasetInfo:
                 for emo, res in self.facs_check.items():
                     marks = ", ".join(f"{a} {'up' if ok else 'NOT up'}" for a, ok in res.items())
                     lines.append(f"    {emo:<10} {marks}")
+        if self.truth_r is not None and len(self.truth_r):
+            n = int(self.truth_r["n_frames"].max())
+            lines.append(f"  extracted vs ground truth ({self.truth_path}; Pearson r over {n} face frames):")
+            cells = [f"{a if t == a else f'{t}~{a}'} {v:.2f}" for (t, a), v in self.truth_r["r"].items()
+                     if np.isfinite(v)]
+            for i in range(0, len(cells), 6):
+                lines.append("    " + ", ".join(cells[i:i + 6]))
         return "\n".join(lines)
 
 
@@ -151,6 +171,80 @@ def facs_check(delta: "pd.DataFrame", threshold: float = 0.0) -> dict[str, dict[
             for emo, aus in EXPECTED_RISES.items() if emo in delta.index}
 
 
+def truth_correlation(out: str | Path, truth: "str | Path | pd.DataFrame",
+                      pairs: "tuple[tuple[str, str], ...] | None" = None) -> "pd.DataFrame":
+    """Pearson r between ground-truth tracks (the demo's ``truth.parquet``: one row per SOURCE
+    frame with ``clip_id``, ``t`` seconds and the true AU01..AU45, ``mouth_open``, ``lip_gap``...)
+    and the extracted AU columns of the prepared frames tables.
+
+    Alignment is by time: each clip's truth track is linearly interpolated at the prepared
+    frames' ``t`` (25 fps vs the source's 30 fps); only face frames inside the truth's time span
+    count. r is pooled over all frames of all clips present in both, so it measures both the
+    between-clip (emotion, level) and the within-clip (speech, blinks) agreement.
+
+    Args:
+        out: a prepared data set.
+        truth: ``truth.parquet`` path or its DataFrame.
+        pairs: (truth column, extracted AU column) pairs; default: every AU in both, plus
+            :data:`TRUTH_EXTRA_PAIRS`.
+
+    Returns:
+        DataFrame indexed by (truth, extracted) with ``r`` (NaN when either side is constant),
+        ``n_frames``, ``n_clips``, ``truth_std`` and ``extracted_std``; rows in ``pairs`` order.
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    table = truth if isinstance(truth, pd.DataFrame) else pd.read_parquet(truth)
+    for col in ("clip_id", "t"):
+        if col not in table.columns:
+            raise DatasetError(f"{truth if not isinstance(truth, pd.DataFrame) else 'truth table'}: "
+                               f"no {col!r} column; not a demo truth table")
+    if pairs is None:
+        pairs = tuple((a, a) for a in schema.AU_NAMES if a in table.columns) + tuple(
+            (t, a) for t, a in TRUTH_EXTRA_PAIRS if t in table.columns)
+    truth_cols = sorted({t for t, _ in pairs})
+    extracted_cols = sorted({a for _, a in pairs})
+    xs: dict[str, list[np.ndarray]] = {a: [] for a in extracted_cols}
+    ts: dict[str, list[np.ndarray]] = {t: [] for t in truth_cols}
+    n_clips = 0
+    frames_dir = out / schema.FRAMES_DIR
+    for clip_id, g in table.groupby("clip_id", sort=True):
+        path = frames_dir / f"{clip_id}.parquet"
+        if not path.is_file():
+            continue
+        f = pq.read_table(path, columns=["t", "face", *extracted_cols]).to_pandas()
+        g = g.sort_values("t")
+        tt = g["t"].to_numpy(np.float64)
+        keep = f["face"].to_numpy(bool) & (f["t"] >= tt[0]) & (f["t"] <= tt[-1])
+        keep &= np.isfinite(f[extracted_cols].to_numpy(np.float64)).all(axis=1)
+        if not keep.any():
+            continue
+        n_clips += 1
+        at = f["t"].to_numpy(np.float64)[keep]
+        for a in extracted_cols:
+            xs[a].append(f[a].to_numpy(np.float64)[keep])
+        for c in truth_cols:
+            ts[c].append(np.interp(at, tt, g[c].to_numpy(np.float64)))
+    rows = []
+    for tcol, acol in pairs:
+        x = np.concatenate(ts[tcol]) if ts[tcol] else np.zeros(0)
+        y = np.concatenate(xs[acol]) if xs[acol] else np.zeros(0)
+        sx, sy = (float(x.std()), float(y.std())) if len(x) else (float("nan"), float("nan"))
+        r = float(np.corrcoef(x, y)[0, 1]) if len(x) > 2 and sx > 0 and sy > 0 else float("nan")
+        rows.append({"truth": tcol, "extracted": acol, "r": r, "n_frames": int(len(x)),
+                     "n_clips": n_clips, "truth_std": sx, "extracted_std": sy})
+    return pd.DataFrame(rows).set_index(["truth", "extracted"])
+
+
+def _source_truth(meta: dict[str, Any]) -> Path | None:
+    """``truth.parquet`` at the data set's source root (the synthetic demo has one)."""
+    root = meta.get("source_root")
+    path = Path(root) / "truth.parquet" if root else None
+    return path if path is not None and path.is_file() else None
+
+
 def dataset_info(out: str | Path) -> DatasetInfo:
     """Summarise a prepared data set. Raises :class:`DatasetError` when ``out`` is not one."""
     import pandas as pd
@@ -180,6 +274,7 @@ def dataset_info(out: str | Path) -> DatasetInfo:
     face_ratio = ({"mean": float(ratios.mean()), "min": float(ratios.min()), "n_clips": int(len(ratios))}
                   if len(ratios) else {})
     means = clip_au_means(out, clips)
+    truth_path = _source_truth(meta)
     delta, missing = au_delta_table(means)
     by_level, _ = au_delta_table(means, by=("emotion", "level"))
     return DatasetInfo(
@@ -194,4 +289,6 @@ def dataset_info(out: str | Path) -> DatasetInfo:
         facs_check=facs_check(delta) if len(delta) else {},
         speakers_without_neutral=missing,
         dataset_json=meta,
+        truth_r=truth_correlation(out, truth_path) if truth_path is not None else None,
+        truth_path=truth_path,
     )

@@ -814,6 +814,9 @@ def prepare(
                       "coeffs": "coeffs/{clip_id}.parquet", "crops": "crops/{clip_id}.mp4",
                       "clips": schema.CLIPS_PARQUET, "face_model": schema.FACE_MODEL},
         }
+        imports = _kept_imports(out)
+        if imports:
+            info["imports"] = imports
         mf.write_text(out / schema.DATASET_JSON, json.dumps(info, indent=2, sort_keys=False, default=str) + "\n")
         timings["write_s"] = time.perf_counter() - t
 
@@ -858,6 +861,17 @@ def _remove_vanished(out: Path, keep: set[str]) -> int:
                 p.unlink()
                 gone.add(stem.removesuffix(".coeffs"))
     return len(gone)
+
+
+def _kept_imports(out: Path) -> dict[str, Any]:
+    """``imports`` entries of the previous dataset.json (``lesbench import-coeffs``) whose
+    record file still exists: a re-run of prepare keeps documenting them."""
+    try:
+        old = json.loads((out / schema.DATASET_JSON).read_text()).get("imports") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: v for k, v in sorted(old.items()) if isinstance(v, dict) and v.get("record")
+            and (out / str(v["record"])).is_file()}
 
 
 def _refresh_row(row: dict[str, Any], clip: schema.Clip) -> dict[str, Any]:
@@ -989,13 +1003,15 @@ def _fit_face_model(out: Path, usable: list[schema.Clip], rows: dict[str, dict[s
     # fit runs next to the data.
     runner.call(_fit_task, [str(p) for p in frame_files], [c.speaker for c in train],
                 [c.clip_id for c in train], sum(int(rows[c.clip_id]["n_frames"] or 0) for c in train),
-                {"fitted_on": fitted_on, "data_set": str(out)}, str(target))
+                {"fitted_on": fitted_on}, str(target))
     speakers = sorted({c.speaker for c in train})
     provenance = {
         "fitted_on": fitted_on,
         "n_clips": len(train),
         "speakers": speakers,
         "summary": f"fitted on {len(train)} clips ({fitted_on}) of {len(speakers)} speaker(s)",
+        # when: here, not in face_model.npz, whose bytes depend only on its inputs
+        "fitted_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     mf.write_text(record_path, json.dumps({"key": key_hash, "size": target.stat().st_size,
                                            "provenance": provenance}))

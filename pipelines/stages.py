@@ -206,19 +206,14 @@ class CoeffsStage(Stage):
         from lesbench.pipelines.face_model import FaceModel
 
         step = max(1, -(-(n_frames or 0) // self.max_fit_frames))
-        # Identity components come from differences between groups; with a single speaker
-        # there are none (and a zero-width list column cannot round-trip through Parquet), so
-        # each clip is its own group then, which the provenance records.
-        groups = list(speakers) if len(set(speakers)) >= 2 else list(clip_ids)
-        extra = {"clips": list(clip_ids), "identity_groups": "speaker" if groups == list(speakers) else "clip"}
-        model = FaceModel.fit(_LandmarkTracks(frame_files), groups=groups, k_id=self.k_id, k_exp=self.k_exp,
-                              frame_step=step, provenance={**extra, **(provenance or {})})
-        # PCA components are defined up to sign, and LAPACK's choice can flip between runs on
-        # the same data (seen between two worker processes): fix each component's sign so the
-        # same inputs always give the same coefficients.
-        model.id_basis = _canonical_signs(model.id_basis)
-        model.exp_basis = _canonical_signs(model.exp_basis)
-        return model
+        # Identity groups are speakers, always: with a single speaker the model has no identity
+        # components (k_id == 0, an empty ``id`` list per row), which is the truth. Grouping by
+        # clip instead makes fake "identity" components out of what differs between one
+        # person's clips (emotion, level, session), so a clip's id coefficients would carry
+        # its emotion into everything conditioned on identity.
+        extra = {"clips": list(clip_ids), "identity_groups": "speaker"}
+        return FaceModel.fit(_LandmarkTracks(frame_files), groups=list(speakers), k_id=self.k_id,
+                             k_exp=self.k_exp, frame_step=step, provenance={**extra, **(provenance or {})})
 
     def project(self, model: Any, frames: "pa.Table", clip_id: str) -> "pa.Table":
         """Coefficients table (one row per frame) of one clip's frames table."""
@@ -227,17 +222,6 @@ class CoeffsStage(Stage):
         lms = _landmarks_of(frames)
         return coeffs_to_table(model.project(lms), clip_id=clip_id,
                                frames=frames.column("frame").to_numpy())
-
-
-def _canonical_signs(basis: np.ndarray) -> np.ndarray:
-    """Flip rows of a (K, D) basis so each has a positive dot product with a fixed random
-    direction (a largest-entry rule is fragile here: mirrored landmarks give near-ties)."""
-    basis = np.array(basis, dtype=np.float64, copy=True)
-    if basis.size:
-        probe = np.random.default_rng(20240607).standard_normal(basis.shape[1])
-        signs = np.sign(basis @ probe)
-        basis *= np.where(signs == 0, 1.0, signs)[:, None]
-    return basis
 
 
 def _landmarks_of(frames: "pa.Table") -> np.ndarray:

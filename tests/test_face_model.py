@@ -149,7 +149,8 @@ def test_save_load_round_trip(model, dataset, tmp_path):
     path = model.save(tmp_path / "face_model.npz")
     with np.load(path, allow_pickle=False) as data:  # no pickled objects inside
         prov = json.loads(str(data["provenance"]))
-    assert prov["dataset"] == "synthetic" and "lesbench_version" in prov and "date" in prov
+    assert prov["dataset"] == "synthetic" and "lesbench_version" in prov
+    assert "date" not in prov  # no wall-clock time inside: identical fits give identical bytes
     back = FaceModel.load(path)
     for name in ("mean", "id_basis", "exp_basis", "id_std", "exp_std", "reference"):
         np.testing.assert_array_equal(getattr(back, name), getattr(model, name))
@@ -161,6 +162,52 @@ def test_save_load_round_trip(model, dataset, tmp_path):
         FaceModel.load(tmp_path / "other.npz")
     with pytest.raises(LesbenchError, match="not found"):
         FaceModel.load(tmp_path / "missing.npz")
+
+
+def test_fit_fixes_component_signs(model, dataset):
+    from lesbench.pipelines.face_model import _fix_signs, _sign_probe
+
+    for basis in (model.id_basis, model.exp_basis):
+        assert (basis @ _sign_probe(basis.shape[1]) > 1e-6).all()
+        flipped = basis * np.where(np.arange(len(basis)) % 2, -1.0, 1.0)[:, None]
+        np.testing.assert_array_equal(_fix_signs(flipped.copy()), basis)
+    # same data in another order (other summation order, other Lanczos rounding): same model
+    tracks, groups, _, _ = dataset
+    again = FaceModel.fit(tracks[::-1], groups[::-1], k_id=16, k_exp=8)
+    np.testing.assert_allclose(again.exp_basis, model.exp_basis, atol=1e-6)
+    np.testing.assert_allclose(again.id_basis, model.id_basis, atol=1e-6)
+
+
+def test_save_is_byte_deterministic(dataset, tmp_path, monkeypatch):
+    import time
+
+    tracks, groups, _, _ = dataset
+    a = FaceModel.fit(tracks[:6], groups[:6], k_id=4, k_exp=4, provenance={"clips": 6})
+    b = FaceModel.fit(tracks[:6], groups[:6], k_id=4, k_exp=4, provenance={"clips": 6})
+    monkeypatch.setattr(time, "time", lambda: 1.0e9)
+    pa_ = a.save(tmp_path / "a" / "face_model.npz")
+    monkeypatch.setattr(time, "time", lambda: 1.7e9)  # np.savez would stamp this into the zip
+    pb = b.save(tmp_path / "b" / "face_model.npz")
+    assert pa_.read_bytes() == pb.read_bytes()
+    assert sorted(p.name for p in pa_.parent.iterdir()) == ["face_model.npz"]  # no temp file left
+
+
+def test_single_identity_group_has_no_identity_components(dataset, tmp_path):
+    import pyarrow.parquet as pq
+
+    tracks, _, _, _ = dataset
+    m = FaceModel.fit(tracks[:3], ["S0"] * 3, k_id=16, k_exp=4)
+    assert m.k_id == 0 and m.k_exp == 4 and m.id_basis.shape == (0, N * 3)
+    c = m.project(tracks[0])
+    assert c.id.shape == (0,) and c.exp.shape == (30, 4)
+    # the table round-trips through Parquet (a zero-width fixed-size list would not)
+    pq.write_table(coeffs_to_table(c, clip_id="S0_front_happy_3_001"), tmp_path / "c.parquet")
+    back = pq.read_table(tmp_path / "c.parquet")
+    assert back.column("id").to_pylist() == [[]] * 30
+    np.testing.assert_array_equal(np.asarray(back.column("exp").to_pylist(), np.float32), c.exp)
+    np.testing.assert_allclose(m.reconstruct(c.id, c.exp, c.pose), tracks[0].reshape(30, N, 3), atol=1e-3)
+    loaded = FaceModel.load(m.save(tmp_path / "fm.npz"))
+    assert loaded.k_id == 0 and loaded.project(tracks[0]).id.shape == (0,)
 
 
 def test_fit_errors_and_default_groups(dataset):

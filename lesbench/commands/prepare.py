@@ -118,6 +118,43 @@ def _run_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+_IMPORT_EPILOG = """\
+Files (.mat, .npy, .txt, .csv; found recursively under SRC) map to clips by name (stem ==
+clip_id, e.g. W009_front_happy_3_001.mat) or by path (ending with the clip's video path in the
+source tree without its suffix, e.g. W009/video/front/happy/level_3/001.mat); a folder named
+either way may hold one file per frame (Deep3DFaceRecon's default), stacked in name order.
+Writes DATA/coeffs_deep3d/{clip_id}.parquet (or --out), coeffs_deep3d/import.json (every clip
+written and every file not used, with why) and an imports.coeffs_deep3d entry in dataset.json.
+
+examples:
+  lesbench import-coeffs deep3d ~/deep3d_out --data ~/data/mead-prepared
+  lesbench import-coeffs deep3d ~/deep3d_out --data prep --out prep/coeffs_bfm --extra
+"""
+
+
+def _add_import(p: argparse.ArgumentParser) -> None:
+    p.epilog = _IMPORT_EPILOG
+    p.add_argument("tool", choices=["deep3d"], help="which tool wrote the coefficients (deep3d: Deep3DFaceRecon, 257-d)")
+    p.add_argument("src", help="a coefficient file or a folder of them")
+    p.add_argument("--data", required=True, metavar="PREPARED", help="the prepared data set (--out of `lesbench prepare`)")
+    p.add_argument("--out", default=None, help="output folder (default PREPARED/coeffs_deep3d)")
+    p.add_argument("--extra", action="store_true", help="also keep texture (tex[80]) and lighting (gamma[27])")
+    p.add_argument("--strict", action="store_true", help="exit non-zero when any file was not imported")
+    p.add_argument("--json", action="store_true", help="print the import record as JSON")
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    import json
+
+    from lesbench.pipelines.deep3d import import_deep3d
+
+    report = import_deep3d(args.src, args.data, out=args.out, include_extra=args.extra)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    if not report.written:
+        return 1
+    return 1 if args.strict and report.unmatched else 0
+
+
 COMMANDS = [
     Command("prepare", "MEAD-layout (or any) video -> validated per-frame Parquet features, on Dask",
             _add_prepare, _run_prepare, order=20),
@@ -125,4 +162,6 @@ COMMANDS = [
             _add_info, _run_info, order=21),
     Command("validate", "check a prepared data set against its contract; non-zero exit on violations",
             _add_validate, _run_validate, order=22),
+    Command("import-coeffs", "import 3DMM coefficients from another tool (Deep3DFaceRecon) into a prepared data set",
+            _add_import, _run_import, order=23),
 ]

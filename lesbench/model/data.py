@@ -157,8 +157,11 @@ def load_clip(index: PreparedIndex, clip: ClipRecord, target_lead: float = 0.0) 
     )
     if not valid.any():
         raise DatasetError(f"{clip.clip_id}: no frame with a face and finite features")
-    ident = np.stack(id_list)[valid[: len(id_list)] if len(id_list) == len(valid) else slice(None)]
-    ident = np.nanmean(ident, axis=0).astype(np.float32)
+    if id_list:
+        ident = np.stack(id_list)[valid[: len(id_list)] if len(id_list) == len(valid) else slice(None)]
+        ident = np.nanmean(ident, axis=0).astype(np.float32)
+    else:  # a face model fitted on one speaker has no identity components (k_id == 0)
+        ident = np.zeros(0, np.float32)
     mel = np.where(np.isfinite(mel), mel, 0).astype(np.float32)
     if target_lead:
         exp = np.where(valid[:, None], exp, 0)

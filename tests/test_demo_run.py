@@ -1,0 +1,38 @@
+"""`lesbench demo` end to end on the tiny data set (the README's first command, small)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from lesbench.demo.run import run_demo
+
+
+def test_tiny_demo_runs_through_generation(tmp_path):
+    out = tmp_path / "demo"
+    steps = ("data", "prepare", "les", "train", "edit")
+    run = run_demo(out, tiny=True, workers=1, epochs=2, steps=steps, log=lambda _m: None)
+    assert set(run.timings) == set(steps)
+    clips = pd.read_parquet(run.prepared / "clips.parquet")
+    assert len(clips) == 8 and (clips["status"] == "ok").all()
+    assert json.loads((run.les / "les.json").read_text())
+    for name in ("les-talker", "one-hot", "audio-only"):
+        assert (run.run_dir(name) / "model.safetensors").is_file()
+    edits = sorted(p.name for p in run.edits.glob("*.mp4"))
+    assert "W009_happy_1.00.mp4" in edits and len(edits) >= 4
+
+    from lesbench.io import probe
+
+    info = probe(run.edits / "W009_happy_1.00.mp4")
+    assert info.has_video and info.has_audio and (info.width, info.height) == (256, 256)
+
+    # a second run finds every step's output and redoes nothing
+    again = run_demo(out, tiny=True, workers=1, epochs=2, steps=("data", "les", "train"), log=lambda _m: None)
+    assert sum(again.timings.values()) < 5.0
+
+
+def test_unknown_step_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown demo step"):
+        run_demo(tmp_path, steps=("data", "evalute"))
