@@ -13,7 +13,7 @@ install:
 	-$(PYTHON) -m pip install -q dlib-bin
 
 demo: install
-	lesbench demo --out $(DEMO_OUT)
+	$(PYTHON) -m lesbench demo --out $(DEMO_OUT)
 
 test: install
 	$(PYTHON) -m pytest
