@@ -110,6 +110,12 @@ class GenerationRequest:
     source_clip_id: str
     audio: np.ndarray | None = None
     sample_rate: int = schema.SAMPLE_RATE
+    #: Controllability sweeps (:mod:`lesbench.sweep`): a continuous LES level (fraction of the MEAD
+    #: level-3 expression, 0 = neutral) that methods taking continuous levels use instead of
+    #: ``level``, and facial units (``schema.FACIAL_UNITS``) to restrict the emotion to. None in
+    #: ordinary test-clip requests; methods that cannot honour them answer as they can.
+    les_level: float | None = None
+    units: tuple[str, ...] | None = None
 
 
 class Method:
@@ -122,6 +128,9 @@ class Method:
 
     name: ClassVar[str] = ""
     card: ClassVar[str] = ""
+    #: True when the method generates from any (source image, audio, emotion, level) request, so
+    #: the controllability sweep (:mod:`lesbench.sweep`) can ask it for levels 0..1 and unit edits.
+    controllable: ClassVar[bool] = False
 
     def __init__(self, seed: int = 0, device: str | None = None, **options: Any) -> None:
         self.seed = int(seed)

@@ -23,6 +23,7 @@ VARIANTS: dict[str, str] = {"les-talker": "les", "one-hot": "onehot", "audio-onl
 class LESTalkerMethod(Method):
     name = "les-talker"
     card = "les-talker"
+    controllable = True
 
     def __init__(self, seed: int = 0, device: str | None = None, checkpoint: str | Path | None = None,
                  **options: Any) -> None:
@@ -56,10 +57,19 @@ class LESTalkerMethod(Method):
     def generate(self, request: GenerationRequest) -> np.ndarray:
         if self._generator is None:
             raise LesbenchError(f"{self.name}: setup() was not called")
+        # request.level is the MEAD level (1-3); the generator's ``level=`` is an LES level (a
+        # fraction of MEAD level 3), so MEAD levels go through ``mead_level=``, which maps them
+        # with the run's fitted level scale. Neutral has no level.
+        mead_level = None if request.emotion == "neutral" else int(request.level)
+        sweep: dict[str, Any] = {}
+        if request.les_level is not None:  # controllability sweep: a continuous LES level
+            mead_level, sweep["level"] = None, float(request.les_level)
+        if request.units and self.condition == "les":  # the ablations have no unit input: ignored
+            sweep["units"] = list(request.units)
         frames = self._generator.generate(
             source_image=request.source_image, audio=request.audio, emotion=request.emotion,
-            level=request.level, n_frames=request.n_frames, sample_rate=request.sample_rate,
-            seed=self.seed,
+            mead_level=mead_level, n_frames=request.n_frames, sample_rate=request.sample_rate,
+            seed=self.seed, **sweep,
         )
         return np.asarray(frames, dtype=np.uint8)
 

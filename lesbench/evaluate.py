@@ -26,6 +26,7 @@ recorded and skipped, never fatal.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -134,28 +135,61 @@ def _load_protocol(protocol: str | Path) -> tuple[Any, dict[str, Any]]:
 def dataset_label(info: dict[str, Any], data: str | Path) -> str:
     """Name of the evaluated data set in results and tables.
 
-    A prepared set of lesbench's synthetic demo (its source root holds ``demo.json``) is
-    labelled ``lesbench-demo`` even though it was read with the MEAD reader, so demo numbers are
-    never shown as MEAD numbers.
+    A prepared set of lesbench's synthetic demo is labelled ``lesbench-demo`` even though it was
+    read with the MEAD reader, so demo numbers are never shown as MEAD numbers. It is recognised
+    by a ``demo`` entry in ``dataset.json`` (the demo card, when prepare records it) or by the
+    demo generator's ``demo.json`` in the recorded source root (or reader root).
     """
     if info.get("name"):
         return str(info["name"])
-    root = info.get("source_root")
-    if root and (Path(str(root)) / "demo.json").is_file():
+    if info.get("demo"):
         return "lesbench-demo"
+    reader = info.get("reader") if isinstance(info.get("reader"), dict) else {}
+    roots = {info.get("source_root"), reader.get("root")} - {None, ""}
+    for root in roots:
+        card = Path(str(root)) / "demo.json"
+        if card.is_file():
+            try:
+                gen = json.loads(card.read_text()).get("generator", "lesbench.demo")
+            except (OSError, ValueError, AttributeError):
+                gen = "lesbench.demo"  # a demo.json that is not ours to parse still marks demo data
+            if str(gen).startswith("lesbench"):
+                return "lesbench-demo"
     return str(info.get("dataset") or Path(data).resolve().name)
 
 
 # ----------------------------------------------------------------------------------- selection
 
 def test_clips(data: Any, protocol: Any) -> list[dict[str, Any]]:
-    """Rows of the test split, in the protocol's views (when the data has any of them)."""
+    """Rows of the test split, in the protocol's views (when the data has any of them), sorted
+    by clip id; with the protocol's ``clips_per_condition`` = N, only the first N clips of each
+    speaker x view x emotion x level (``demo-v1``: one level-3 clip per emotion, plus neutral).
+    Only the protocol's ``levels`` are kept (neutral clips always)."""
     test = data.split("test")
     views = tuple(getattr(protocol, "views", ()) or ())
     if views and "view" in test.columns and test["view"].isin(views).any():
         test = test[test["view"].isin(views)]
-    rows = [r for r in test.to_dict("records")]
-    return sorted(rows, key=lambda r: str(r["clip_id"]))
+    levels = tuple(getattr(protocol, "levels", ()) or ())
+    if levels and "level" in test.columns:  # neutral has level 1 only: it is always kept
+        test = test[test["level"].isin(levels) | (test["emotion"] == "neutral")]
+    rows = sorted(test.to_dict("records"), key=lambda r: str(r["clip_id"]))
+    per = getattr(protocol, "clips_per_condition", None)
+    if per:
+        by = tuple(getattr(protocol, "clips_by", ("speaker", "view", "emotion", "level")))
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault(tuple(str(r.get(k, "")) for k in by), []).append(r)
+        kept = []
+        for i, cond in enumerate(sorted(groups)):
+            cands = groups[cond]
+            if "speaker" not in by:  # rotate the speaker over conditions: all speakers represented
+                speakers = sorted({str(r["speaker"]) for r in cands})
+                first = speakers[i % len(speakers)]
+                cands = [r for r in cands if str(r["speaker"]) == first] + \
+                        [r for r in cands if str(r["speaker"]) != first]
+            kept += cands[: int(per)]
+        rows = sorted(kept, key=lambda r: str(r["clip_id"]))
+    return rows
 
 
 def choose_source(data: Any, row: dict[str, Any]) -> str:
@@ -176,8 +210,12 @@ def choose_source(data: Any, row: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------- scoring
 
 def default_scorer(pred: dict[str, Path], ref: dict[str, Path], protocol: Any, metrics: list[str] | None,
-                   clips: list[dict[str, Any]], device: str | None = None) -> dict[str, dict[str, Any]]:
+                   clips: list[dict[str, Any]], device: str | None = None,
+                   cache_dir: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Score with :func:`lesbench.metrics.score.score` and normalise its report.
+
+    ``cache_dir``: cache of the reference clips' face tables and Inception features, shared by
+    every method evaluated into the same results folder (tracked/embedded once, not per method).
 
     The reference is the prepared data set itself (its crops, with emotion and level from
     ``clips.parquet``) so that emotion/AU metrics know each clip's target.
@@ -188,28 +226,11 @@ def default_scorer(pred: dict[str, Path], ref: dict[str, Path], protocol: Any, m
     parents = {Path(p).resolve().parent.parent for p in ref.values()}
     if len(parents) == 1 and (next(iter(parents)) / schema.DATASET_JSON).is_file():
         ref_root = next(iter(parents))
-    from lesbench.metrics.base import MetricUnavailable
-    from lesbench.metrics.score import DEFAULT_METRICS
-
-    names = list(metrics) if metrics else list(DEFAULT_METRICS)
-    dropped: dict[str, str] = {}
-    while True:
-        try:
-            report = score(pred, ref=ref_root, metrics=names, protocol=protocol, device=device)
-            break
-        except MetricUnavailable as exc:
-            # a metric that finds out only while scoring that it cannot run here: record it as
-            # unavailable and score the others, instead of losing the whole run
-            if exc.metric not in names:
-                raise
-            names.remove(exc.metric)
-            dropped[exc.metric] = exc.reason
-            if not names:
-                break
-    out = normalise_report(report) if names else {}
-    for name, reason in dropped.items():
-        out[name] = {"version": "", "higher_is_better": None, "unavailable": reason}
-    return out
+    # a metric that cannot run here (weights or package missing, found at construction or
+    # while scoring) comes back from score() marked unavailable with its reason
+    report = score(pred, ref=ref_root, metrics=list(metrics) if metrics else None, protocol=protocol, device=device,
+                   cache_dir=cache_dir)
+    return normalise_report(report)
 
 
 #: (metric, output key) -> leaderboard name for multi-output metrics.
@@ -288,6 +309,8 @@ def evaluate(
     scorer: Scorer | None = None,
     max_clips: int | None = None,
     progress: Callable[[str], None] | None = None,
+    les: str | Path | None = None,
+    control: Any = True,
 ) -> EvaluationResult:
     """Generate the test split with ``method`` and score it; write the results file to ``out``.
 
@@ -295,7 +318,10 @@ def evaluate(
     method's constructor (``checkpoint`` for LES-Talker; ``videos``, ``card``, ``scheme``... for
     ``external``). ``workdir`` holds generated videos and caches (default
     ``{out}/work/{method}``). ``max_clips`` evaluates only the first N test clips (for smoke
-    runs; recorded). ``scorer`` replaces the metric suite (tests).
+    runs; recorded). ``scorer`` replaces the metric suite (tests). ``control``: also run the
+    controllability sweep (:mod:`lesbench.sweep`; a ``SweepConfig`` runs it with that config) for
+    methods with ``controllable``, when ``metrics`` is None or names ``controllability``, measured
+    in the LES ``les`` (default: the LES recorded in the method's checkpoint).
     """
     from lesbench.baselines.base import Method, PreparedData
     from lesbench.io import probe, write_video
@@ -371,11 +397,24 @@ def evaluate(
         raise LesbenchError(f"{method}: every test clip failed; first error: {next(iter(failures.values()), '?')}")
 
     say(f"scoring {len(pred)} clips with protocol {proto_summary['id']}")
-    scorer = scorer or default_scorer
+    if scorer is None:  # reference-clip features cached next to the methods' work folders
+        scorer = functools.partial(default_scorer, cache_dir=workdir.parent / "cache" / "score")
     scored_rows = [r for r in rows if str(r["clip_id"]) in pred]
     scores = scorer(pred, ref, proto, metrics, scored_rows, device)
     values = {k: v for k, v in scores.items() if "unavailable" not in v}
     unavailable = {k: v["unavailable"] for k, v in scores.items() if "unavailable" in v}
+    ctrl_record: dict[str, Any] = {"applicable": None, "reason": "not requested"}
+    if control and (not metrics or "controllability" in metrics):
+        from lesbench.sweep import evaluate_controllability
+
+        say("controllability sweep")
+        unavailable.pop("controllability", None)  # the sweep measures it, not the clip scorer
+        c_scores, c_unavailable, ctrl_record = evaluate_controllability(
+            instance, prepared, les=les, bootstrap_n=int(getattr(proto, "bootstrap_n", 1000)),
+            bootstrap_seed=int(getattr(proto, "bootstrap_seed", 0)), progress=say,
+            config=None if isinstance(control, bool) else control)
+        values.update(c_scores)
+        unavailable.update(c_unavailable)
 
     prov = instance.provenance()
     paths = prepared.paths
@@ -408,6 +447,7 @@ def evaluate(
             "source_rule": "first frame of the same speaker's first other neutral clip (same view)",
             "seconds_generating": round(gen_seconds, 3),
         },
+        "controllability": ctrl_record,
         "environment": {
             "lesbench_version": __version__,
             "git_revision": git_revision(),

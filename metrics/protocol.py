@@ -67,6 +67,15 @@ class Protocol:
     bootstrap_seed: int
     bootstrap_level: float
     source: str = ""
+    #: Test-clip selection: keep at most this many clips (the first by clip id) per speaker x
+    #: view x emotion x level; None = every test clip. From ``test_clips.per_condition``.
+    clips_per_condition: int | None = None
+    #: Columns that define a condition for ``clips_per_condition`` (``test_clips.by``). When
+    #: ``speaker`` is not among them, the speaker of each condition's clip rotates over the test
+    #: speakers (condition i takes speaker i mod S first) so every speaker is represented.
+    clips_by: tuple[str, ...] = ("speaker", "view", "emotion", "level")
+    #: FID formula: ``sqrtm`` (pytorch-fid's) or ``eig`` (same value, faster; ``fid.method``).
+    fid_method: str = "sqrtm"
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -158,6 +167,16 @@ def _from_dict(d: dict[str, Any], source: str) -> Protocol:
     if unknown:
         raise LesbenchError(f"{source}: au.thresholds names unknown AUs {unknown}; known: {list(AU_NAMES)}")
     boot = section("bootstrap")
+    per_condition = section("test_clips").get("per_condition")
+    clips_by = tuple(str(c) for c in (section("test_clips").get("by") or ("speaker", "view", "emotion", "level")))
+    bad_by = sorted(set(clips_by) - {"speaker", "view", "emotion", "level", "sentence"})
+    if bad_by:
+        raise LesbenchError(f"{source}: test_clips.by names unknown columns {bad_by}")
+    fid_method = str(section("fid").get("method", "sqrtm"))
+    if fid_method not in ("sqrtm", "eig"):
+        raise LesbenchError(f"{source}: fid.method must be sqrtm or eig, got {fid_method!r}")
+    if per_condition is not None and int(per_condition) < 1:
+        raise LesbenchError(f"{source}: test_clips.per_condition must be >= 1 (or null for every clip)")
     pairing = str(d.get("pairing", "linspace"))
     if pairing not in ("linspace", "truncate"):
         raise LesbenchError(f"{source}: pairing must be linspace or truncate, got {pairing!r}")
@@ -187,6 +206,9 @@ def _from_dict(d: dict[str, Any], source: str) -> Protocol:
         bootstrap_seed=int(boot.get("seed", 0)),
         bootstrap_level=float(boot.get("level", 0.95)),
         source=source,
+        clips_per_condition=None if per_condition is None else int(per_condition),
+        clips_by=clips_by,
+        fid_method=fid_method,
         raw=d,
     )
 

@@ -21,7 +21,9 @@ reference and listed. Each video is decoded and face-tracked ONCE (one MediaPipe
 the run) and the result is shared by every metric. A clip without an audio stream, without a
 face, or that cannot be decoded is reported per clip with the reason; it never stops the run.
 A metric that cannot run here (weights or package missing) is listed as unavailable with the
-reason. Aggregates are means over clips with a seeded percentile bootstrap CI (over clips).
+reason, whether it finds out when constructed or only in ``update``/``compute`` (it is then
+skipped for the remaining clips; the other metrics go on). With ``cache_dir`` the reference
+clips' face tables and Inception features are cached on disk (:class:`FeatureCache`). Aggregates are means over clips with a seeded percentile bootstrap CI (over clips).
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ class VideoData:
     entry: ClipEntry
     protocol: Protocol
     tracker_factory: Any
+    #: Where this video's face table is cached across runs (reference clips only; None: no cache).
+    cache: "FeatureCache | None" = None
     _frames: np.ndarray | None = None
     _audio: np.ndarray | None = None
     _audio_error: str | None = None
@@ -213,14 +217,75 @@ class VideoData:
     def face(self) -> Any:
         """Frames table (``lesbench.pipelines.face`` columns) of :attr:`frames`."""
         if self._face is None:
-            tracker = self.tracker_factory()
-            self._face = tracker.track(self.frames, fps=self.protocol.fps, analysis_size=640)
+            def track() -> Any:
+                return self.tracker_factory().track(self.frames, fps=self.protocol.fps, analysis_size=640)
+
+            self._face = self.cache.face(self.entry.video, self.protocol, track) if self.cache else track()
         return self._face
 
     @property
     def face_ratio(self) -> float:
         f = np.asarray(self.face["face"], bool)
         return float(f.mean()) if len(f) else 0.0
+
+
+class FeatureCache:
+    """On-disk cache of what reference clips cost to compute: their face tables (MediaPipe) and
+    Inception features, so that scoring several methods against the same reference clips
+    (``lesbench evaluate``) tracks and embeds each reference clip once.
+
+    Entries are keyed by the file (resolved path, size, mtime) and everything that changes the
+    result (frame rate, face-stage version, analysis size; Inception weights sha256 and the frame
+    indices); writes are atomic. Only reference clips are cached: generated clips change.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @staticmethod
+    def _key(path: Path, *parts: Any) -> str:
+        import hashlib
+
+        st = Path(path).stat()
+        text = "|".join([str(Path(path).resolve()), str(st.st_size), str(st.st_mtime_ns), *map(str, parts)])
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def face(self, video: Path, protocol: Protocol, compute: Any) -> Any:
+        """The face table of ``video`` (``compute()`` on a miss; cached as Parquet)."""
+        import pandas as pd
+
+        from lesbench.pipelines.face import VERSION as FACE_VERSION
+
+        path = self.root / "face" / f"{self._key(video, protocol.fps, FACE_VERSION, 640)}.parquet"
+        if path.is_file():
+            try:
+                return pd.read_parquet(path)
+            except Exception as exc:  # noqa: BLE001 - a damaged cache entry is recomputed
+                log.warning("%s: unreadable cache entry (%s); recomputing", path, exc)
+        table = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        table.to_parquet(tmp)
+        tmp.replace(path)
+        return table
+
+    def inception(self, video: Path, indices: np.ndarray, weights_sha: str, compute: Any) -> np.ndarray:
+        """(N, 2048) float64 Inception features of ``video``'s frames ``indices``."""
+        import hashlib
+
+        idx = hashlib.sha256(np.asarray(indices, np.int64).tobytes()).hexdigest()[:16]
+        path = self.root / "inception" / f"{self._key(video, weights_sha, idx)}.npy"
+        if path.is_file():
+            try:
+                return np.load(path)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("%s: unreadable cache entry (%s); recomputing", path, exc)
+        feats = np.asarray(compute(), np.float64)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npy")
+        np.save(tmp, feats)
+        tmp.replace(path)
+        return feats
 
 
 class _TrackerPool:
@@ -400,6 +465,8 @@ def _make_metric(name: str, protocol: Protocol, device: str | None, options: dic
         kwargs.update(vshift=protocol.lse_vshift, crop_scale=protocol.lse_crop_scale)
     elif name == "lmd":
         kwargs.update(landmarks=protocol.lmd_landmarks, crop_size=protocol.crop_size, pairing=protocol.pairing)
+    elif name == "fid":
+        kwargs.update(method=protocol.fid_method)
     elif name == "au":
         kwargs.update(thresholds=protocol.au_threshold_vector(), pairing=protocol.pairing)
     kwargs.update(options.get(name, {}))
@@ -408,8 +475,12 @@ def _make_metric(name: str, protocol: Protocol, device: str | None, options: dic
 
 def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] | None = None, metrics: Sequence[str] | None = None,
           protocol: str | Path | Protocol = "mead-v1", device: str | None = None,
-          metric_options: dict[str, dict] | None = None, progress: bool = False) -> ScoreReport:
+          metric_options: dict[str, dict] | None = None, progress: bool = False,
+          cache_dir: str | Path | None = None) -> ScoreReport:
     """Score the videos under ``pred`` (against ``ref``) with ``metrics`` under ``protocol``.
+
+    ``cache_dir``: where reference clips' face tables and Inception features are cached
+    (:class:`FeatureCache`), so repeated runs against the same references reuse them.
 
     ``metric_options``: extra constructor arguments per metric name (e.g.
     ``{"lse": {"weights_path": "syncnet_v2.model"}}``,
@@ -454,7 +525,12 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
                                      weights=_weights_sha(m.weights))
 
     tracker = _TrackerPool()
+    cache = FeatureCache(cache_dir) if cache_dir is not None else None
     statuses: list[ClipStatus] = []
+    # metrics that found out only while scoring that they cannot run here (MetricUnavailable
+    # from update/compute, e.g. LPIPS without the lpips package): name -> reason. They are
+    # reported as unavailable and skipped for the remaining clips; the other metrics go on.
+    dead: dict[str, str] = {}
     per_clip: dict[str, dict[str, Any]] = {n: {} for n in instances}
     unpaired = sorted(set(pred_entries) - set(ref_entries)) if ref is not None else []
     try:
@@ -468,7 +544,7 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
             if progress:
                 print(f"[{i + 1}/{len(pred_entries)}] {key}", flush=True)
             pv = VideoData(pe, proto, tracker)
-            rv = VideoData(re_, proto, tracker) if re_ else None
+            rv = VideoData(re_, proto, tracker, cache) if re_ else None
             try:
                 st.n_frames = int(len(pv.frames))
             except MediaError as exc:
@@ -476,12 +552,15 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
                 for n in instances:
                     per_clip[n][key] = None
                 continue
-            _score_clip(key, st, pv, rv, proto, instances, units, per_clip)
+            _score_clip(key, st, pv, rv, proto, instances, units, per_clip, dead)
     finally:
         tracker.close()
 
     for name, m in instances.items():
         res = results[name]
+        if name in dead:
+            res.unavailable = dead[name]
+            continue
         try:
             if units[name] == "dataset":
                 value = m.compute()
@@ -506,6 +585,8 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
                 res.value, res.ci95 = agg[""], cis[""]
             else:
                 res.value, res.ci95 = agg, cis
+        except MetricUnavailable as exc:
+            res.value, res.ci95, res.unavailable = None, None, exc.reason
         except (ValueError, LesbenchError) as exc:
             res.unavailable = f"could not compute: {exc}"
 
@@ -527,8 +608,17 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
                        lesbench.__version__, round(time.perf_counter() - t0, 3), unpaired)
 
 
+@dataclass
+class _CachedFeatures:
+    """Reference features standing in for reference frames (Inception metrics)."""
+
+    features: np.ndarray
+
+
 def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, proto: Protocol,
-                instances: dict[str, Metric], units: dict[str, str], per_clip: dict[str, dict[str, Any]]) -> None:
+                instances: dict[str, Metric], units: dict[str, str], per_clip: dict[str, dict[str, Any]],
+                dead: dict[str, str] | None = None) -> None:
+    dead = {} if dead is None else dead
     ref_ok = rv is not None
     if rv is not None:
         try:
@@ -555,6 +645,9 @@ def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, p
             st.issues.append("no_face: no face found in the reference video")
 
     for name, m in instances.items():
+        if name in dead:
+            per_clip[name][key] = {"skipped": f"metric unavailable: {dead[name]}"}
+            continue
         inputs = set(m.inputs)
         if REF_INPUTS & inputs and not ref_ok:
             per_clip[name][key] = {"skipped": "no reference clip"} if rv is None else {"skipped": "reference unreadable"}
@@ -573,7 +666,14 @@ def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, p
             if inp == "pred_video":
                 args[inp] = pv.frames[sampling.indices(len(pv.frames))]
             elif inp == "ref_video":
-                args[inp] = rv.frames[sampling.indices(len(rv.frames))]  # type: ignore[union-attr]
+                idx = sampling.indices(len(rv.frames))  # type: ignore[union-attr]
+                if rv.cache is not None and hasattr(m, "update_features") and hasattr(m, "extractor"):
+                    # Inception metrics: the reference clip's features come from the cache
+                    args[inp] = _CachedFeatures(rv.cache.inception(
+                        rv.entry.video, idx, m.extractor.sha256,  # type: ignore[union-attr]
+                        lambda: m.extractor(rv.frames[idx])))  # type: ignore[union-attr]
+                else:
+                    args[inp] = rv.frames[idx]  # type: ignore[union-attr]
             elif inp == "audio":
                 args[inp] = audio
             elif inp == "source":
@@ -594,13 +694,27 @@ def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, p
             per_clip[name][key] = {"skipped": "emotion/level unknown (not in the path)"}
             continue
         try:
-            if units[name] == "dataset":
+            if any(isinstance(v, _CachedFeatures) for v in args.values()):
+                # features for the reference, frames for the prediction
+                if units[name] != "dataset":
+                    m.reset()
+                pred_frames = args.get("pred_video")
+                m.update_features(pred=m.extractor(pred_frames) if pred_frames is not None and len(pred_frames) else None,
+                                  ref=args["ref_video"].features)
+                per_clip[name][key] = True if units[name] == "dataset" else {"value": m.compute()}
+            elif units[name] == "dataset":
                 m.update(**args)
                 per_clip[name][key] = True
             else:
                 m.reset()
                 m.update(**args)
                 per_clip[name][key] = {"value": m.compute()}
+            # per-clip remarks a metric wants shown (e.g. sync: no mouth motion)
+            st.issues.extend(f"{name}: {note}" for note in getattr(m, "clip_notes", ()) or ())
+        except MetricUnavailable as exc:
+            dead[name] = exc.reason
+            per_clip[name][key] = {"skipped": f"metric unavailable: {exc.reason}"}
+            log.warning("%s unavailable: %s", name, exc.reason)
         except (ValueError, LesbenchError) as exc:
             per_clip[name][key] = {"skipped": str(exc)}
             st.issues.append(f"{name}: {exc}")

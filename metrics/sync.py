@@ -1,6 +1,6 @@
 """Weight-free audio-visual synchronisation: offset and confidence from landmarks and audio.
 
-Definition (version ``xval-logmel-ridge/1``)
+Definition (version ``xval-logmel-ridge/2``)
 -------------------------------------------
 Visual signal, per video frame ``i`` (25 fps): mouth shape from MediaPipe landmarks,
 ``opening`` = mean inner-lip gap over the pairs (13, 14), (82, 87), (312, 317) and ``width`` =
@@ -22,7 +22,19 @@ between the held-out predictions and the measurements. Then
   sound of what the mouth does at frame ``i`` is heard at frame ``i + offset``). Delaying a
   clip's audio by ``k`` frames adds ``k`` to its offset. (syncnet_python prints the opposite
   sign; lesbench's LSE reports use this convention too.)
-- ``confidence = score(offset) - median_s score(s)``, in correlation units (0..2).
+- ``confidence = motion_weight x (score(offset) - median_s score(s))``, in correlation units
+  (0..2).
+
+Mouth-motion gate (new in version 2). Correlation is blind to scale, so a face whose mouth does
+not move at all (a still image repeated) still "correlates" its tracker jitter with the audio:
+on the demo data a repeated source frame scored confidence 0.22-0.62 against 0.72-0.88 for the
+real clips, with offsets anywhere in -15..15. The mouth motion ``m`` = the larger of the
+standard deviations of ``opening`` and ``width`` over the frames with a face (inter-ocular
+units). Tracker jitter on a still crop measured 0.0001-0.002; real speech 0.025-0.054. So
+``motion_weight = clip((m - min_motion) / min_motion, 0, 1)`` with ``min_motion = 0.005``:
+below 0.005 IOD the clip is *still*: confidence 0, offset undefined (None; left out of the
+offset means) and the result carries the note ``no mouth motion``; from 0.01 IOD on (every real
+clip) the weight is 1 and the score is unchanged. A still face therefore always scores worst.
 
 Why a cross-validated regression rather than a plain correlation of mouth opening with the
 RMS envelope: on the two real clips in ``../shared/data/speech-dev`` the plain normalised
@@ -51,7 +63,11 @@ import numpy as np
 from lesbench.metrics._face import interocular, landmarks_array, valid_frames
 from lesbench.metrics.base import Metric
 
-VERSION = "xval-logmel-ridge/1"
+VERSION = "xval-logmel-ridge/2"
+
+#: Mouth motion (std of the inter-ocular-normalised mouth shape) below which a clip is "still":
+#: confidence 0, offset undefined. Full confidence weight from ``2 * MIN_MOUTH_MOTION`` on.
+MIN_MOUTH_MOTION = 0.005
 
 #: Inner-lip landmark pairs (upper, lower) and lip corners in MediaPipe's 478-point topology.
 INNER_LIP_PAIRS: tuple[tuple[int, int], ...] = ((13, 14), (82, 87), (312, 317))
@@ -63,8 +79,11 @@ class SyncResult:
     """Outcome of :func:`av_sync` for one clip.
 
     ``offset`` frames (positive: audio lags video), ``offset_frac`` the parabola-refined peak,
-    ``confidence`` = peak minus median score, ``scores`` (2K+1,) cross-validated correlation per
-    shift in ``shifts``. ``valid`` is False (and ``reason`` set) when there was too little data.
+    ``confidence`` = motion weight x (peak minus median score), ``scores`` (2K+1,)
+    cross-validated correlation per shift in ``shifts``. ``valid`` is False (and ``reason`` set)
+    when there was too little data. ``still`` is True when the mouth does not move (motion below
+    :data:`MIN_MOUTH_MOTION`): then ``confidence == 0``, ``offset is None`` and ``note`` says so.
+    ``motion``: the mouth motion (inter-ocular units).
     """
 
     offset: int | None
@@ -78,6 +97,9 @@ class SyncResult:
     valid: bool = True
     reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    still: bool = False
+    motion: float | None = None
+    note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +111,9 @@ class SyncResult:
             "n_valid": self.n_valid,
             "valid": self.valid,
             "reason": self.reason,
+            "still": self.still,
+            "motion": self.motion,
+            "note": self.note,
         }
 
 
@@ -176,7 +201,8 @@ def _cv_corr(y: np.ndarray, x: np.ndarray, ridge: float, folds: int) -> float:
 
 def av_sync(landmarks: Any, audio: np.ndarray, sr: int = 16000, fps: float = 25.0, max_shift: int = 15,
             n_mels: int = 16, context: int = 0, ridge: float = 0.1, folds: int = 5,
-            min_frames: int = 25, window_s: float = 0.064, frame_times: np.ndarray | None = None) -> SyncResult:
+            min_frames: int = 25, window_s: float = 0.064, frame_times: np.ndarray | None = None,
+            min_motion: float = MIN_MOUTH_MOTION) -> SyncResult:
     """Audio-visual offset and confidence of one clip (see the module docstring).
 
     Args:
@@ -188,6 +214,8 @@ def av_sync(landmarks: Any, audio: np.ndarray, sr: int = 16000, fps: float = 25.
             a frame-rate conversion that repeats/drops frames, pass the source frame's own
             timestamp (``lesbench.io`` gives ``source_index``) so the audio is read where the
             image was taken, not where it is shown.
+        min_motion: mouth-motion gate in inter-ocular units (see the module docstring); 0
+            disables it.
 
     Returns:
         :class:`SyncResult`; offset > 0 means the audio lags the video.
@@ -222,6 +250,13 @@ def av_sync(landmarks: Any, audio: np.ndarray, sr: int = 16000, fps: float = 25.
     if not np.isfinite(scores).any():
         return SyncResult(None, None, None, None, shifts, scores, n, int(ok.sum()), False,
                           f"too few frames with a face ({int(ok.sum())} of {n}; need {min_frames} + shifts)")
+    motion = float(np.nanmax(shape[ok].std(axis=0)))
+    if motion < min_motion:
+        return SyncResult(None, None, 0.0, float(np.nanmax(scores)), shifts, scores, n, int(ok.sum()), True, "",
+                          still=True, motion=motion,
+                          note=f"no mouth motion (std {motion:.4f} < {min_motion:g} inter-ocular): "
+                               "confidence 0, offset undefined")
+    weight = float(np.clip((motion - min_motion) / min_motion, 0.0, 1.0)) if min_motion > 0 else 1.0
     best = int(np.nanargmax(scores))
     peak = float(scores[best])
     frac = float(shifts[best])
@@ -230,8 +265,8 @@ def av_sync(landmarks: Any, audio: np.ndarray, sr: int = 16000, fps: float = 25.
         den = a - 2 * b + c
         if den < 0:
             frac += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-    return SyncResult(int(np.round(frac)), frac, peak - float(np.nanmedian(scores)), peak, shifts, scores,
-                      n, int(ok.sum()))
+    return SyncResult(int(np.round(frac)), frac, weight * (peak - float(np.nanmedian(scores))), peak, shifts,
+                      scores, n, int(ok.sum()), motion=motion)
 
 
 def shift_audio(audio: np.ndarray, frames: int, sr: int = 16000, fps: float = 25.0) -> np.ndarray:
@@ -248,7 +283,11 @@ def shift_audio(audio: np.ndarray, frames: int, sr: int = 16000, fps: float = 25
 
 class AVSync(Metric):
     """Weight-free AV offset/confidence (``sync``); per clip ``offset``, ``abs_offset``,
-    ``confidence``; :meth:`compute` gives their means over the clips updated so far."""
+    ``confidence``; :meth:`compute` gives their means over the clips updated so far.
+
+    Still clips (no mouth motion) count with confidence 0 and are left out of the offset means
+    (``offset``/``abs_offset`` are NaN when every clip is still); ``n_still`` counts them and
+    :attr:`clip_notes` holds their notes (``lesbench score`` lists them as clip issues)."""
 
     name: ClassVar[str] = "sync"
     version: ClassVar[str] = VERSION
@@ -263,19 +302,25 @@ class AVSync(Metric):
 
     def reset(self) -> None:
         self.results: list[SyncResult] = []
+        self.clip_notes: list[str] = []
 
     def update(self, pred_face: Any, audio: np.ndarray) -> None:
-        self.results.append(av_sync(pred_face, audio, self.sr, self.fps, self.max_shift))
+        r = av_sync(pred_face, audio, self.sr, self.fps, self.max_shift)
+        self.results.append(r)
+        if r.note:
+            self.clip_notes.append(r.note)
 
     def compute(self) -> dict[str, float]:
         ok = [r for r in self.results if r.valid]
         if not ok:
             reasons = "; ".join(sorted({r.reason for r in self.results})) or "no clips"
             raise ValueError(f"sync: no valid clip ({reasons})")
+        moving = [r for r in ok if r.offset is not None]
         return {
-            "offset": float(np.mean([r.offset for r in ok])),
-            "abs_offset": float(np.mean([abs(r.offset) for r in ok])),
+            "offset": float(np.mean([r.offset for r in moving])) if moving else float("nan"),
+            "abs_offset": float(np.mean([abs(r.offset) for r in moving])) if moving else float("nan"),
             "confidence": float(np.mean([r.confidence for r in ok])),
+            "n_still": float(len(ok) - len(moving)),
         }
 
 

@@ -110,3 +110,45 @@ def test_real_clip_shifts_are_recovered(real_clips, name):
     assert abs(own) <= 1.5
     assert sum(abs(found[k] - k) <= 1 for k in SHIFTS) >= 16, found
     assert results[0].confidence > 0.2
+
+
+def _still(lm: np.ndarray, jitter: float, seed: int = 0) -> np.ndarray:
+    """The first frame's landmarks repeated, plus tracker-like jitter (``jitter`` x inter-ocular)."""
+    rng = np.random.default_rng(seed)
+    io_dist = np.linalg.norm(lm[0, 33, :2] - lm[0, 263, :2])
+    still = np.repeat(lm[:1], len(lm), axis=0).astype(np.float64)
+    still[..., :2] += rng.normal(0.0, jitter * io_dist, size=still[..., :2].shape)
+    return still
+
+
+def test_a_still_mouth_scores_worst():
+    """A repeated source frame (only tracker jitter) gets confidence 0 and no offset, below a
+    real clip; measured jitter on still demo crops is 0.0001-0.002 inter-ocular."""
+    lm, audio = synthetic_clip(150, seed=0)
+    real = av_sync(lm, audio)
+    for jitter in (0.0, 0.0005, 0.001):
+        # the ungated score of pure jitter is not small: that is what the gate is for
+        r = av_sync(_still(lm, jitter), audio)
+        assert r.valid and r.still and r.confidence == 0.0 and r.offset is None
+        assert "no mouth motion" in r.note and r.motion < 0.005
+    assert not real.still and real.confidence > 0.3 and real.motion > 0.01
+    m = AVSync()
+    m.update(_still(lm, 0.001), audio)
+    out = m.compute()
+    assert out["confidence"] == 0.0 and np.isnan(out["offset"]) and out["n_still"] == 1
+    assert m.clip_notes and "no mouth motion" in m.clip_notes[0]
+    m.update(lm, audio)  # still clips count as 0 in the confidence mean, not in the offsets
+    out = m.compute()
+    assert out["confidence"] == pytest.approx(real.confidence / 2) and out["offset"] == real.offset
+
+
+def test_gate_ramp_is_continuous_and_can_be_disabled():
+    lm, audio = synthetic_clip(150, seed=1)
+    ungated = av_sync(lm, audio, min_motion=0.0)
+    gated = av_sync(lm, audio)
+    assert gated.confidence == pytest.approx(ungated.confidence)  # real motion: weight 1
+    # motion between min_motion and 2 x min_motion: confidence scaled by (m - t) / t
+    r = av_sync(lm, audio, min_motion=gated.motion / 1.5)
+    assert r.confidence == pytest.approx(ungated.confidence * 0.5, rel=1e-6)
+    still_ungated = av_sync(_still(lm, 0.001), audio, min_motion=0.0)
+    assert still_ungated.offset is not None and not still_ungated.still

@@ -29,6 +29,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device for methods/metrics that use one")
     p.add_argument("--workdir", default=None, help="where generated videos and caches go (default OUT/work/<method>)")
     p.add_argument("--max-clips", type=int, default=None, help="only the first N test clips (smoke runs)")
+    p.add_argument("--les", default=None,
+                   help="LES folder that measures the controllability sweep (default: the one in --checkpoint)")
+    p.add_argument("--no-control", action="store_true",
+                   help="skip the controllability sweep (levels 0..1 per emotion, unit edits)")
     p.add_argument("--match-only", action="store_true",
                    help="external: only list which files match which test clips, then stop")
 
@@ -73,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     res = evaluate(args.method, args.data, protocol=args.protocol, out=args.out, workdir=args.workdir,
                    seed=args.seed, device=args.device, metrics=metrics, method_options=options,
-                   max_clips=args.max_clips, progress=lambda msg: print(msg, file=sys.stderr))
+                   max_clips=args.max_clips, progress=lambda msg: print(msg, file=sys.stderr),
+                   les=args.les, control=not args.no_control)
     rec = res.record
     print(f"{rec['method']} on {rec['dataset']['name']} ({rec['protocol']['id']}): "
           f"{rec['generation']['n_generated']}/{rec['dataset']['n_test_clips']} clips generated")

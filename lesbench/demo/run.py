@@ -29,6 +29,10 @@ DEMO_METHODS: tuple[tuple[str, str | None], ...] = (
     ("audio-only", "audio-only"),
 )
 
+#: The demo's protocol: mead-v1's metrics and crops on 8 test clips, sparser FID/CSIM frames
+#: (metrics/protocols/demo-v1.yaml); its results are labelled data set ``lesbench-demo``.
+DEMO_PROTOCOL = "demo-v1"
+
 #: Training condition of each trained run (same code, same config otherwise).
 TRAINED_VARIANTS: dict[str, str] = {"les-talker": "les", "one-hot": "onehot", "audio-only": "audio-only"}
 
@@ -190,7 +194,7 @@ def _step_evaluate(run: DemoRun, *, seed: int, force: bool, max_clips: int | Non
     for method, run_name in DEMO_METHODS:
         options = {"checkpoint": str(run.run_dir(run_name))} if run_name else {}
         log(f"evaluating {method}")
-        result = evaluate(method, run.prepared, protocol="mead-v1", out=run.results, seed=seed,
+        result = evaluate(method, run.prepared, protocol=DEMO_PROTOCOL, out=run.results, seed=seed,
                           method_options=options, max_clips=max_clips, progress=log)
         log(f"{method}: {result.path}" if hasattr(result, "path") else str(result))
 
@@ -198,7 +202,7 @@ def _step_evaluate(run: DemoRun, *, seed: int, force: bool, max_clips: int | Non
 def _step_leaderboard(run: DemoRun, *, log, **_) -> None:
     from lesbench.leaderboard import build_leaderboard, render
 
-    lb = build_leaderboard(results=run.results, benchmark="mead-v1", include_reported=False)
+    lb = build_leaderboard(results=run.results, benchmark=DEMO_PROTOCOL, include_reported=False)
     run.leaderboard.mkdir(parents=True, exist_ok=True)
     for fmt, suffix in (("md", "md"), ("latex", "tex"), ("bib", "bib"), ("csv", "csv"), ("png", "png")):
         data = render(lb, fmt)

@@ -1,0 +1,538 @@
+"""Controllability sweep: ask a method for levels 0…1 of every LES emotion and for unit-restricted
+edits, measure the AUs of what it renders, and score level control and unit isolation.
+
+The metric definitions are :mod:`lesbench.metrics.controllability` (``ctrl/1``); this module
+only orchestrates (which requests, which sources, which audio) and aggregates.
+
+**Requests.** For each source image (by default the first crop frame of the first neutral clip of
+each test speaker, at most ``max_sources`` speakers) and one driving audio (the first
+``duration_s`` seconds of the first test clip that has audio):
+
+- the *neutral* request (emotion ``neutral``, LES level 0) — the level-0 point of every emotion
+  and the reference ``N`` of the unit edits (an emotion at level 0 *is* the neutral request);
+- for each LES emotion ``e`` and level ``l`` in ``levels`` (default 0.25, 0.5, 0.75, 1): emotion
+  ``e`` at LES level ``l`` (a fraction of the MEAD level-3 expression; ``request.les_level``);
+  methods that take only MEAD levels see ``level = clip(round(3 l), 1, 3)``;
+- for each facial unit ``u`` (:data:`lesbench.schema.FACIAL_UNITS`): the emotion whose scaled LES
+  direction is largest inside ``u`` (:func:`strongest_emotion`) at level 1, restricted to ``u``
+  (``request.units``).
+
+**Measurement.** Every output is tracked with :class:`lesbench.pipelines.face.FaceTracker`; its AU
+vector is the mean over frames with a face of the blendshape AUs ((17,), ``schema.AU_NAMES``).
+
+**Level control** (per source and emotion): projection of ``AU(e, l) - AU(neutral)`` on the LES
+direction of ``e`` (:func:`~lesbench.metrics.controllability.project_on_direction`), then
+Spearman ρ and R² of the line against the requested levels, level 0 included
+(:func:`~lesbench.metrics.controllability.level_control`). An emotion whose projections do not
+change with the level (range below ``flat_tol`` AU units, e.g. an audio-only method) has no
+defined ρ/R²: it is counted as *flat* and left out of the means. Reported: the mean over
+(source, emotion) pairs as ``level-spearman`` and ``level-linearity`` (higher is better).
+
+**Unit isolation** (per source and unit): with ``N`` the neutral output, ``U`` the unrestricted
+edit (emotion ``e*`` at level 1) and ``R`` the same edit restricted to unit ``u``,
+``r(X) = unit_isolation(N, X, u)`` = mean |ΔAU| outside ``u`` / mean |ΔAU| inside ``u``
+(ctrl/1) and ``unit-isolation = 1 - r(R) / r(U)``: 1 = restricting the edit to ``u`` leaves every
+other AU where the neutral output has it, 0 = restricting changes nothing (a method that cannot
+edit units), below 0 = worse than not restricting (higher is better). Undefined (left out) when
+the restricted or the unrestricted edit moves ``u`` by less than ``min_move`` (mean |ΔAU| inside
+``u``, default 0.005: the tracker's noise floor), or the unrestricted edit moves nothing outside.
+
+    from lesbench.sweep import control_sweep, SweepConfig
+    res = control_sweep(method, prepared, les)          # method.setup(prepared) done before
+    res.summary()   # {"level-spearman": 0.98, "level-linearity": 0.95, "unit-isolation": 0.9, ...}
+
+``lesbench evaluate`` runs it for methods with ``Method.controllable`` and records the numbers
+with the LES's path and sha256 (:func:`evaluate_controllability`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import numpy as np
+
+from lesbench import schema
+from lesbench.errors import LesbenchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lesbench.baselines.base import Method, PreparedData
+    from lesbench.les.space import LinearEmotionSpace
+
+#: Version of the sweep (requests, sources, aggregation); the metric functions are ``ctrl/1``.
+SWEEP_VERSION = "sweep/1"
+NEUTRAL = "neutral"
+
+#: Leaderboard names of the sweep's outputs and whether higher is better.
+OUTPUTS: dict[str, bool] = {"level-spearman": True, "level-linearity": True, "unit-isolation": True}
+
+#: ``measure(frames (T, H, W, 3) uint8) -> (17,) float AU mean (NaN when no face)``.
+AUMeasure = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What the sweep asks for. ``levels`` are LES levels (fractions of MEAD level 3) beyond the
+    neutral level 0; ``duration_s`` the length of the driving audio (s); ``max_sources`` the
+    number of test speakers used as sources; ``emotions``/``units`` restrict the sweep (default:
+    all LES emotions, all facial units); ``flat_tol`` the projection range (AU units) below which
+    an emotion counts as not responding to the level; ``min_move`` the mean |ΔAU| inside a unit
+    (AU units) below which an edit counts as not moving that unit (tracker noise floor);
+    ``torch_threads``: torch's intra-op threads during the sweep (restored after; None leaves
+    them). The sweep's many short clips run 4-8x slower with 2 threads than with 1 on a busy
+    2-core machine (OpenMP spin-waits; same outputs), hence 1."""
+
+    levels: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    duration_s: float = 0.6
+    max_sources: int = 2
+    emotions: tuple[str, ...] | None = None
+    units: tuple[str, ...] | None = None
+    flat_tol: float = 1e-3
+    min_move: float = 0.005
+    torch_threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        if not self.levels or any(not (0.0 < float(lv) <= 2.0) for lv in self.levels):
+            raise LesbenchError(f"sweep levels must be in (0, 2] (level 0 is always the neutral request): {self.levels}")
+        if len(set(self.levels)) < 2:
+            raise LesbenchError("the sweep needs at least 2 distinct non-zero levels")
+        if self.duration_s <= 0 or self.max_sources < 1:
+            raise LesbenchError("sweep duration_s must be > 0 and max_sources >= 1")
+        unknown = set(self.units or ()) - set(schema.FACIAL_UNITS)
+        if unknown:
+            raise LesbenchError(f"unknown facial units {sorted(unknown)}; known: {', '.join(schema.FACIAL_UNITS)}")
+
+
+@dataclass
+class SweepSource:
+    """One source image of the sweep: the first crop frame of ``clip_id`` ((H, W, 3) uint8 RGB)."""
+
+    clip_id: str
+    speaker: str
+    view: str
+    image: np.ndarray
+
+
+@dataclass
+class LevelRecord:
+    """Level control of one (source, emotion): requested levels (0 first), projections (AU units,
+    level-0 output subtracted), and ``level_control``'s numbers (NaN when ``flat``)."""
+
+    source: str
+    emotion: str
+    levels: list[float]
+    projections: list[float]
+    spearman: float
+    r2: float
+    slope: float
+    flat: bool
+
+
+@dataclass
+class UnitRecord:
+    """Unit isolation of one (source, unit): ctrl/1 ratios of the restricted (``ratio_restricted``)
+    and unrestricted (``ratio_unrestricted``) edits of ``emotion`` against the neutral output,
+    mean |ΔAU| inside/outside the unit for both, and ``isolation = 1 - restricted/unrestricted``."""
+
+    source: str
+    unit: str
+    emotion: str
+    inside_restricted: float
+    outside_restricted: float
+    inside_unrestricted: float
+    outside_unrestricted: float
+    ratio_restricted: float
+    ratio_unrestricted: float
+    isolation: float
+
+
+@dataclass
+class ControlSweepResult:
+    """Everything the sweep measured; :meth:`summary` gives the reported means."""
+
+    method: str
+    levels: list[LevelRecord] = field(default_factory=list)
+    units: list[UnitRecord] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    audio_clip: str | None = None
+    n_frames: int = 0
+    n_generated: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    config: SweepConfig = field(default_factory=SweepConfig)
+
+    def level_values(self, key: str) -> list[float]:
+        return [float(getattr(r, key)) for r in self.levels if not r.flat and math.isfinite(getattr(r, key))]
+
+    def isolation_values(self) -> list[float]:
+        return [r.isolation for r in self.units if math.isfinite(r.isolation)]
+
+    def summary(self) -> dict[str, Any]:
+        """Means over (source, emotion) and (source, unit) pairs; NaN where nothing is defined."""
+        def mean(v: list[float]) -> float:
+            return float(np.mean(v)) if v else float("nan")
+
+        per_emotion: dict[str, dict[str, float]] = {}
+        for emo in sorted({r.emotion for r in self.levels}):
+            rs = [r for r in self.levels if r.emotion == emo and not r.flat]
+            per_emotion[emo] = {"spearman": mean([r.spearman for r in rs if math.isfinite(r.spearman)]),
+                                "r2": mean([r.r2 for r in rs if math.isfinite(r.r2)]),
+                                "slope": mean([r.slope for r in rs]),
+                                "n_flat": sum(r.flat for r in self.levels if r.emotion == emo)}
+        per_unit = {u: {"isolation": mean([r.isolation for r in self.units if r.unit == u and math.isfinite(r.isolation)]),
+                        "emotion": next(r.emotion for r in self.units if r.unit == u)}
+                    for u in sorted({r.unit for r in self.units})}
+        return {
+            "level-spearman": mean(self.level_values("spearman")),
+            "level-linearity": mean(self.level_values("r2")),
+            "unit-isolation": mean(self.isolation_values()),
+            "n_level_pairs": len(self.levels),
+            "n_flat": sum(r.flat for r in self.levels),
+            "n_unit_pairs": len(self.units),
+            "per_emotion": per_emotion,
+            "per_unit": per_unit,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return _jsonable({
+            "method": self.method, "version": SWEEP_VERSION, "config": asdict(self.config),
+            "sources": self.sources, "audio_clip": self.audio_clip, "n_frames": self.n_frames,
+            "n_generated": self.n_generated, "failures": dict(sorted(self.failures.items())),
+            "seconds": round(self.seconds, 3), "summary": self.summary(),
+            "levels": [asdict(r) for r in self.levels], "units": [asdict(r) for r in self.units],
+        })
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+def supports_control(method: Any) -> bool:
+    """True when ``method`` takes arbitrary (source, audio, emotion, level) requests."""
+    return bool(getattr(method, "controllable", False))
+
+
+def mead_level_for(les_level: float) -> int:
+    """The MEAD level (1–3) nearest to an LES level (fraction of level 3), for level-only methods."""
+    return int(min(3, max(1, round(3.0 * float(les_level)))))
+
+
+def strongest_emotion(les: "LinearEmotionSpace", unit: str, emotions: list[str] | None = None) -> str:
+    """The emotion whose scaled LES direction ``|d_e| d_e`` has the largest norm inside ``unit``."""
+    mask = les.unit_mask([unit])
+    names = emotions or les.emotions
+    best = max(names, key=lambda e: float(np.linalg.norm(les.directions[e].norm * les.directions[e].direction * mask)))
+    return best
+
+
+def select_sources(data: "PreparedData", max_sources: int = 2, split: str = "test") -> list[SweepSource]:
+    """First crop frame of each ``split`` speaker's first neutral clip (first clip if none),
+    speakers in sorted order, at most ``max_sources``."""
+    rows = data.split(split)
+    if rows.empty:
+        raise LesbenchError(f"{data.paths['clips']}: no usable {split!r} clip for the controllability sweep")
+    out: list[SweepSource] = []
+    for speaker in sorted(str(s) for s in rows["speaker"].unique()):
+        mine = data.clips[data.clips["speaker"].astype(str) == speaker]
+        neutral = mine[mine["emotion"].astype(str) == NEUTRAL]
+        pick = (neutral if not neutral.empty else mine).sort_values("clip_id").iloc[0]
+        cid = str(pick["clip_id"])
+        out.append(SweepSource(clip_id=cid, speaker=speaker, view=str(pick.get("view", "front")),
+                               image=data.read_first_frame(cid)))
+        if len(out) >= max_sources:
+            break
+    return out
+
+
+def select_audio(data: "PreparedData", duration_s: float, split: str = "test") -> tuple[str, np.ndarray]:
+    """The first ``duration_s`` seconds (16 kHz mono float32) of the first ``split`` clip with audio."""
+    n = int(round(duration_s * schema.SAMPLE_RATE))
+    for cid in sorted(str(c) for c in data.split(split)["clip_id"]):
+        audio = data.read_audio(cid)
+        if audio is not None and len(audio) >= schema.HOP * 3:
+            return cid, np.asarray(audio[:n], np.float32)
+    raise LesbenchError(f"{data.paths['clips']}: no {split!r} clip with audio to drive the controllability sweep")
+
+
+def tracker_measure(tracker: Any | None = None) -> AUMeasure:
+    """AU measurement with a (reused) MediaPipe FaceTracker: mean AU over frames with a face."""
+    state: dict[str, Any] = {"tracker": tracker}
+
+    def measure(frames: np.ndarray) -> np.ndarray:
+        if state["tracker"] is None:
+            from lesbench.pipelines.face import FaceTracker
+
+            state["tracker"] = FaceTracker()
+        table = state["tracker"].track(list(np.asarray(frames, np.uint8)), fps=schema.FPS)
+        table = table[table["face"].astype(bool)]
+        if len(table) == 0:
+            return np.full(len(schema.AU_NAMES), np.nan)
+        return table[list(schema.AU_NAMES)].to_numpy(np.float64).mean(axis=0)
+
+    return measure
+
+
+# ----------------------------------------------------------------------------------- the sweep
+
+def control_sweep(
+    method: "Method",
+    data: "PreparedData | None",
+    les: "LinearEmotionSpace",
+    config: SweepConfig | None = None,
+    *,
+    sources: list[SweepSource] | None = None,
+    audio: np.ndarray | None = None,
+    audio_clip: str | None = None,
+    measure: AUMeasure | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ControlSweepResult:
+    """Run the sweep (module docstring) on a method whose :meth:`setup` was already called.
+
+    ``sources``/``audio`` default to :func:`select_sources`/:func:`select_audio` on ``data``;
+    ``measure`` defaults to :func:`tracker_measure`. One failing request is recorded in
+    ``failures`` and leaves a NaN point, never stops the sweep.
+    """
+    cfg = config or SweepConfig()
+    say = progress or (lambda _m: None)
+    t_start = time.time()
+    emotions = [e for e in (cfg.emotions or les.emotions) if e != NEUTRAL]
+    unknown = [e for e in emotions if e not in les.directions]
+    if unknown:
+        raise LesbenchError(f"sweep emotions {unknown} are not in the LES; known: {', '.join(les.emotions)}")
+    units = list(cfg.units or schema.FACIAL_UNITS)
+    if sources is None or audio is None:
+        if data is None:
+            raise LesbenchError("control_sweep: give data= or both sources= and audio=")
+        sources = sources if sources is not None else select_sources(data, cfg.max_sources)
+        if audio is None:
+            audio_clip, audio = select_audio(data, cfg.duration_s)
+    n_frames = int(len(audio) // schema.HOP)
+    if n_frames < 1:
+        raise LesbenchError("control_sweep: the driving audio is shorter than one video frame")
+    measure = measure or tracker_measure()
+    with _torch_threads(cfg.torch_threads):
+        return _sweep(method, les, cfg, emotions, units, sources, audio, audio_clip, n_frames, measure, say, t_start)
+
+
+def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotions: list[str], units: list[str],
+           sources: list[SweepSource], audio: np.ndarray, audio_clip: str | None, n_frames: int,
+           measure: AUMeasure, say: Callable[[str], None], t_start: float) -> ControlSweepResult:
+    from lesbench.baselines.base import GenerationRequest
+    from lesbench.metrics.controllability import level_control, project_on_direction, unit_isolation
+
+    result = ControlSweepResult(method=getattr(method, "name", type(method).__name__), config=cfg,
+                                sources=[s.clip_id for s in sources], audio_clip=audio_clip, n_frames=n_frames)
+    nan = np.full(len(schema.AU_NAMES), np.nan)
+
+    def ask(src: SweepSource, emotion: str, les_level: float, unit: str | None = None) -> np.ndarray:
+        key = f"{src.clip_id}:{emotion}:{les_level:g}" + (f":{unit}" if unit else "")
+        req = GenerationRequest(
+            clip_id=f"ctrl:{key}", speaker=src.speaker, view=src.view, emotion=emotion,
+            level=1 if emotion == NEUTRAL else mead_level_for(les_level), sentence="", n_frames=n_frames,
+            fps=float(schema.FPS), source_image=src.image, source_clip_id=src.clip_id, audio=audio,
+            sample_rate=schema.SAMPLE_RATE, les_level=float(les_level), units=(unit,) if unit else None,
+        )
+        try:
+            frames = np.asarray(method.generate(req))
+            result.n_generated += 1
+            if frames.ndim != 4 or frames.shape[0] < 1 or frames.shape[3] != 3:
+                raise LesbenchError(f"returned {frames.dtype} {frames.shape}; expected (T, H, W, 3)")
+            aus = np.asarray(measure(frames), np.float64).reshape(-1)
+            if aus.shape != (len(schema.AU_NAMES),):
+                raise LesbenchError(f"AU measurement returned shape {aus.shape}")
+            if not np.isfinite(aus).all():
+                raise LesbenchError("no face found in the generated clip")
+            return aus
+        except Exception as exc:  # one failing request is recorded, never fatal
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            result.failures[key] = f"{type(exc).__name__}: {exc}"
+            return nan
+
+    for si, src in enumerate(sources):
+        neutral = ask(src, NEUTRAL, 0.0)
+        if not np.isfinite(neutral).all():
+            say(f"controllability: source {src.clip_id}: neutral request failed; source skipped")
+            continue
+        full: dict[str, np.ndarray] = {}
+        for emo in emotions:
+            levels = [0.0] + [float(lv) for lv in cfg.levels]
+            proj = [0.0]
+            for lv in cfg.levels:
+                a = ask(src, emo, float(lv))
+                if float(lv) == 1.0:
+                    full[emo] = a
+                proj.append(project_on_direction(a, les.directions[emo].direction, neutral)
+                            if np.isfinite(a).all() else float("nan"))
+            ok = [p for p in proj if math.isfinite(p)]
+            flat = len(ok) >= 3 and float(np.ptp(ok)) < cfg.flat_tol
+            sp = r2 = slope = float("nan")
+            if not flat:
+                try:
+                    lc = level_control(np.array(levels), np.array(proj))
+                    sp, r2, slope = lc["spearman"], lc["r2"], lc["slope"]
+                except ValueError as exc:  # too few valid points
+                    result.failures[f"{src.clip_id}:{emo}:levels"] = str(exc)
+            result.levels.append(LevelRecord(source=src.clip_id, emotion=emo, levels=levels,
+                                             projections=[float(p) for p in proj], spearman=float(sp),
+                                             r2=float(r2), slope=float(slope), flat=bool(flat)))
+        for unit in units:
+            emo = strongest_emotion(les, unit, emotions)
+            unrestricted = full.get(emo)
+            if unrestricted is None:  # 1.0 not among the sweep levels: ask for it
+                unrestricted = full[emo] = ask(src, emo, 1.0)
+            restricted = ask(src, emo, 1.0, unit)
+            result.units.append(_unit_record(src.clip_id, unit, emo, neutral, unrestricted, restricted,
+                                             unit_isolation, cfg.min_move))
+        say(f"controllability: source {si + 1}/{len(sources)} ({src.clip_id}) done, "
+            f"{result.n_generated} clips generated")
+    result.seconds = time.time() - t_start
+    return result
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with torch's intra-op thread count set to ``n`` (restored after)."""
+    if n is None:
+        yield
+        return
+    try:
+        import torch
+    except ImportError:  # a method without torch: nothing to limit
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _unit_record(source: str, unit: str, emotion: str, neutral: np.ndarray, unrestricted: np.ndarray,
+                 restricted: np.ndarray, unit_isolation: Callable[..., float], min_move: float = 0.0) -> UnitRecord:
+    inside = np.array([n in schema.FACIAL_UNITS[unit] for n in schema.AU_NAMES])
+
+    def parts(x: np.ndarray) -> tuple[float, float]:
+        d = np.abs(x - neutral)
+        return float(d[inside].mean()), float(d[~inside].mean())
+
+    nan = float("nan")
+    if not (np.isfinite(unrestricted).all() and np.isfinite(restricted).all()):
+        return UnitRecord(source, unit, emotion, nan, nan, nan, nan, nan, nan, nan)
+    in_r, out_r = parts(restricted)
+    in_u, out_u = parts(unrestricted)
+    r_r = unit_isolation(neutral, restricted, unit)
+    r_u = unit_isolation(neutral, unrestricted, unit)
+    moved = in_r >= min_move and in_u >= min_move  # below that, the ratios are tracker noise
+    iso = 1.0 - r_r / r_u if moved and math.isfinite(r_r) and math.isfinite(r_u) and r_u > 0 else nan
+    return UnitRecord(source, unit, emotion, in_r, out_r, in_u, out_u, float(r_r), float(r_u), float(iso))
+
+
+# ----------------------------------------------------------------------------------- evaluate hook
+
+def resolve_les(method: Any, les: str | Path | None = None) -> tuple["LinearEmotionSpace", dict[str, Any]] | None:
+    """The LES that measures the sweep and its provenance, or None when there is none.
+
+    An explicit ``les`` (folder or ``les.json``) wins; otherwise the LES recorded in the method's
+    checkpoint (``{run}/les``, what LES-Talker variants were trained with). When both exist and
+    differ, the checkpoint's sha256 is recorded too.
+    """
+    from lesbench.les.space import LES_JSON, LinearEmotionSpace, les_hash
+
+    ckpt_les: Path | None = None
+    ckpt = getattr(method, "checkpoint", None)
+    if ckpt is not None:
+        run = Path(ckpt) if Path(ckpt).is_dir() else Path(ckpt).parent
+        if (run / "les" / LES_JSON).is_file():
+            ckpt_les = run / "les"
+    if les is not None:
+        folder = Path(les).parent if Path(les).name == LES_JSON else Path(les)
+        origin = "option"
+    elif ckpt_les is not None:
+        folder, origin = ckpt_les, "checkpoint"
+    else:
+        return None
+    space = LinearEmotionSpace.load(folder)
+    info: dict[str, Any] = {"path": str(folder.resolve()), "sha256": les_hash(folder), "from": origin}
+    if origin == "option" and ckpt_les is not None:
+        other = les_hash(ckpt_les)
+        if other != info["sha256"]:
+            info["checkpoint_les"] = {"path": str(ckpt_les.resolve()), "sha256": other}
+    return space, info
+
+
+def evaluate_controllability(
+    method: "Method",
+    data: "PreparedData",
+    *,
+    les: str | Path | None = None,
+    config: SweepConfig | None = None,
+    bootstrap_n: int = 1000,
+    bootstrap_seed: int = 0,
+    measure: AUMeasure | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, Any]]:
+    """Run the sweep for ``lesbench evaluate``: ``(scores, unavailable, record)``.
+
+    ``scores`` uses the evaluator's record format (``value``, ``ci95`` over (source, emotion) or
+    (source, unit) pairs, ``version``, ``higher_is_better``, ``n``); ``unavailable`` names outputs
+    that could not be measured and why; ``record`` is the full sweep with the LES used. A method
+    without ``controllable`` gets no scores and ``record = {"applicable": False, "reason": ...}``
+    (not applicable is not "unavailable": nothing is missing).
+    """
+    from lesbench.metrics.controllability import VERSION as CTRL_VERSION
+
+    version = f"{CTRL_VERSION}+{SWEEP_VERSION}"
+    name = getattr(method, "name", type(method).__name__)
+    if not supports_control(method):
+        why = (f"{name} does not generate from arbitrary (source, audio, emotion, level) requests "
+               "(it replays or looks up test clips)")
+        return {}, {}, {"applicable": False, "reason": f"not applicable: {why}"}
+    resolved = resolve_les(method, les)
+    if resolved is None:
+        why = "no Linear Emotion Space to measure with: pass les=LES_FOLDER (`lesbench les build`)"
+        return {}, {k: why for k in OUTPUTS}, {"applicable": True, "reason": why}
+    space, les_info = resolved
+    res = control_sweep(method, data, space, config, measure=measure, progress=progress)
+    from lesbench.metrics.score import bootstrap_ci
+
+    series = {"level-spearman": res.level_values("spearman"), "level-linearity": res.level_values("r2"),
+              "unit-isolation": res.isolation_values()}
+    outputs = {"level-spearman": "spearman", "level-linearity": "r2", "unit-isolation": "isolation"}
+    scores: dict[str, dict[str, Any]] = {}
+    unavailable: dict[str, str] = {}
+    for key, values in series.items():
+        if not values:
+            if key == "unit-isolation":
+                why = "no unit edit moved its unit (or the unrestricted edits moved nothing outside it)"
+            elif res.levels and all(r.flat for r in res.levels):
+                why = "the outputs do not change with the requested level (flat for every emotion)"
+            else:
+                why = f"no valid sweep point ({len(res.failures)} failed requests)"
+            unavailable[key] = why
+            continue
+        scores[key] = {"version": version, "weights": {}, "value": float(np.mean(values)),
+                       "ci95": (list(ci) if (ci := bootstrap_ci(values, n=bootstrap_n, seed=bootstrap_seed)) else None),
+                       "higher_is_better": OUTPUTS[key], "n": len(values), "metric": "controllability",
+                       "output": outputs[key]}
+    record = {"applicable": True, "les": les_info, **res.as_dict()}
+    return scores, unavailable, record
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
