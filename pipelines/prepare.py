@@ -810,6 +810,9 @@ def prepare(
             "counts": {"clips": len(ordered), "by_status": dict(sorted(by_status.items())),
                        "by_split": dict(sorted(Counter(r["split"] for r in ordered).items()))},
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
+            # lesbench's synthetic demo data: recorded so its results are never labelled MEAD,
+            # even after the source tree is deleted (lesbench.evaluate.dataset_label)
+            "demo": _demo_card(root),
             "files": {"frames": "frames/{clip_id}.parquet", "audio": "audio/{clip_id}.parquet",
                       "coeffs": "coeffs/{clip_id}.parquet", "crops": "crops/{clip_id}.mp4",
                       "clips": schema.CLIPS_PARQUET, "face_model": schema.FACE_MODEL},
@@ -880,6 +883,21 @@ def _refresh_row(row: dict[str, Any], clip: schema.Clip) -> dict[str, Any]:
     fresh = dict(row)
     fresh.update({k: v for k, v in clip.as_row().items() if k in fresh})
     return fresh
+
+
+def _demo_card(root: Path) -> dict[str, Any] | None:
+    """The demo generator's card (``demo.json``: generator, version, seed) when ``root`` is
+    lesbench's synthetic demo data, else None."""
+    card = root / "demo.json"
+    if not card.is_file():
+        return None
+    try:
+        meta = json.loads(card.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("generator") != "lesbench.demo":
+        return None
+    return {k: meta.get(k) for k in ("generator", "generator_version", "seed", "tiny")}
 
 
 def _lesbench_version() -> str:

@@ -17,6 +17,8 @@ def test_tiny_demo_runs_through_generation(tmp_path):
     assert set(run.timings) == set(steps)
     clips = pd.read_parquet(run.prepared / "clips.parquet")
     assert len(clips) == 8 and (clips["status"] == "ok").all()
+    # the demo marker travels into dataset.json, so demo results are never labelled MEAD
+    assert json.loads((run.prepared / "dataset.json").read_text())["demo"]["generator"] == "lesbench.demo"
     assert json.loads((run.les / "les.json").read_text())
     for name in ("les-talker", "one-hot", "audio-only"):
         assert (run.run_dir(name) / "model.safetensors").is_file()
