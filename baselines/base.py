@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -196,31 +195,14 @@ class PreparedData:
 
     @classmethod
     def open(cls, root: str | Path, cache_dir: str | Path | None = None) -> "PreparedData":
-        import pandas as pd
+        from lesbench.prepared import read_clips, read_dataset_info
 
         root = Path(root)
-        paths = schema.dataset_paths(root)
-        if not root.is_dir():
-            raise DatasetError(f"{root}: not a folder (expected a prepared data set from `lesbench prepare`)")
-        if not paths["clips"].is_file():
-            raise DatasetError(f"{paths['clips']}: missing; {root} is not a prepared data set (run `lesbench prepare`)")
-        info: dict[str, Any] = {}
-        if paths["dataset"].is_file():
-            try:
-                info = json.loads(paths["dataset"].read_text())
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{paths['dataset']}: not valid JSON ({exc})") from None
-        table = pd.read_parquet(paths["clips"])
-        needed = {"clip_id", "speaker", "emotion", "level", "split"}
-        missing = needed - set(table.columns)
-        if missing:
-            raise DatasetError(f"{paths['clips']}: missing columns {sorted(missing)}")
-        if "status" in table.columns:
-            table = table[table["status"].astype(str) == schema.STATUS_OK]
+        info = read_dataset_info(root)
+        table = read_clips(root)
         for col, default in (("view", "front"), ("sentence", "")):
             if col not in table.columns:
                 table = table.assign(**{col: default})
-        table = table.sort_values("clip_id").reset_index(drop=True)
         return cls(root=root, clips=table, info=info, cache_dir=Path(cache_dir) if cache_dir else None)
 
     @property

@@ -96,13 +96,9 @@ def hardware_info(device: str | None = None) -> dict[str, Any]:
 
 
 def _sha256_file(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    from lesbench.weights import file_sha256
+
+    return file_sha256(path) if path.is_file() else None
 
 
 def _set_seed(seed: int) -> None:
@@ -211,11 +207,13 @@ def choose_source(data: Any, row: dict[str, Any]) -> str:
 
 def default_scorer(pred: dict[str, Path], ref: dict[str, Path], protocol: Any, metrics: list[str] | None,
                    clips: list[dict[str, Any]], device: str | None = None,
-                   cache_dir: str | Path | None = None) -> dict[str, dict[str, Any]]:
+                   cache_dir: str | Path | None = None,
+                   metric_options: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Score with :func:`lesbench.metrics.score.score` and normalise its report.
 
     ``cache_dir``: cache of the reference clips' face tables and Inception features, shared by
     every method evaluated into the same results folder (tracked/embedded once, not per method).
+    ``metric_options``: extra constructor arguments per metric name, passed to ``score``.
 
     The reference is the prepared data set itself (its crops, with emotion and level from
     ``clips.parquet``) so that emotion/AU metrics know each clip's target.
@@ -229,7 +227,7 @@ def default_scorer(pred: dict[str, Path], ref: dict[str, Path], protocol: Any, m
     # a metric that cannot run here (weights or package missing, found at construction or
     # while scoring) comes back from score() marked unavailable with its reason
     report = score(pred, ref=ref_root, metrics=list(metrics) if metrics else None, protocol=protocol, device=device,
-                   cache_dir=cache_dir)
+                   cache_dir=cache_dir, metric_options=metric_options)
     return normalise_report(report)
 
 
@@ -294,6 +292,55 @@ def normalise_report(report: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def describe_metric_options(metric_options: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """JSON-able record of ``metric_options``; an option naming a file records its path and
+    sha256, and an emotion classifier also its name, features and held-out accuracy (from its
+    card). A file option that does not exist raises :class:`LesbenchError` naming it, before
+    anything is generated."""
+    out: dict[str, dict[str, Any]] = {}
+    for metric, opts in (metric_options or {}).items():
+        if not isinstance(opts, dict):
+            raise LesbenchError(f"metric_options[{metric!r}] must be a mapping of constructor arguments, "
+                                f"got {type(opts).__name__}")
+        rec: dict[str, Any] = {}
+        for key, value in opts.items():
+            if metric == "emotion" and key == "classifier" and isinstance(value, (str, Path)):
+                rec[key] = describe_emotion_classifier(value)
+            elif isinstance(value, Path) or (isinstance(value, str) and Path(value).suffix and Path(value).is_file()):
+                path = Path(value)
+                if not path.is_file():
+                    raise LesbenchError(f"{path}: file given for metric {metric!r} option {key!r} does not exist")
+                rec[key] = {"path": str(path.resolve()), "sha256": _sha256_file(path)}
+            else:
+                rec[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+        out[str(metric)] = rec
+    return out
+
+
+def describe_emotion_classifier(classifier: str | Path) -> dict[str, Any]:
+    """Name, path, sha256, features and held-out accuracy of a ``train-classifier`` file (the
+    FER2013 default names -> ``{"name": ...}`` only; its sha256 is in the emotion scores' weights)."""
+    from lesbench.metrics.emotion import _FER_NAMES
+
+    if str(classifier) in _FER_NAMES:
+        return {"name": str(classifier)}
+    path = Path(classifier)
+    if not path.is_file():
+        raise LesbenchError(f"{path}: emotion classifier file not found (train one with lesbench train-classifier)")
+    card: dict[str, Any] = {}
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            card = json.loads((f.metadata() or {}).get("card", "{}"))
+    except Exception as exc:  # noqa: BLE001 - the metric reports a file it cannot load; here it is provenance
+        raise LesbenchError(f"{path}: not a readable emotion classifier ({type(exc).__name__}: {exc})") from exc
+    held = card.get("heldout", {}) if isinstance(card, dict) else {}
+    return {"name": card.get("name", path.stem), "path": str(path.resolve()), "sha256": _sha256_file(path),
+            "features": card.get("features"), "trained_on": (card.get("dataset") or {}).get("path"),
+            "heldout_clip_accuracy": held.get("clip_accuracy"), "heldout_speakers": held.get("speakers")}
+
+
 # ----------------------------------------------------------------------------------- main
 
 def evaluate(
@@ -311,6 +358,7 @@ def evaluate(
     progress: Callable[[str], None] | None = None,
     les: str | Path | None = None,
     control: Any = True,
+    metric_options: dict[str, dict[str, Any]] | None = None,
 ) -> EvaluationResult:
     """Generate the test split with ``method`` and score it; write the results file to ``out``.
 
@@ -322,6 +370,10 @@ def evaluate(
     controllability sweep (:mod:`lesbench.sweep`; a ``SweepConfig`` runs it with that config) for
     methods with ``controllable``, when ``metrics`` is None or names ``controllability``, measured
     in the LES ``les`` (default: the LES recorded in the method's checkpoint).
+    ``metric_options``: extra constructor arguments per metric, e.g. ``{"emotion": {"classifier":
+    "clf.safetensors"}}`` (a ``lesbench train-classifier`` file); recorded in the results file
+    under ``metric_options`` (files with their sha256) and passed to the scorer — to a custom
+    ``scorer`` as the keyword ``metric_options`` (only when given).
     """
     from lesbench.baselines.base import Method, PreparedData
     from lesbench.io import probe, write_video
@@ -330,6 +382,7 @@ def evaluate(
     say = progress or (lambda _msg: None)
     started = time.time()
     proto, proto_summary = _load_protocol(protocol)
+    metric_record = describe_metric_options(metric_options)  # bad classifier file: fail before generating
     options = dict(method_options or {})
     cls = METHODS.get(method)
     instance: Method = cls(seed=seed, device=device, **options)
@@ -397,10 +450,11 @@ def evaluate(
         raise LesbenchError(f"{method}: every test clip failed; first error: {next(iter(failures.values()), '?')}")
 
     say(f"scoring {len(pred)} clips with protocol {proto_summary['id']}")
+    scorer_kwargs: dict[str, Any] = {"metric_options": dict(metric_options)} if metric_options else {}
     if scorer is None:  # reference-clip features cached next to the methods' work folders
         scorer = functools.partial(default_scorer, cache_dir=workdir.parent / "cache" / "score")
     scored_rows = [r for r in rows if str(r["clip_id"]) in pred]
-    scores = scorer(pred, ref, proto, metrics, scored_rows, device)
+    scores = scorer(pred, ref, proto, metrics, scored_rows, device, **scorer_kwargs)
     values = {k: v for k, v in scores.items() if "unavailable" not in v}
     unavailable = {k: v["unavailable"] for k, v in scores.items() if "unavailable" in v}
     ctrl_record: dict[str, Any] = {"applicable": None, "reason": "not requested"}
@@ -434,6 +488,7 @@ def evaluate(
         },
         "scores": dict(sorted(values.items())),
         "unavailable": dict(sorted(unavailable.items())),
+        "metric_options": metric_record,
         "generation": {
             "method": method,
             "seed": int(seed),

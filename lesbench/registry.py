@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Callable, Generic, Iterator, TypeVar, overload
+from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 

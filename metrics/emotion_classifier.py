@@ -96,20 +96,12 @@ def load_clips(prepared: str | Path, features: str, frame_step: int = 5,
 
     A clip whose feature file is missing or unreadable is skipped and logged (never fatal).
     """
-    import pandas as pd
-
-    from lesbench.errors import DatasetError
+    from lesbench.prepared import read_clips
     from lesbench.schema import dataset_paths
 
     paths = dataset_paths(prepared)
-    if not paths["clips"].is_file():
-        raise DatasetError(f"{paths['clips']}: missing; is {prepared} a prepared data set (lesbench prepare)?")
-    clips = pd.read_parquet(paths["clips"])
-    for col in ("clip_id", "emotion", "split"):
-        if col not in clips.columns:
-            raise DatasetError(f"{paths['clips']}: no {col!r} column")
-    if "status" in clips.columns:
-        clips = clips[clips["status"].isin(["ok", "no_audio", "silent_audio"])]
+    # clips with crops and frames, audio or not
+    clips = read_clips(prepared, statuses=("ok", "no_audio", "silent_audio"), required=("clip_id", "emotion", "split"))
     clips = clips[clips["emotion"].isin(EMOTIONS)]
     out: list[ClipData] = []
     for row in clips.itertuples(index=False):

@@ -454,6 +454,19 @@ def _weights_sha(names: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def _metric_weights(m: Metric) -> dict[str, str]:
+    """Weight name -> sha256 of what metric instance ``m`` uses: the weights of the classifier it
+    loaded when its ``describe()`` names one (EmotionAccuracy with a ``train-classifier`` file
+    records that file, not the FER2013 default), else its class's weight names resolved."""
+    try:
+        clf = m.describe().get("classifier")
+    except Exception:  # noqa: BLE001 - provenance only; fall back to the class's weight names
+        clf = None
+    if isinstance(clf, dict) and isinstance(clf.get("weights"), dict) and clf["weights"]:
+        return {str(k): str(v) for k, v in clf["weights"].items()}
+    return _weights_sha(m.weights)
+
+
 def _make_metric(name: str, protocol: Protocol, device: str | None, options: dict[str, dict]) -> Metric:
     from lesbench.registry import METRICS
 
@@ -522,7 +535,7 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
         instances[name] = m
         units[name] = proto.sampling(name).unit if name in proto.frames else getattr(m, "unit", "clip")
         results[name] = MetricResult(name, str(m.version), m.higher_is_better,
-                                     weights=_weights_sha(m.weights))
+                                     weights=_metric_weights(m))
 
     tracker = _TrackerPool()
     cache = FeatureCache(cache_dir) if cache_dir is not None else None

@@ -60,7 +60,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lesbench.metrics._face import interocular, landmarks_array, valid_frames
+from lesbench.metrics._face import interocular, landmarks_array
 from lesbench.metrics.base import Metric
 
 VERSION = "xval-logmel-ridge/2"

@@ -244,11 +244,9 @@ def read_done(out: str | os.PathLike, clip_id: str, part: str = "clip") -> DoneR
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    from lesbench.weights import file_sha256
+
+    return file_sha256(path)
 
 
 def read_valid_done(

@@ -14,8 +14,6 @@ through, ``coeffs`` (fits the linear face model on the train split and projects 
 
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator
 
@@ -26,19 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 
-@lru_cache(maxsize=16)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file (cached per path, size and mtime)."""
-    st = Path(path).stat()
-    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+from lesbench.weights import file_sha256  # noqa: E402  (the one hasher: cached per path, size, mtime)
 
 
 def resolve_weight(name: str) -> Path:

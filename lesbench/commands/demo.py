@@ -6,7 +6,7 @@ import argparse
 
 from lesbench.commands import Command
 
-_STEPS = ("data", "prepare", "les", "train", "edit", "evaluate", "leaderboard")
+_STEPS = ("data", "prepare", "les", "train", "classifier", "edit", "evaluate", "leaderboard")
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,4 +31,4 @@ def _run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = [Command("demo", "run everything end to end on the synthetic demo data set "
-                    "(generate, prepare, LES, train, edit, evaluate, leaderboard)", _add_arguments, _run, order=1)]
+                    "(generate, prepare, LES, train, emotion classifier, edit, evaluate, leaderboard)", _add_arguments, _run, order=1)]

@@ -25,6 +25,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "(clip_id, or speaker, emotion, level, sentence[, view])")
     p.add_argument("--mapping", default=None, help="external --scheme csv: CSV with columns file, clip_id")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the protocol's)")
+    p.add_argument("--emotion-classifier", metavar="PATH", default=None,
+                   help="emotion accuracy with this classifier from `lesbench train-classifier` instead of the "
+                        "FER2013 default (recorded with its sha256 in the results file)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="torch device for methods/metrics that use one")
     p.add_argument("--workdir", default=None, help="where generated videos and caches go (default OUT/work/<method>)")
@@ -75,10 +78,11 @@ def _run(args: argparse.Namespace) -> int:
     from lesbench.evaluate import evaluate
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    metric_options = {"emotion": {"classifier": args.emotion_classifier}} if args.emotion_classifier else None
     res = evaluate(args.method, args.data, protocol=args.protocol, out=args.out, workdir=args.workdir,
                    seed=args.seed, device=args.device, metrics=metrics, method_options=options,
                    max_clips=args.max_clips, progress=lambda msg: print(msg, file=sys.stderr),
-                   les=args.les, control=not args.no_control)
+                   les=args.les, control=not args.no_control, metric_options=metric_options)
     rec = res.record
     print(f"{rec['method']} on {rec['dataset']['name']} ({rec['protocol']['id']}): "
           f"{rec['generation']['n_generated']}/{rec['dataset']['n_test_clips']} clips generated")
@@ -88,6 +92,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  {name:<20} {s['value']:.4f}{ci_text}")
     for name, why in rec["unavailable"].items():
         print(f"  {name:<20} unavailable: {why}")
+    clf = rec.get("metric_options", {}).get("emotion", {}).get("classifier")
+    if isinstance(clf, dict) and clf.get("sha256"):
+        print(f"  emotion classifier: {clf['name']} (sha256 {clf['sha256'][:12]}…)")
     for clip_id, why in rec["generation"]["failures"].items():
         print(f"  failed {clip_id}: {why}")
     print(f"wrote {res.path}")

@@ -8,8 +8,6 @@ recorded reason instead of stopping the whole data set.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,11 +49,9 @@ class PreparedIndex:
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    from lesbench.weights import file_sha256
+
+    return file_sha256(path)
 
 
 def open_prepared(root: str | Path) -> PreparedIndex:
@@ -63,32 +59,12 @@ def open_prepared(root: str | Path) -> PreparedIndex:
 
     Raises :class:`DatasetError` when the folder is not a prepared data set.
     """
-    import pandas as pd
+    from lesbench.prepared import read_clips, read_dataset_info
 
     root = Path(root)
     paths = schema.dataset_paths(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: not a folder (expected a prepared data set from `lesbench prepare`)")
-    if not paths["clips"].is_file():
-        raise DatasetError(f"{paths['clips']}: missing; {root} is not a prepared data set (run `lesbench prepare`)")
-    if paths["dataset"].is_file():
-        try:
-            info = json.loads(paths["dataset"].read_text())
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{paths['dataset']}: not valid JSON ({exc})") from None
-        version = str(info.get("format_version", ""))
-        if version and version.split(".")[0] != schema.DATASET_FORMAT_VERSION.split(".")[0]:
-            raise DatasetError(
-                f"{paths['dataset']}: format_version {version} is not compatible with this lesbench "
-                f"(reads {schema.DATASET_FORMAT_VERSION}); re-run `lesbench prepare`"
-            )
-    table = pd.read_parquet(paths["clips"])
-    needed = {"clip_id", "speaker", "emotion", "level", "split"}
-    missing = needed - set(table.columns)
-    if missing:
-        raise DatasetError(f"{paths['clips']}: missing columns {sorted(missing)}")
-    if "status" in table.columns:
-        table = table[table["status"].astype(str) == schema.STATUS_OK]
+    read_dataset_info(root)  # format-version check
+    table = read_clips(root)
     clips = [
         ClipRecord(
             clip_id=str(r.clip_id),
