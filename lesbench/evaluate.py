@@ -389,7 +389,14 @@ def evaluate(
     card = getattr(instance, "card_key", None) or cls.card or method
     result_name = card if method == "external" else method
     base_out = Path(out) if out is not None else None
-    workdir = Path(workdir) if workdir else (base_out or Path("lesbench-results")) / "work" / result_name
+    if workdir:
+        workdir = Path(workdir)
+    elif base_out is not None:
+        workdir = base_out / "work" / result_name
+    else:  # no output folder: generated videos go to a temporary folder, never the cwd
+        import tempfile
+
+        workdir = Path(tempfile.mkdtemp(prefix=f"lesbench-{result_name}-"))
     workdir.mkdir(parents=True, exist_ok=True)
     prepared = PreparedData.open(data, cache_dir=workdir.parent / "cache")
     dataset_name = dataset_label(prepared.info, data)
