@@ -287,3 +287,85 @@ def test_demo_end_to_end_with_the_metric_suite(tmp_path):
     assert recs["ground-truth"]["m-lmd"]["value"] < recs["static"]["m-lmd"]["value"]
     md = render(build_leaderboard(out), "md")
     assert "Ground truth" in md and "Static source frame" in md
+
+
+def _au_classifier_file(path: Path) -> Path:
+    """A loadable ``train-classifier`` file (untrained AU MLP, fixed seed) with its card."""
+    import torch
+    from safetensors.torch import save_file
+
+    from lesbench.metrics.emotion_classifier import CARD_FORMAT, _torch_modules
+    from lesbench.schema import EMOTIONS
+
+    torch.manual_seed(0)
+    mlp = _torch_modules()[0]()
+    card = {"format": CARD_FORMAT, "name": path.stem, "classes": list(EMOTIONS), "features": "au",
+            "dataset": {"path": "/somewhere/prepared"},
+            "heldout": {"clip_accuracy": 0.5, "frame_accuracy": 0.4, "n_clips": 4, "speakers": ["W002"]}}
+    save_file({f"au.{k}": v.contiguous() for k, v in mlp.state_dict().items()}, str(path),
+              metadata={"card": json.dumps(card)})
+    return path
+
+
+def test_evaluate_passes_metric_options_and_records_the_classifier(prepared, tmp_path):
+    import hashlib
+
+    from lesbench.errors import LesbenchError
+    from lesbench.evaluate import evaluate
+
+    clf = _au_classifier_file(tmp_path / "emotion-au-test.safetensors")
+    seen = []
+
+    def scorer(pred, ref, protocol, metrics, clips, device=None, metric_options=None):
+        seen.append(metric_options)
+        return fake_scorer(pred, ref, protocol, metrics, clips, device)
+
+    opts = {"emotion": {"classifier": str(clf)}}
+    res = evaluate("static", prepared, out=tmp_path / "res", scorer=scorer, metric_options=opts, control=False)
+    assert seen == [opts]
+    rec = json.loads(res.path.read_text())
+    validate_result(rec, res.path)
+    used = rec["metric_options"]["emotion"]["classifier"]
+    assert used["name"] == "emotion-au-test" and used["features"] == "au"
+    assert used["sha256"] == hashlib.sha256(clf.read_bytes()).hexdigest()
+    assert used["heldout_clip_accuracy"] == 0.5 and used["path"] == str(clf.resolve())
+    assert "Static source frame" in render(build_leaderboard(tmp_path / "res"), "md")
+
+    # without options, a scorer is called as before (no metric_options keyword) and none recorded
+    res = evaluate("static", prepared, out=None, scorer=fake_scorer, control=False)
+    assert res.record["metric_options"] == {}
+
+    # a missing classifier file is refused, naming it, before any clip is generated
+    with pytest.raises(LesbenchError, match="nope.safetensors"):
+        evaluate("static", prepared, out=None, scorer=scorer, control=False,
+                 workdir=tmp_path / "w2", metric_options={"emotion": {"classifier": str(tmp_path / "nope.safetensors")}})
+    assert not (tmp_path / "w2").exists()
+
+
+def test_cli_emotion_classifier_reaches_the_metric_suite(prepared, tmp_path, monkeypatch, capsys):
+    import lesbench.evaluate as ev
+
+    clf = _au_classifier_file(tmp_path / "emotion-au-cli.safetensors")
+    seen = []
+
+    def default_scorer(pred, ref, protocol, metrics, clips, device=None, cache_dir=None, metric_options=None):
+        seen.append(metric_options)
+        return fake_scorer(pred, ref, protocol, metrics, clips, device)
+
+    monkeypatch.setattr(ev, "default_scorer", default_scorer)
+    assert main(["evaluate", "--method", "static", "--data", str(prepared), "--out", str(tmp_path / "res"),
+                 "--emotion-classifier", str(clf), "--no-control"]) == 0
+    assert seen == [{"emotion": {"classifier": str(clf)}}]
+    assert "emotion classifier: emotion-au-cli" in capsys.readouterr().out
+
+
+def test_score_records_the_trained_classifiers_weights(tmp_path):
+    """EmotionAccuracy with a train-classifier file: results carry that file's sha256, not FER's."""
+    import hashlib
+
+    from lesbench.metrics.emotion import EmotionAccuracy
+    from lesbench.metrics.score import _metric_weights
+
+    clf = _au_classifier_file(tmp_path / "emotion-au-w.safetensors")
+    assert _metric_weights(EmotionAccuracy(classifier=str(clf), device="cpu")) == {
+        "emotion-au-w": hashlib.sha256(clf.read_bytes()).hexdigest()}
