@@ -62,6 +62,9 @@ class MethodCard:
     trained_on: tuple[str, ...] = ()
     verified: bool = False
     verification: str = ""
+    #: Row name for numbers lesbench measured, when the method measured is lesbench's own
+    #: reimplementation of the paper (so a measured row is never mistaken for the authors' model).
+    measured_name: str | None = None
     #: Registry name when lesbench can run the method itself (``lesbench evaluate --method``).
     lesbench_method: str | None = None
 

@@ -195,6 +195,7 @@ def load_card(path: str | Path) -> "MethodCard":
         verified=bool(data["verified"]),
         verification=" ".join(str(data.get("verification") or "").split()),
         lesbench_method=_opt_str(data.get("lesbench_method")),
+        measured_name=_opt_str(data.get("measured_name")),
     )
 
 
@@ -527,7 +528,7 @@ def render_markdown(lb: Leaderboard, heading_level: int = 3) -> str:
         out.append("|" + "|".join(["---", "---", *(["---:"] * len(t.metrics)), "---"]) + "|")
         for r in t.rows:
             card = lb.cards[r.card]
-            cells = [_md_escape(card.name), f"`{card.cite_key}`"]
+            cells = [_md_escape(card.measured_name or card.name), f"`{card.cite_key}`"]
             for m in t.metrics:
                 if m not in r.scores:
                     cells.append("–")
@@ -621,7 +622,7 @@ def render_latex(lb: Leaderboard) -> str:
         ]
         for r in t.rows:
             card = lb.cards[r.card]
-            cells = [f"{latex_escape(card.name)}~\\cite{{{card.cite_key}}}"]
+            cells = [f"{latex_escape(card.measured_name or card.name)}~\\cite{{{card.cite_key}}}"]
             for m in t.metrics:
                 if m not in r.scores:
                     cells.append("--")
@@ -697,7 +698,7 @@ def render_csv(lb: Leaderboard) -> str:
                     continue
                 s = r.scores[m]
                 w.writerow([
-                    "measured", t.benchmark, t.benchmark, t.dataset, r.method, card.name, card.cite_key, m,
+                    "measured", t.benchmark, t.benchmark, t.dataset, r.method, card.measured_name or card.name, card.cite_key, m,
                     repr(float(s.value)), "" if s.ci95 is None else repr(s.ci95[0]),
                     "" if s.ci95 is None else repr(s.ci95[1]),
                     "" if s.higher_is_better is None else str(bool(s.higher_is_better)).lower(),
