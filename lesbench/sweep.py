@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
+from lesbench.records import json_safe
 from lesbench import schema
 from lesbench.errors import LesbenchError
 
@@ -198,7 +199,7 @@ class ControlSweepResult:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        return _jsonable({
+        return json_safe({
             "method": self.method, "version": SWEEP_VERSION, "config": asdict(self.config),
             "sources": self.sources, "audio_clip": self.audio_clip, "n_frames": self.n_frames,
             "n_generated": self.n_generated, "failures": dict(sorted(self.failures.items())),
@@ -520,19 +521,3 @@ def evaluate_controllability(
                        "output": outputs[key]}
     record = {"applicable": True, "les": les_info, **res.as_dict()}
     return scores, unavailable, record
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj

@@ -345,16 +345,7 @@ class ScoreReport:
         return self.metrics
 
     def as_dict(self) -> dict[str, Any]:
-        def clean(v: Any) -> Any:
-            if isinstance(v, float) and not math.isfinite(v):
-                return None
-            if isinstance(v, dict):
-                return {str(k): clean(x) for k, x in v.items()}
-            if isinstance(v, (list, tuple)):
-                return [clean(x) for x in v]
-            if isinstance(v, np.generic):
-                return clean(v.item())
-            return v
+        from lesbench.records import json_safe as clean
 
         return clean({
             "lesbench_version": self.lesbench_version,

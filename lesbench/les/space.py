@@ -31,6 +31,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from lesbench.records import json_safe
 from lesbench import schema
 from lesbench.errors import DatasetError, LesbenchError
 
@@ -217,7 +218,7 @@ class LinearEmotionSpace:
             "npz_sha256": hashlib.sha256((out / LES_NPZ).read_bytes()).hexdigest(),
         }
         tmp = out / (LES_JSON + ".tmp")
-        tmp.write_text(json.dumps(_jsonable(meta), indent=1))
+        tmp.write_text(json.dumps(json_safe(meta), indent=1))
         tmp.replace(out / LES_JSON)
         return out
 
@@ -272,22 +273,6 @@ def les_hash(folder: str | Path) -> str:
         h.update((Path(folder) / name).read_bytes())
     return h.hexdigest()
 
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return None if not np.isfinite(f) else f
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    return obj
 
 
 def _robust_mean(rows: np.ndarray, method: str) -> np.ndarray:
