@@ -20,6 +20,17 @@ each test speaker, at most ``max_sources`` speakers) and one driving audio (the 
 **Measurement.** Every output is tracked with :class:`lesbench.pipelines.face.FaceTracker`; its AU
 vector is the mean over frames with a face of the blendshape AUs ((17,), ``schema.AU_NAMES``).
 
+**Held halves for unit edits** (new in ``sweep/2``). MediaPipe's AUs are not local: an opened
+jaw alone raises its eye squint (rendered eye pixels identical, AU07 +0.08 on the demo run).
+So for the unit records, the AUs of the face half the unit does *not* belong to (upper half:
+brow and eye AUs, :data:`~lesbench.metrics.controllability.UPPER_FACE_UNITS`; lower half: the
+rest) are measured on the output with the unit's own half replaced by the neutral output's
+pixels (:func:`~lesbench.metrics.controllability.hold_lower_face`, split at the base of the nose
+on the neutral output's landmarks). Whatever the method changed in the other half is still in
+the image and measured; the instrument's cross-talk from the edited half is not. Needs a
+measurement that also returns landmarks (:class:`TrackerMeasure`); with a plain AU function the
+unit records are measured raw (``UnitRecord.measurement``).
+
 **Level control** (per source and emotion): projection of ``AU(e, l) - AU(neutral)`` on the LES
 direction of ``e`` (:func:`~lesbench.metrics.controllability.project_on_direction`), then
 Spearman ρ and R² of the line against the requested levels, level 0 included
@@ -65,7 +76,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lesbench.les.space import LinearEmotionSpace
 
 #: Version of the sweep (requests, sources, aggregation); the metric functions are ``ctrl/1``.
-SWEEP_VERSION = "sweep/1"
+SWEEP_VERSION = "sweep/2"
 NEUTRAL = "neutral"
 
 #: Leaderboard names of the sweep's outputs and whether higher is better.
@@ -149,6 +160,7 @@ class UnitRecord:
     ratio_restricted: float
     ratio_unrestricted: float
     isolation: float
+    measurement: str = "raw"  # "held": the other half measured with the unit's half held (module doc)
 
 
 @dataclass
@@ -257,22 +269,37 @@ def select_audio(data: "PreparedData", duration_s: float, split: str = "test") -
     raise LesbenchError(f"{data.paths['clips']}: no {split!r} clip with audio to drive the controllability sweep")
 
 
-def tracker_measure(tracker: Any | None = None) -> AUMeasure:
-    """AU measurement with a (reused) MediaPipe FaceTracker: mean AU over frames with a face."""
-    state: dict[str, Any] = {"tracker": tracker}
+class TrackerMeasure:
+    """AU measurement with a (reused) MediaPipe FaceTracker: mean AU over frames with a face.
 
-    def measure(frames: np.ndarray) -> np.ndarray:
-        if state["tracker"] is None:
+    Callable as an :data:`AUMeasure`; :meth:`with_landmarks` also returns the tracked landmarks,
+    which the sweep needs to hold half of the face (module doc).
+    """
+
+    def __init__(self, tracker: Any | None = None) -> None:
+        self.tracker = tracker
+
+    def with_landmarks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(aus (17,), landmarks (T, 478, 3) pixels, NaN without a face)``."""
+        from lesbench.metrics._face import landmarks_array
+
+        if self.tracker is None:
             from lesbench.pipelines.face import FaceTracker
 
-            state["tracker"] = FaceTracker()
-        table = state["tracker"].track(list(np.asarray(frames, np.uint8)), fps=schema.FPS)
-        table = table[table["face"].astype(bool)]
-        if len(table) == 0:
-            return np.full(len(schema.AU_NAMES), np.nan)
-        return table[list(schema.AU_NAMES)].to_numpy(np.float64).mean(axis=0)
+            self.tracker = FaceTracker()
+        table = self.tracker.track(list(np.asarray(frames, np.uint8)), fps=schema.FPS)
+        face = table[table["face"].astype(bool)]
+        if len(face) == 0:
+            return np.full(len(schema.AU_NAMES), np.nan), landmarks_array(table)
+        return face[list(schema.AU_NAMES)].to_numpy(np.float64).mean(axis=0), landmarks_array(table)
 
-    return measure
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return self.with_landmarks(frames)[0]
+
+
+def tracker_measure(tracker: Any | None = None) -> TrackerMeasure:
+    """The default measurement: a :class:`TrackerMeasure`."""
+    return TrackerMeasure(tracker)
 
 
 # ----------------------------------------------------------------------------------- the sweep
@@ -326,8 +353,10 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
     result = ControlSweepResult(method=getattr(method, "name", type(method).__name__), config=cfg,
                                 sources=[s.clip_id for s in sources], audio_clip=audio_clip, n_frames=n_frames)
     nan = np.full(len(schema.AU_NAMES), np.nan)
+    held = callable(getattr(measure, "with_landmarks", None))
+    kept: dict[str, np.ndarray] = {}  # frames of the outputs the unit records re-measure (held halves)
 
-    def ask(src: SweepSource, emotion: str, les_level: float, unit: str | None = None) -> np.ndarray:
+    def ask(src: SweepSource, emotion: str, les_level: float, unit: str | None = None, keep: bool = False) -> np.ndarray:
         key = f"{src.clip_id}:{emotion}:{les_level:g}" + (f":{unit}" if unit else "")
         req = GenerationRequest(
             clip_id=f"ctrl:{key}", speaker=src.speaker, view=src.view, emotion=emotion,
@@ -340,7 +369,13 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
             result.n_generated += 1
             if frames.ndim != 4 or frames.shape[0] < 1 or frames.shape[3] != 3:
                 raise LesbenchError(f"returned {frames.dtype} {frames.shape}; expected (T, H, W, 3)")
-            aus = np.asarray(measure(frames), np.float64).reshape(-1)
+            if keep and held:
+                aus, landmarks = measure.with_landmarks(frames)
+                kept[key] = frames
+                kept[key + ":landmarks"] = landmarks
+            else:
+                aus = measure(frames)
+            aus = np.asarray(aus, np.float64).reshape(-1)
             if aus.shape != (len(schema.AU_NAMES),):
                 raise LesbenchError(f"AU measurement returned shape {aus.shape}")
             if not np.isfinite(aus).all():
@@ -352,8 +387,32 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
             result.failures[key] = f"{type(exc).__name__}: {exc}"
             return nan
 
+    def halves(src: SweepSource, unit: str, key: str, aus: np.ndarray) -> tuple[np.ndarray, str]:
+        """AUs of ``key``'s output with the other half measured against the held neutral half."""
+        from lesbench.metrics.controllability import UPPER_FACE_UNITS, hold_lower_face
+
+        n_key = f"{src.clip_id}:{NEUTRAL}:0"
+        if not held or key not in kept or n_key not in kept or not np.isfinite(aus).all():
+            return aus, "raw"
+        frames, neutral_frames, lm = kept[key], kept[n_key], kept[n_key + ":landmarks"]
+        upper_unit = unit in UPPER_FACE_UNITS
+        try:
+            mixed = (hold_lower_face(neutral_frames, frames, lm) if upper_unit  # neutral's upper half
+                     else hold_lower_face(frames, neutral_frames, lm))          # neutral's lower half
+        except ValueError as exc:  # no landmarks on the neutral output / size mismatch
+            result.failures[f"{key}:held"] = str(exc)
+            return aus, "raw"
+        other = np.asarray(measure(mixed), np.float64).reshape(-1)
+        if not np.isfinite(other).all():
+            result.failures[f"{key}:held"] = "no face found in the held-half clip"
+            return aus, "raw"
+        upper_aus = {a for u in UPPER_FACE_UNITS for a in schema.FACIAL_UNITS[u]}
+        other_half = np.array([(a in upper_aus) != upper_unit for a in schema.AU_NAMES])
+        return np.where(other_half, other, aus), "held"
+
     for si, src in enumerate(sources):
-        neutral = ask(src, NEUTRAL, 0.0)
+        kept.clear()
+        neutral = ask(src, NEUTRAL, 0.0, keep=True)
         if not np.isfinite(neutral).all():
             say(f"controllability: source {src.clip_id}: neutral request failed; source skipped")
             continue
@@ -362,7 +421,7 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
             levels = [0.0] + [float(lv) for lv in cfg.levels]
             proj = [0.0]
             for lv in cfg.levels:
-                a = ask(src, emo, float(lv))
+                a = ask(src, emo, float(lv), keep=float(lv) == 1.0)
                 if float(lv) == 1.0:
                     full[emo] = a
                 proj.append(project_on_direction(a, les.directions[emo].direction, neutral)
@@ -383,10 +442,17 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
             emo = strongest_emotion(les, unit, emotions)
             unrestricted = full.get(emo)
             if unrestricted is None:  # 1.0 not among the sweep levels: ask for it
-                unrestricted = full[emo] = ask(src, emo, 1.0)
-            restricted = ask(src, emo, 1.0, unit)
-            result.units.append(_unit_record(src.clip_id, unit, emo, neutral, unrestricted, restricted,
-                                             unit_isolation, cfg.min_move))
+                unrestricted = full[emo] = ask(src, emo, 1.0, keep=True)
+            restricted = ask(src, emo, 1.0, unit, keep=True)
+            held_u, how_u = halves(src, unit, f"{src.clip_id}:{emo}:1", unrestricted)
+            held_r, how_r = halves(src, unit, f"{src.clip_id}:{emo}:1:{unit}", restricted)
+            how = "held" if how_u == how_r == "held" else "raw"  # both measured the same way, or both raw
+            if how == "held":
+                unrestricted, restricted = held_u, held_r
+            record = _unit_record(src.clip_id, unit, emo, neutral, unrestricted, restricted, unit_isolation,
+                                  cfg.min_move)
+            record.measurement = how
+            result.units.append(record)
         say(f"controllability: source {si + 1}/{len(sources)} ({src.clip_id}) done, "
             f"{result.n_generated} clips generated")
     result.seconds = time.time() - t_start

@@ -33,6 +33,14 @@ def test_tiny_demo_runs_through_generation(tmp_path):
 
     info = probe(run.edits / "W009_happy_1.00.mp4")
     assert info.has_video and info.has_audio and (info.width, info.height) == (256, 256)
+    # the acceptance checks were measured on rendered clips (a 2-epoch model: values, not verdicts)
+    checks = json.loads((run.edits / "checks.json").read_text())
+    assert len(checks["levels"]["prototype_au"]) == 5
+    assert all(0.0 <= v <= 1.0 for v in checks["levels"]["prototype_au"])
+    assert set(checks["unit"]["upper_face_held"]) == {"AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU45"}
+    assert set(checks["mix"]["AU12"]) == {"happy", "surprised", "mix"}
+    assert "sync" not in checks and any(n.startswith("sync: skipped") for n in checks["notes"])  # ~1 s clips
+    assert all((run.edits / "checks" / name).is_file() for name in checks["clips"].values())
 
     # a second run finds every step's output and redoes nothing
     again = run_demo(out, tiny=True, workers=1, epochs=2, steps=("data", "les", "train", "classifier"),

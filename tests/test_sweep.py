@@ -321,3 +321,70 @@ def test_sweep_on_tiny_demo_with_tracker(tiny_demo, tmp_path):
     assert scores["level-spearman"]["value"] > 0.9, record["levels"]
     assert scores["level-linearity"]["value"] > 0.8, record["levels"]
     assert scores["unit-isolation"]["value"] > 0.0, record["units"]
+    # the tracker gives landmarks: every unit record holds the other half of the face (sweep/2)
+    assert record["units"] and all(u["measurement"] == "held" for u in record["units"]), record["units"]
+    print("unit isolation per unit:", {k: v["isolation"] for k, v in record["summary"]["per_unit"].items()})
+
+
+class _HalvesMethod(FakeMethod):
+    """FakeMethod drawn into 64x64 frames: brow/eye AUs in row 0 (upper face), the rest in row 63."""
+
+    def generate(self, request: GenerationRequest) -> np.ndarray:
+        aus = super().generate(request)[0, 0, :N_AU, 0]
+        frames = np.zeros((request.n_frames, 64, 64, 3), np.uint8)
+        frames[:, 0, :N_AU, 0] = np.where(_UPPER, aus, 0)
+        frames[:, 63, :N_AU, 0] = np.where(_UPPER, 0, aus)
+        return frames
+
+
+_UPPER = np.array([a in schema.FACIAL_UNITS["brows"] + schema.FACIAL_UNITS["eyes"] for a in AU])
+
+
+class _CrossTalkMeasure:
+    """Reads the AUs back, but like MediaPipe lets the jaw leak into the eyes: AU07 += 0.5 x AU26.
+    Landmarks: eye corners at y = 20, the base of the nose at y = 32 (the split)."""
+
+    def __init__(self) -> None:
+        self.lm = np.full((478, 3), np.nan)
+        self.lm[[33, 263, 2]] = [[10, 20, 0], [54, 20, 0], [32, 32, 0]]
+
+    def with_landmarks(self, frames: np.ndarray):
+        frames = np.asarray(frames)
+        aus = (frames[:, 0, :N_AU, 0].astype(float) + frames[:, 63, :N_AU, 0]).mean(0) / SCALE
+        aus[AU.index("AU07")] += 0.5 * aus[AU.index("AU26")]
+        return aus, np.repeat(self.lm[None], len(frames), axis=0)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return self.with_landmarks(frames)[0]
+
+
+def test_unit_isolation_holds_the_other_half_against_instrument_cross_talk():
+    """A perfectly isolating method measured by an instrument with jaw->eye cross-talk: raw, its
+    mouth_lower edit 'leaks' into AU07; with the lower face held (sweep/2) it does not.
+    Hand-computed: surprised (AU01 .32, AU02 .32, AU05 .16, AU26 .48), 11 AUs outside
+    mouth_lower, 6 inside. Raw: r(R) = (.24/11)/(.48/6), r(U) = (1.04/11)/(.48/6) -> 1 - .24/1.04.
+    Held: r(R) = 0 -> 1."""
+    audio = np.zeros(schema.HOP * 5, np.float32)
+    sources = [SweepSource("S1_neutral", "S1", "front", np.zeros((64, 64, 3), np.uint8))]
+
+    def run(measure):
+        res = control_sweep(_HalvesMethod("linear"), None, fake_les(), SweepConfig(units=("mouth_lower", "brows")),
+                            sources=sources, audio=audio, measure=measure)
+        return {r.unit: r for r in res.units}, res
+
+    ct = _CrossTalkMeasure()
+    raw, _ = run(ct.__call__)  # a plain function: no landmarks -> raw measurement
+    held, res = run(ct)
+    assert raw["mouth_lower"].measurement == "raw" and held["mouth_lower"].measurement == "held"
+    assert raw["mouth_lower"].isolation == pytest.approx(1 - 0.24 / 1.04, abs=1e-9)
+    assert held["mouth_lower"].isolation == pytest.approx(1.0, abs=1e-12)
+    assert held["mouth_lower"].outside_restricted == pytest.approx(0.0, abs=1e-12)
+    # the method's real edit of the upper face is still seen through the held lower half
+    assert held["mouth_lower"].outside_unrestricted == pytest.approx(0.80 / 11, abs=1e-9)
+    # brows: the lower half is measured with the neutral upper face; nothing changes there
+    assert held["brows"].isolation == pytest.approx(1.0, abs=1e-12) and held["brows"].measurement == "held"
+    assert not res.failures
+    # a leaking method stays leaking under the held measurement
+    leaky = control_sweep(_HalvesMethod("linear", leak=0.5), None, fake_les(), SweepConfig(units=("mouth_lower",)),
+                          sources=sources, audio=audio, measure=ct)
+    assert leaky.units[0].measurement == "held" and leaky.units[0].isolation == pytest.approx(0.5, abs=0.02)

@@ -217,6 +217,35 @@ def _step_edit(run: DemoRun, *, log, **_) -> None:
         path = run.edits / f"{row['speaker']}_{name}.mp4"
         generate(checkpoint, source, audio, path, generator=gen, **kwargs)
         log(f"wrote {path}")
+    _edit_checks(run, gen, source, neutral[neutral["speaker"] == row["speaker"]], log=log)
+    gen.close()
+
+
+def _edit_checks(run: DemoRun, gen, source: Path, clips, *, log) -> None:
+    """Issue #5's acceptance checks on rendered video -> ``edits/checks.json``
+    (:func:`lesbench.model.checks.edit_checks`): ~6 s of the speaker's neutral speech."""
+    import numpy as np
+
+    from lesbench import io, schema
+    from lesbench.model.checks import edit_checks
+    from lesbench.records import json_safe
+
+    pieces, seconds = [], 0.0
+    for _, clip in clips.iterrows():
+        samples = io.read_audio(clip["audio_path"] or clip["video_path"], sr=schema.SAMPLE_RATE)
+        pieces.append(samples)
+        seconds += len(samples) / schema.SAMPLE_RATE
+        if seconds >= 6.0:
+            break
+    speech = np.concatenate(pieces)
+    # the sync estimate needs ~3 s of speech (the tiny demo's clips are ~1 s)
+    report = edit_checks(gen, source, speech, run.edits / "checks", sync_emotions=None if seconds >= 3.0 else (),
+                         log=log)
+    if seconds < 3.0:
+        report["notes"].append(f"sync: skipped, only {seconds:.1f} s of neutral speech")
+    path = run.edits / "checks.json"
+    path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
+    log(f"acceptance checks on rendered video: {path}")
 
 
 def _step_evaluate(run: DemoRun, *, seed: int, force: bool, max_clips: int | None, log, **_) -> None:
