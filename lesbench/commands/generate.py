@@ -17,6 +17,7 @@ LES-Talker run from `lesbench train`. Levels are fractions of the MEAD level-3 e
   lesbench generate ... --emotion-from reference.mp4             # emotion measured from a clip's AUs
 
 Facial units: brows, eyes, nose, mouth_upper, mouth_lower.
+When RUN has a learned refiner (RUN/refine.safetensors) it is used; --no-refine turns it off.
 """
 
 
@@ -38,6 +39,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offset", action="append", default=[], metavar="AU=DELTA", help="per-AU offset, e.g. AU12=0.1")
     p.add_argument("--no-head-motion", action="store_true", help="keep the source head pose")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--no-refine", action="store_true",
+                   help="plain warp: skip the run's learned refiner (RUN/refine.safetensors) even when it has one")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -59,9 +62,10 @@ def _run(args: argparse.Namespace) -> int:
         args.checkpoint, args.source, args.audio, args.out,
         emotion=args.emotion, level=args.level, mead_level=args.mead_level, mix=args.mix,
         emotion_from=args.emotion_from, emotion_from_neutral=args.reference_neutral, units=parse_units(args.units), offsets=offsets or None,
-        pose_motion=not args.no_head_motion, device=args.device,
+        pose_motion=not args.no_head_motion, device=args.device, refine=False if args.no_refine else None,
     )
-    print(f"wrote {result.path}: {result.n_frames} frames at 25 fps, emotion {result.request.description}")
+    refined = " (refined)" if result.extra.get("refined") else ""
+    print(f"wrote {result.path}: {result.n_frames} frames at 25 fps{refined}, emotion {result.request.description}")
     return 0
 
 

@@ -71,6 +71,40 @@ class AugmentConfig:
     ridge: float = 1e-3
 
 
+REFINE_ENABLED = ("auto", "true", "false")
+
+
+@dataclass
+class RefineConfig:
+    """The optional learned refiner of the warp renderer (:mod:`lesbench.model.refine`)."""
+
+    enabled: str = "auto"
+    size: int = 128
+    gpu_size: int = 256
+    steps: int = 400
+    gpu_steps: int = 4000
+    channels: int = 24
+    levels: int = 3
+    batch_size: int = 8
+    lr: float = 1e-3
+    lr_min: float = 1e-4
+    weight_decay: float = 0.0
+    grad_weight: float = 0.5
+    mouth_weight: float = 1.0
+    source: str = "neutral"
+    pairs_per_clip: int = 12
+    max_train_clips: int = 0
+    max_val_pairs: int = 96
+    flip: bool = True
+    eval_every: int = 100
+    threads: int = 2
+
+    def mode(self) -> str:
+        """``enabled`` normalised to auto / true / false (YAML may give a bool)."""
+        v = str(self.enabled).strip().lower()
+        return {"on": "true", "yes": "true", "1": "true", "off": "false", "no": "false", "0": "false"}.get(v, v)
+
+
 @dataclass
 class TrainConfig:
     seed: int = 0
@@ -82,6 +116,7 @@ class TrainConfig:
     train: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,7 +134,24 @@ class TrainConfig:
                 raise ConfigError(f"{source}: {name} must be >= 1, got {value}")
         if not -5.0 <= self.data.target_lead <= 5.0:
             raise ConfigError(f"{source}: data.target_lead must be within -5..5 frames, got {self.data.target_lead}")
+        validate_refine(self.refine, source)
         return self
+
+
+def validate_refine(r: RefineConfig, source: str = "config") -> RefineConfig:
+    """Check the ``refine:`` section; raises :class:`ConfigError` naming the key."""
+    if r.mode() not in REFINE_ENABLED:
+        raise ConfigError(f"{source}: refine.enabled must be auto, true or false, got {r.enabled!r}")
+    r.enabled = r.mode()
+    if r.source not in ("neutral", "clip"):
+        raise ConfigError(f"{source}: refine.source must be 'neutral' or 'clip', got {r.source!r}")
+    for name in ("size", "gpu_size", "steps", "gpu_steps", "channels", "levels", "batch_size", "pairs_per_clip", "threads"):
+        if getattr(r, name) < 1:
+            raise ConfigError(f"{source}: refine.{name} must be >= 1, got {getattr(r, name)}")
+    for name in ("size", "gpu_size"):
+        if getattr(r, name) % (1 << (r.levels - 1)):
+            raise ConfigError(f"{source}: refine.{name} ({getattr(r, name)}) must be divisible by 2^(levels-1) = {1 << (r.levels - 1)}")
+    return r
 
 
 def default_config_path() -> Path:

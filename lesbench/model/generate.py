@@ -13,6 +13,11 @@ Lower level (what tests and ``lesbench evaluate`` use)::
     exp, pose = gen.predict(mel, ident, req)            # (T, K_exp), (T, 3)
     frames = gen.generate(source_image=img, audio=samples, emotion="happy", level=0.5)
 
+When the run folder holds a trained refiner (``RUN/refine.safetensors``, from ``lesbench
+train-refine`` or ``lesbench train --refine on``) every warped frame goes through it
+(:mod:`lesbench.model.refine`); ``refine=False`` turns it off (``--no-refine``), ``refine=True``
+requires it. Without a refiner file the output is the plain warp, as before.
+
 Levels are LES levels: a fraction of the MEAD level-3 expression (0 = neutral, 1 = level 3;
 values above 1 extrapolate). ``mead_level=k`` asks for the LES level where MEAD level k lies
 (the LES's fitted level scale).
@@ -56,9 +61,14 @@ class GenerateResult:
 
 
 class Generator:
-    """A loaded run: model, LES, face model. Cheap to call repeatedly (one FaceTracker kept)."""
+    """A loaded run: model, LES, face model (and its refiner, when the run has one). Cheap to
+    call repeatedly (one FaceTracker kept).
 
-    def __init__(self, run_dir: str | Path, device: str | None = None) -> None:
+    ``refine``: None = use ``RUN/refine.safetensors`` when present; False = never; True = require
+    it (error when missing).
+    """
+
+    def __init__(self, run_dir: str | Path, device: str | None = None, refine: bool | None = None) -> None:
         import torch
         from safetensors.torch import load_file
 
@@ -91,6 +101,28 @@ class Generator:
         self.emotions: list[str] = list(self.meta["emotions"])
         self._tracker = None
         self._torch = torch
+        self.refiner = self._load_refiner(refine)
+        #: sha256 prefix of the refiner's weights (None: plain warp); ``revision`` stays the talker's
+        self.refine_revision = self.refiner.revision if self.refiner is not None else None
+
+    def _load_refiner(self, refine: bool | None):
+        from lesbench.model.refine import REFINE_FILE, load_refiner
+
+        if refine is False:
+            return None
+        path = self.run_dir / REFINE_FILE
+        if refine is None and not path.is_file():
+            return None
+        return load_refiner(path, device=str(self.device))  # a missing (refine=True) or corrupt file raises, naming it
+
+    def refiner_for(self, refine: bool | None):
+        """The refiner a call uses: None -> the run's (if any), False -> none, True -> required."""
+        if refine is False:
+            return None
+        if refine is True and self.refiner is None:
+            self.refiner = self._load_refiner(True)
+            self.refine_revision = self.refiner.revision
+        return self.refiner
 
     # -- requests -------------------------------------------------------------------------------
     def request(
@@ -231,13 +263,15 @@ class Generator:
         pose_motion: bool = True,
         request: LESRequest | None = None,
         return_result: bool = False,
+        refine: bool | None = None,
         **request_kwargs,
     ):
         """Frames (T, 256, 256, 3) uint8 of the source face speaking ``audio``.
 
         ``audio``: (N,) float32 mono at ``sample_rate`` or a file; ``n_frames`` defaults to the
         audio's length at 25 fps (silence when ``audio`` is None and ``n_frames`` is given).
-        ``seed`` is accepted for API symmetry; generation is deterministic.
+        ``seed`` is accepted for API symmetry; generation is deterministic. ``refine``: see
+        :class:`Generator` (None: the run's refiner when it has one).
         """
         from lesbench.model.renderer import prepare_source, read_source_image, render_frames
         from lesbench.pipelines.audio_features import audio_features
@@ -256,11 +290,14 @@ class Generator:
         if req.units and self.condition == "les":
             # unit edit: landmarks outside the units stay where the unedited (neutral) output has them
             ref_exp, pose = self.predict(mel, source.ident, self.request())
+        refiner = self.refiner_for(refine)
         frames = np.stack(list(render_frames(source, self.face_model, exp, pose if pose_motion else None,
-                                             ref_exp=ref_exp, units=req.units)))
+                                             ref_exp=ref_exp, units=req.units, refiner=refiner)))
         if return_result:
             return frames, GenerateResult(path=None, n_frames=t, request=req, exp=exp, pose=pose, source_aus=source.aus,
-                                          extra={"samples": samples, "sample_rate": sr, "ref_exp": ref_exp})
+                                          extra={"samples": samples, "sample_rate": sr, "ref_exp": ref_exp,
+                                                 "refined": refiner is not None,
+                                                 "refine_revision": refiner.revision if refiner is not None else None})
         return frames
 
     @staticmethod
@@ -276,9 +313,11 @@ class Generator:
         return io.read_audio(audio, sr=schema.SAMPLE_RATE), schema.SAMPLE_RATE
 
 
-def load_generator(checkpoint: str | Path, data: str | Path | None = None, device: str | None = None) -> Generator:
-    """Load a run folder (or a file inside it). ``data`` is accepted for API symmetry."""
-    return Generator(checkpoint, device=device)
+def load_generator(checkpoint: str | Path, data: str | Path | None = None, device: str | None = None,
+                   refine: bool | None = None) -> Generator:
+    """Load a run folder (or a file inside it). ``data`` is accepted for API symmetry;
+    ``refine`` as in :class:`Generator`."""
+    return Generator(checkpoint, device=device, refine=refine)
 
 
 def generate(
@@ -298,15 +337,18 @@ def generate(
     pose_motion: bool = True,
     device: str | None = None,
     generator: Generator | None = None,
+    refine: bool | None = None,
 ) -> GenerateResult:
-    """Generate ``out`` (mp4, H.264 + the driving audio as AAC). See the module docstring."""
+    """Generate ``out`` (mp4, H.264 + the driving audio as AAC). See the module docstring.
+    ``refine``: None = the run's refiner when it has one, False = plain warp, True = required."""
     from lesbench import io
 
-    gen = generator or Generator(checkpoint, device=device)
+    gen = generator or Generator(checkpoint, device=device, refine=refine)
     try:
         req = gen.request(emotion, level, mead_level=mead_level, mix=mix, emotion_from=emotion_from,
                           emotion_from_neutral=emotion_from_neutral, units=units, offsets=offsets)
-        frames, result = gen.generate(source, audio, request=req, pose_motion=pose_motion, return_result=True)
+        frames, result = gen.generate(source, audio, request=req, pose_motion=pose_motion, return_result=True,
+                                      refine=refine)
         path = io.write_video(out, frames, fps=schema.FPS, audio=result.extra["samples"], sr=result.extra["sample_rate"])
         result.path = Path(path)
         return result

@@ -10,6 +10,7 @@
    residual stays in the image).
 3. The crop is warped with :class:`lesbench.render.PiecewiseAffineWarp` (triangulated once per
    source) and the inside of an opened mouth is painted (:func:`lesbench.render.paint_mouth_interior`).
+4. Optionally, a small learned refiner (:mod:`lesbench.model.refine`) corrects each warped frame.
 """
 
 from __future__ import annotations
@@ -153,9 +154,31 @@ def unit_weights(landmarks: np.ndarray, units, feather: float = 0.08) -> np.ndar
     return w
 
 
+def inner_lip_gap(landmarks: np.ndarray) -> float:
+    """Largest distance (pixels) between the inner upper and lower lip of (478, 2+) landmarks."""
+    from lesbench.render import INNER_LIP_LOWER, INNER_LIP_UPPER
+
+    lm = np.asarray(landmarks)
+    return float(np.linalg.norm(lm[list(INNER_LIP_LOWER), :2] - lm[list(INNER_LIP_UPPER), :2], axis=1).max())
+
+
+def warp_source_frame(warp, image: np.ndarray, src_gap: float, dst: np.ndarray, *, paint_mouth: bool = True) -> np.ndarray:
+    """One rendered frame: ``image`` (S, S, 3) uint8 warped by ``warp``
+    (:class:`lesbench.render.PiecewiseAffineWarp` of the source landmarks) to ``dst`` (478, 2+)
+    pixels, the mouth's inside painted where it opens beyond the source's gap ``src_gap``
+    (:func:`inner_lip_gap` of the source). The renderer and the refiner's training data
+    (:mod:`lesbench.model.refine`) both make frames with this."""
+    from lesbench.render import paint_mouth_interior
+
+    frame = warp.warp(image, dst[:, :2])
+    if paint_mouth and inner_lip_gap(dst) > src_gap + 0.75:  # opened beyond the source: the photo has no pixels there
+        paint_mouth_interior(frame, dst[:, :2])
+    return frame
+
+
 def render_frames(source: SourceFace, face_model, exp: np.ndarray, pose_motion: np.ndarray | None = None,
                   *, paint_mouth: bool = True, ref_exp: np.ndarray | None = None,
-                  units=None) -> Iterator[np.ndarray]:
+                  units=None, refiner=None) -> Iterator[np.ndarray]:
     """Yield (S, S, 3) uint8 frames: the source crop warped to each frame's landmarks.
 
     With ``ref_exp`` (T, K_exp) and ``units``, only the facial units' landmarks follow the
@@ -163,8 +186,11 @@ def render_frames(source: SourceFace, face_model, exp: np.ndarray, pose_motion: 
     and ``ref`` the landmarks of ``ref_exp`` (the same audio without the edit). The face model's
     bases are global, so a coefficient change for one unit also moves points elsewhere a little;
     the mask keeps those points where the unedited output has them.
+
+    ``refiner``: an optional :class:`lesbench.model.refine.Refiner` applied to every warped
+    frame (None: the plain warp).
     """
-    from lesbench.render import PiecewiseAffineWarp, paint_mouth_interior, INNER_LIP_LOWER, INNER_LIP_UPPER
+    from lesbench.render import PiecewiseAffineWarp
 
     h, w = source.image.shape[:2]
     warp = PiecewiseAffineWarp(source.landmarks[:, :2], (w, h))
@@ -173,12 +199,9 @@ def render_frames(source: SourceFace, face_model, exp: np.ndarray, pose_motion: 
         ref = target_landmarks(source, face_model, ref_exp, pose_motion)
         wts = unit_weights(source.landmarks, units)[None, :, None]
         targets = ref + wts * (targets - ref)
-    up, lo = list(INNER_LIP_UPPER), list(INNER_LIP_LOWER)
-    src_gap = np.linalg.norm(source.landmarks[lo, :2] - source.landmarks[up, :2], axis=1).max()
+    src_gap = inner_lip_gap(source.landmarks)
     for dst in targets:
-        frame = warp.warp(source.image, dst[:, :2])
-        if paint_mouth:
-            gap = np.linalg.norm(dst[lo, :2] - dst[up, :2], axis=1).max()
-            if gap > src_gap + 0.75:  # opened beyond the source: the photo has no pixels there
-                paint_mouth_interior(frame, dst[:, :2])
+        frame = warp_source_frame(warp, source.image, src_gap, dst, paint_mouth=paint_mouth)
+        if refiner is not None:
+            frame = refiner.refine(frame, source.image, dst)
         yield frame
