@@ -39,7 +39,6 @@ Files (in the run folder): ``refine.safetensors`` (weights; config in its metada
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -524,7 +523,7 @@ def train_refiner(
     Writes ``refine.safetensors``, ``refine.json`` and ``refine_log.csv``.
     """
     from lesbench.les.prepared import dataset_provenance, open_prepared
-    from lesbench.model.train import resolve_device
+    from lesbench.model.train import _atomic_write_text, resolve_device, write_csv_log
 
     run = Path(run_dir)
     cfg = resolve_refine_config(run, config, overrides)
@@ -622,15 +621,8 @@ def train_refiner(
             },
             "history": history,
         }
-        tmp = run / (REFINE_META + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=1, default=float))
-        tmp.replace(run / REFINE_META)
-        with open(run / (REFINE_LOG + ".tmp"), "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
-            w.writeheader()
-            for row in history:
-                w.writerow(row)
-        (run / (REFINE_LOG + ".tmp")).replace(run / REFINE_LOG)
+        _atomic_write_text(run / REFINE_META, json.dumps(meta, indent=1, default=float))
+        write_csv_log(run / REFINE_LOG, LOG_FIELDS, history)
         return RefineResult(path=path, size=size, steps=steps, device=str(dev), seconds=seconds, history=history,
                             val=val, n_train_pairs=len(train_pairs), sha256=digest)
     finally:

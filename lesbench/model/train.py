@@ -431,12 +431,18 @@ def _save_checkpoint(run: Path, model, opt, epoch: int, history: list[dict], met
     _atomic_write_text(run / STATE_FILE, json.dumps({"epoch": epoch, "param_groups": sd["param_groups"],
                                                      "scalars": scalars, "history": history}, indent=1))
     _atomic_write_text(run / META_FILE, json.dumps({**meta, "epoch": epoch, "history": history}, indent=1, default=float))
-    with open(run / (LOG_FILE + ".tmp"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
+    write_csv_log(run / LOG_FILE, LOG_FIELDS, history)
+
+
+def write_csv_log(path: Path, fields, rows: list[dict]) -> None:
+    """Write ``rows`` (dicts; keys outside ``fields`` ignored) as CSV, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
         w.writeheader()
-        for row in history:
+        for row in rows:
             w.writerow(row)
-    (run / (LOG_FILE + ".tmp")).replace(run / LOG_FILE)
+    tmp.replace(path)
 
 
 def _load_training_state(run: Path, model, opt, device) -> tuple[int, list[dict]]:
