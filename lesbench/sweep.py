@@ -60,14 +60,14 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from lesbench.records import json_safe
+from lesbench.threads import torch_threads
 from lesbench import schema
 from lesbench.errors import LesbenchError
 
@@ -340,7 +340,7 @@ def control_sweep(
     if n_frames < 1:
         raise LesbenchError("control_sweep: the driving audio is shorter than one video frame")
     measure = measure or tracker_measure()
-    with _torch_threads(cfg.torch_threads):
+    with torch_threads(cfg.torch_threads):
         return _sweep(method, les, cfg, emotions, units, sources, audio, audio_clip, n_frames, measure, say, t_start)
 
 
@@ -457,25 +457,6 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
             f"{result.n_generated} clips generated")
     result.seconds = time.time() - t_start
     return result
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with torch's intra-op thread count set to ``n`` (restored after)."""
-    if n is None:
-        yield
-        return
-    try:
-        import torch
-    except ImportError:  # a method without torch: nothing to limit
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _unit_record(source: str, unit: str, emotion: str, neutral: np.ndarray, unrestricted: np.ndarray,

@@ -71,6 +71,36 @@ def _synthetic_source(generator):
     return SourceFace(image=img, landmarks=lm, ident=ident, exp=exp, pose=pose, aus=np.zeros(17))
 
 
+def test_prediction_does_not_depend_on_the_callers_thread_count(generator):
+    """The model runs on one CPU thread inside predict: float32 reductions split over 1 or 2
+    threads differ in the last bits (enough to flip pixels of a rendered clip)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    mel = rng.normal(size=(50, generator.meta["dims"]["n_mel"])).astype(np.float32)
+    ident = rng.normal(size=generator.face_model.k_id)
+    req = generator.request("happy", 0.7) if "happy" in generator.space.directions else generator.request()
+    before = torch.get_num_threads()
+    outs, seen = [], []
+    model_predict = generator.model.predict
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return model_predict(*args, **kwargs)
+
+    generator.model.predict = spy
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            outs.append(generator.predict(mel, ident, req))
+            assert torch.get_num_threads() == n  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(before)
+        del generator.model.predict
+    assert seen == [1, 1, 1]
+    for exp, pose in outs[1:]:
+        assert np.array_equal(exp, outs[0][0]) and np.array_equal(pose, outs[0][1])
+
+
 def test_renderer_warps_only_what_moves(generator):
     from lesbench.model.renderer import render_frames, target_landmarks
 

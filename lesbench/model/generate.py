@@ -35,6 +35,7 @@ import numpy as np
 
 from lesbench import schema
 from lesbench.errors import LesbenchError
+from lesbench.threads import torch_threads
 
 
 @dataclass
@@ -227,7 +228,10 @@ class Generator:
         m = torch.as_tensor(np.array(mel, np.float32), device=dev)
         i = torch.as_tensor(np.array(ident, np.float32), device=dev)
         c = torch.as_tensor(request.cond, device=dev) if self.condition != "audio-only" else None
-        exp, pose = self.model.predict(m, i, c)
+        # one CPU thread: the same bytes whatever thread count the caller runs with (float32
+        # reductions over 1 or 2 threads differ in the last bits, which can flip a pixel)
+        with torch_threads(1 if self.device.type == "cpu" else None):
+            exp, pose = self.model.predict(m, i, c)
         return exp.cpu().numpy().astype(np.float64), pose.cpu().numpy().astype(np.float64)
 
     def predicted_aus(self, exp: np.ndarray, neutral_exp: np.ndarray | None = None) -> np.ndarray:
