@@ -264,3 +264,37 @@ def test_advance_moves_tracks_earlier():
     assert not ok2[:2].any() and ok2[2:].all()
     same, ok3 = advance(pulse, valid, 0.0)
     assert same is pulse and ok3 is valid
+
+
+def test_counterfactual_inverse_ignores_an_au_the_train_split_never_moves():
+    """exp -> AU regressor a (K, 17) and its inverse b (17, K) for the counterfactual targets.
+    When an AU never varies on the train split (one speaker, few clips: AU15 on the tiny demo),
+    a has a ~0 singular value and the plain pseudo-inverse put ~1000 into b's row for that AU
+    (train loss ~650). With ``pinv_rcond`` the row is 0 and b @ a stays I on the reachable AUs."""
+    from lesbench.les.prepared import ClipRecord
+    from lesbench.les.space import LinearEmotionSpace
+    from lesbench.model.data import ClipArrays, fit_statistics
+    from lesbench.schema import AU_NAMES
+
+    rng = np.random.default_rng(0)
+    k, t = 20, 200
+    mix = rng.normal(size=(k, len(AU_NAMES)))
+    dead = AU_NAMES.index("AU15")
+    mix[:, dead] = 0.0  # no expression coefficient moves AU15 ...
+    clips = []
+    for i, emo in enumerate(["neutral", "happy", "sad", "angry"]):
+        exp = rng.normal(size=(t, k)).astype(np.float32) * (0.2 if emo == "neutral" else 1.0)
+        aus = (exp @ mix).astype(np.float32)
+        aus[:, dead] = 1e-4 * rng.normal(size=t)  # ... and it barely varies (tracker noise)
+        rec = ClipRecord(clip_id=f"S1_{emo}", speaker="S1", emotion=emo, level=3, split="train")
+        clips.append(ClipArrays(record=rec, mel=np.zeros((t, 80), np.float32), exp=exp,
+                                ident=np.zeros(4, np.float32), pose=np.zeros((t, 3), np.float32),
+                                aus=aus, valid=np.ones(t, bool)))
+    space = LinearEmotionSpace(directions={}, neutral_refs={}, global_neutral=np.zeros(len(AU_NAMES)))
+    plain = fit_statistics(clips, space, pinv_rcond=1e-15)
+    safe = fit_statistics(clips, space)  # default 0.01
+    assert np.abs(plain.exp_from_au[dead]).max() > 50  # the blow-up this guards against
+    assert np.abs(safe.exp_from_au[dead]).max() < 1e-3
+    live = [j for j in range(len(AU_NAMES)) if j != dead]
+    ba = safe.exp_from_au.astype(np.float64) @ safe.au_from_exp.astype(np.float64)
+    np.testing.assert_allclose(ba[np.ix_(live, live)], np.eye(len(live)), atol=0.02)

@@ -69,6 +69,7 @@ class AugmentConfig:
     offset_prob: float = 0.3
     offset_scale: float = 0.1
     ridge: float = 1e-3
+    pinv_rcond: float = 0.01
 
 
 REFINE_ENABLED = ("auto", "true", "false")

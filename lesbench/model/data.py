@@ -234,9 +234,13 @@ def _ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
 
 def fit_statistics(
     clips: list[ClipArrays], space: LinearEmotionSpace, *, train_split: str = "train",
-    condition_source: str = "measured", ridge: float = 1e-3,
+    condition_source: str = "measured", ridge: float = 1e-3, pinv_rcond: float = 0.01,
 ) -> TrainStatistics:
-    """Fit normalisers, regressors and LES vectors (train split only, see the class doc)."""
+    """Fit normalisers, regressors and LES vectors (train split only, see the class doc).
+
+    ``pinv_rcond``: singular values of the exp -> AU map below this fraction of the largest are
+    dropped from the inverse used for counterfactual targets (AU directions the expression
+    coefficients barely reach are not amplified; ``augment.pinv_rcond``)."""
     train = [c for c in clips if c.record.split == train_split]
     if not train:
         raise DatasetError(f"no loadable clip in split {train_split!r}")
@@ -272,7 +276,7 @@ def fit_statistics(
     # the data's natural co-variation but leaks (e.g. a brow AU also moving the smile through
     # correlated speakers/emotions); the min-norm correction removes exactly that leak, so
     # counterfactual targets for single-unit edits change only the requested AUs.
-    b = b + (np.eye(b.shape[0]) - b @ a) @ np.linalg.pinv(a)
+    b = b + (np.eye(b.shape[0]) - b @ a) @ np.linalg.pinv(a, rcond=pinv_rcond)
     resid = dy - dx @ a
     r2 = 1.0 - float((resid**2).sum() / max(((dy - dy.mean(0)) ** 2).sum(), 1e-12))
 

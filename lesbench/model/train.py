@@ -284,7 +284,7 @@ def train(
         index, space, bases = prepare_run_inputs(data, run, les, cfg, resume)
         clips = load_clips(index, target_lead=cfg.data.target_lead)
         stats = fit_statistics(clips, space, train_split=cfg.train_split, condition_source=cfg.condition_source,
-                               ridge=cfg.augment.ridge)
+                               ridge=cfg.augment.ridge, pinv_rcond=cfg.augment.pinv_rcond)
         td = TalkerData(clips, stats, space, cfg, bases)
         if not td.train:
             raise DatasetError(f"{data}: no loadable train clip")
