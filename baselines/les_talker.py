@@ -26,8 +26,11 @@ class LESTalkerMethod(Method):
     controllable = True
 
     def __init__(self, seed: int = 0, device: str | None = None, checkpoint: str | Path | None = None,
-                 **options: Any) -> None:
+                 refine: bool | None = None, **options: Any) -> None:
+        """``refine``: None = use the run's learned refiner when it has one, False = plain warp,
+        True = require it (:class:`lesbench.model.generate.Generator`)."""
         super().__init__(seed=seed, device=device, checkpoint=checkpoint, **options)
+        self.refine = refine
         if checkpoint is None:
             raise LesbenchError(f"{self.name}: --checkpoint RUN is required (a run folder or checkpoint "
                                 "file from `lesbench train`)")
@@ -46,7 +49,7 @@ class LESTalkerMethod(Method):
             from lesbench.model import generate as gen_mod
         except ImportError as exc:  # the model package is written in parallel; say so plainly
             raise LesbenchError(f"{self.name}: lesbench.model.generate is not available ({exc})") from None
-        self._generator = gen_mod.load_generator(self.checkpoint, data=data.root, device=self.device)
+        self._generator = gen_mod.load_generator(self.checkpoint, data=data.root, device=self.device, refine=self.refine)
         cond = getattr(self._generator, "condition", None)
         if cond is not None and cond != self.condition:
             raise LesbenchError(
@@ -79,6 +82,8 @@ class LESTalkerMethod(Method):
         prov["checkpoint_sha256"] = sha256_path(self.checkpoint)
         prov["condition"] = self.condition
         prov["revision"] = getattr(self._generator, "revision", None)
+        # the learned refiner, when the run has one and it is used (None: plain warp)
+        prov["refine_revision"] = getattr(self._generator, "refine_revision", None)
         return prov
 
 

@@ -164,6 +164,8 @@ def test_training_is_deterministic(graded, tmp_path):
     b = train_refiner(graded, tmp_path / "b", size=32, steps=4, device="cpu", seed=3, overrides=ov, progress=False)
     wa, wb = load_file(str(a.path)), load_file(str(b.path))
     assert wa.keys() == wb.keys() and all(np.array_equal(wa[k].numpy(), wb[k].numpy()) for k in wa)
+    # and the files themselves are identical (the header's metadata is written in sorted order)
+    assert a.sha256 == b.sha256 and a.path.read_bytes() == b.path.read_bytes()
     assert a.history == [{**h, "seconds": a.history[i]["seconds"]} for i, h in enumerate(b.history)]
 
 
@@ -265,3 +267,39 @@ def test_train_cli_refine_flag(prepared, tmp_path):
     assert meta["size"] == 32 and meta["steps"] == 3 and (tmp_path / "on" / "refine.safetensors").is_file()
     assert main(["train", "--data", str(prepared), "--out", str(tmp_path / "auto"), *small]) == 0
     assert not (tmp_path / "auto" / "refine.safetensors").exists() and not (tmp_path / "auto" / "refine.json").exists()
+
+
+def test_saved_refiner_bytes_do_not_depend_on_metadata_order(tmp_path):
+    """safetensors writes its metadata map in no fixed order; save_refiner sorts the header, so
+    the same weights always give the same file (and sha256), and the file still loads."""
+    import torch
+    from safetensors import safe_open
+
+    from lesbench.model.config import RefineConfig
+    from lesbench.model.refine import RefineNet, save_refiner
+
+    torch.manual_seed(0)
+    net = RefineNet(8, 2)
+    shas = {save_refiner(net, tmp_path / f"r{i}.safetensors", RefineConfig(channels=8, levels=2), 64) for i in range(6)}
+    assert len(shas) == 1
+    with safe_open(str(tmp_path / "r0.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+        assert meta["size"] == "64" and meta["format"] and json.loads(meta["config"])["channels"] == 8
+        for k, v in net.state_dict().items():
+            assert torch.equal(f.get_tensor(k), v)
+
+
+def test_evaluated_method_records_and_can_switch_off_the_refiner(refined_run, prepared):
+    """`lesbench evaluate --no-refine` -> LESTalkerMethod(refine=False): plain warp, and the
+    provenance says which refiner (if any) rendered the clips."""
+    from lesbench.baselines.base import PreparedData
+    from lesbench.baselines.les_talker import LESTalkerMethod
+
+    data = PreparedData.open(prepared)
+    on = LESTalkerMethod(checkpoint=refined_run, device="cpu")
+    on.setup(data)
+    off = LESTalkerMethod(checkpoint=refined_run, device="cpu", refine=False)
+    off.setup(data)
+    meta = json.loads((refined_run / "refine.json").read_text())
+    assert on.provenance()["refine_revision"] and meta["sha256"].startswith(on.provenance()["refine_revision"])
+    assert off.provenance()["refine_revision"] is None and off._generator.refiner is None

@@ -28,6 +28,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--emotion-classifier", metavar="PATH", default=None,
                    help="emotion accuracy with this classifier from `lesbench train-classifier` instead of the "
                         "FER2013 default (recorded with its sha256 in the results file)")
+    p.add_argument("--no-refine", action="store_true",
+                   help="les-talker / one-hot / audio-only: render with the plain warp even when the run has a "
+                        "trained refiner (refine.safetensors)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="torch device for methods/metrics that use one")
     p.add_argument("--workdir", default=None, help="where generated videos and caches go (default OUT/work/<method>)")
@@ -75,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
             return 0
     elif args.checkpoint:
         options["checkpoint"] = args.checkpoint
+        if args.no_refine:
+            options["refine"] = False
     from lesbench.evaluate import evaluate
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None

@@ -206,11 +206,36 @@ def save_refiner(net: RefineNet, path: str | Path, config: RefineConfig, size: i
 
     path = Path(path)
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "size": str(int(size)),
-            "config": json.dumps(asdict(config)), "lesbench_version": __version__}
+            "config": json.dumps(asdict(config), sort_keys=True), "lesbench_version": __version__}
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp), metadata=meta)
+    _sort_safetensors_metadata(tmp)
     tmp.replace(path)
     return sha256_file(path)
+
+
+def _sort_safetensors_metadata(path: Path) -> None:
+    """Rewrite the file's JSON header with its ``__metadata__`` keys sorted, in place.
+
+    The safetensors writer serialises the metadata map in no fixed order, so identical weights
+    and metadata gave files with different sha256. The header length is unchanged (same keys and
+    values), so only the header bytes are rewritten; the tensors' offsets stay valid.
+    """
+    import struct
+
+    with open(path, "r+b") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        raw = f.read(n)
+        header = json.loads(raw)
+        if "__metadata__" in header:
+            header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        ordered = {k: header[k] for k in (["__metadata__"] if "__metadata__" in header else []) +
+                   sorted(k for k in header if k != "__metadata__")}
+        out = json.dumps(ordered, separators=(",", ":")).encode()
+        if len(out) > n:
+            raise RefineError(f"{path}: re-serialised safetensors header grew ({len(out)} > {n} bytes)")
+        f.seek(8)
+        f.write(out + b" " * (n - len(out)))  # the format pads headers with spaces
 
 
 def load_refiner(path: str | Path, device: str | None = None) -> Refiner:
