@@ -354,7 +354,7 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
                                 sources=[s.clip_id for s in sources], audio_clip=audio_clip, n_frames=n_frames)
     nan = np.full(len(schema.AU_NAMES), np.nan)
     held = callable(getattr(measure, "with_landmarks", None))
-    kept: dict[str, np.ndarray] = {}  # frames of the outputs the unit records re-measure (held halves)
+    kept: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # (frames, landmarks) the unit records re-measure
 
     def ask(src: SweepSource, emotion: str, les_level: float, unit: str | None = None, keep: bool = False) -> np.ndarray:
         key = f"{src.clip_id}:{emotion}:{les_level:g}" + (f":{unit}" if unit else "")
@@ -371,8 +371,7 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
                 raise LesbenchError(f"returned {frames.dtype} {frames.shape}; expected (T, H, W, 3)")
             if keep and held:
                 aus, landmarks = measure.with_landmarks(frames)
-                kept[key] = frames
-                kept[key + ":landmarks"] = landmarks
+                kept[key] = (frames, landmarks)
             else:
                 aus = measure(frames)
             aus = np.asarray(aus, np.float64).reshape(-1)
@@ -394,7 +393,7 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
         n_key = f"{src.clip_id}:{NEUTRAL}:0"
         if not held or key not in kept or n_key not in kept or not np.isfinite(aus).all():
             return aus, "raw"
-        frames, neutral_frames, lm = kept[key], kept[n_key], kept[n_key + ":landmarks"]
+        (frames, _), (neutral_frames, lm) = kept[key], kept[n_key]
         upper_unit = unit in UPPER_FACE_UNITS
         try:
             mixed = (hold_lower_face(neutral_frames, frames, lm) if upper_unit  # neutral's upper half

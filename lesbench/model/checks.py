@@ -56,7 +56,9 @@ def edit_checks(
     from lesbench import io
     from lesbench.metrics.controllability import UPPER_FACE_UNITS, hold_lower_face
     from lesbench.metrics.sync import av_sync
+    from lesbench.sweep import TrackerMeasure
 
+    measure = TrackerMeasure(generator.tracker)
     say = log or (lambda _m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,10 +74,8 @@ def edit_checks(
             frames = generator.generate(source, audio, sample_rate=sample_rate, pose_motion=False,
                                         request=generator.request(**request))
             io.write_video(path, frames, fps=schema.FPS, audio=audio, sr=sample_rate)
-            table = generator.tracker.track(list(io.read_frames(path)), fps=schema.FPS)
-            face = table[table["face"].astype(bool)]
-            cache[name] = {"path": path, "table": table,
-                           "aus": face[names].to_numpy(np.float64).mean(0) if len(face) else np.full(len(names), np.nan)}
+            aus, landmarks = measure.with_landmarks(io.read_frames(path))  # what was written, decoded
+            cache[name] = {"path": path, "aus": aus, "landmarks": landmarks}
         return cache[name]
 
     neutral = clip("neutral", emotion="neutral")
@@ -92,14 +92,10 @@ def edit_checks(
 
     if unit_emotion in known:
         upper = [names.index(a) for u in UPPER_FACE_UNITS for a in schema.FACIAL_UNITS[u]]
-        lm = np.stack(neutral["table"]["landmarks"].to_numpy()).reshape(-1, schema.N_LANDMARKS, 3)
         neutral_frames = io.read_frames(neutral["path"])
 
         def held(c: dict[str, Any]) -> np.ndarray:
-            frames = hold_lower_face(io.read_frames(c["path"]), neutral_frames, lm)
-            table = generator.tracker.track(list(frames), fps=schema.FPS)
-            face = table[table["face"].astype(bool)]
-            return face[names].to_numpy(np.float64).mean(0) - neutral["aus"]
+            return measure(hold_lower_face(io.read_frames(c["path"]), neutral_frames, neutral["landmarks"])) - neutral["aus"]
 
         restricted = clip(f"{unit_emotion}_{unit}", emotion=unit_emotion, level=1.0, units=[unit])
         full = clip(f"{unit_emotion}_1", emotion=unit_emotion, level=1.0)
@@ -138,7 +134,7 @@ def edit_checks(
                 report["notes"].append(f"sync: {e!r} is not in the LES")
                 continue
             c = clip("neutral" if e == "neutral" else f"{e}_1", emotion=e, level=None if e == "neutral" else 1.0)
-            r = av_sync(c["table"], audio, sr=sample_rate)
+            r = av_sync(c["landmarks"], audio, sr=sample_rate)
             per[e] = {"offset": r.offset, "offset_frac": r.offset_frac, "confidence": r.confidence,
                       "valid": r.valid, "reason": r.reason}
         offsets = [v["offset"] for v in per.values() if v["offset"] is not None]
