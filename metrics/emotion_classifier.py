@@ -164,15 +164,10 @@ def _fit(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, batch: int, devi
          log: Any = None, what: str = "", threads: int | None = None) -> None:
     """Mini-batch training. ``threads``: torch CPU threads for the duration (restored after);
     1 for the tiny AU MLP, whose steps are ~20x slower when two threads contend for busy cores."""
-    import torch
+    from lesbench.threads import torch_threads
 
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads or None):
         _fit_loop(model, x, y, epochs, batch, device, seed, log, what)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _fit_loop(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, batch: int, device: Any, seed: int,
