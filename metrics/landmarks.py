@@ -1,41 +1,69 @@
-"""M-LMD / F-LMD: mouth and full-face landmark distance between generated and reference video.
+"""M-LMD / F-LMD (and EAT's M-LVD / F-LVD): landmark distance between generated and reference video.
 
-Definition, following EAT's evaluation code (``test_lmd*.py`` of the EAT benchmark, which
-detects dlib's 68 points on 256x256 aligned crops):
+**Distance** (both definitions). Generated and reference frames are paired with
+:func:`lesbench.metrics.protocol.paired_indices` (``linspace``: ``m = min`` of the two lengths,
+``floor(linspace(0, n, m, endpoint=False))`` in each clip, as EAT's code). Per paired frame and
+point set (mouth or whole face), each set is **centred on its own mean** (removes translation;
+no scaling, no rotation) and the Euclidean distances of corresponding points are summed. A
+frame is *valid* when both videos have a face in it; frames without are skipped and counted.
+Clip value = sum over valid frames / (valid frames x points in the set) = mean per-point
+distance, in pixels at ``crop_size`` (landmarks are rescaled from the video's size to
+``crop_size``; a no-op on 256x256 crops). Data-set value: mean over clips with at least one
+valid frame; clips without one are counted, never averaged in as zero.
 
-1. Pair generated and reference frames with :func:`lesbench.metrics.protocol.paired_indices`
-   (``m = min`` of the two lengths, evenly spaced indices in the longer clip).
-2. Per frame and point set (mouth or face), **centre** each set on its own mean (removes
-   translation; no scaling, no rotation).
-3. Per frame: Euclidean distance of corresponding points, in pixels at the 256x256 crop.
-4. Clip value: sum over valid frames and points / (valid frames x points) = mean per-point
-   distance. Frames where either side has no face are skipped (EAT does the same).
-   Data-set value: mean over clips.
+**Definitions** (``definition=``):
 
-Landmark sets (``landmarks=``), recorded in the version:
+- ``lesbench`` (default): ``{"m_lmd", "f_lmd"}`` as above.
+- ``eat``: EAT's evaluation code (yuangan/evaluation_eat, ``code/test_lmd.py``), which returns
+  ``{"m_lmd", "f_lmd", "m_lvd", "f_lvd"}``. Its M-LMD / F-LMD are the distance above (the two
+  definitions agree on them given the same landmarks). Its landmark *velocity* distance: for each
+  valid frame after the first, velocity = this valid frame's landmarks minus the **previous
+  valid** frame's (raw pixel coordinates, not centred; a skipped frame makes the step span the
+  gap), summed Euclidean distance of the two videos' velocities; divided by (valid frames x
+  points) like the LMD, so the first valid frame counts in the denominator without a term.
 
-- ``mediapipe478`` (default, version ``lmd-mp478/1``): MediaPipe's 478 points from the shared
-  face tracking; mouth = the 40 lip points of MediaPipe's lips contour (outer and inner), face =
-  all 478. **Not numerically comparable** with papers' LMD (different points, 478 vs 68, lip
-  contours sampled differently); use it to compare methods within lesbench.
-- ``dlib68`` (version ``lmd-dlib68/1``): EAT's exact points, dlib's frontal detector + the
-  68-point predictor (``lesbench.weights`` name ``dlib-shape-predictor-68``) on each frame;
-  mouth = points 48-67 (20), face = 0-67 (68). This is the setting to compare with numbers
-  reported under EAT's protocol.
+  *EAT's F-LVD bug.* That code adds the **mouth** velocity term to the face LVD sum, so its
+  F-LVD is M-LVD x 20/68 and says nothing about the rest of the face. Decision: ``f_lvd`` under
+  ``definition="eat"`` reproduces the code (the point of this definition is numbers comparable
+  with papers that ran it), and the velocity distance of the whole face, which that code meant
+  to compute, is kept per clip as :attr:`LMDResult.f_lvd_face` for anyone who wants it.
 
-Landmark pixels are rescaled to ``crop_size`` (256) when the video is not 256x256.
+**Landmark sets** (``landmarks=``), recorded in the version (:func:`lmd_version`):
+
+- ``mediapipe478`` (default): MediaPipe's 478 points from the shared face tracking
+  (``pred_face`` / ``ref_face`` tables); mouth = the 40 points of MediaPipe's lips contours,
+  face = all 478. **Not numerically comparable** with papers' LMD (other points, other
+  detector); use it to compare methods within lesbench. Versions ``lmd-mp478/1``,
+  ``lmd-mp478-eat/1``.
+- ``dlib68``: EAT's points. dlib's HOG frontal face detector (no upsampling) and the 68-point
+  shape predictor (``lesbench.weights`` name ``dlib-shape-predictor-68``, loaded once per
+  metric instance) run on the paired frames of ``pred_video`` / ``ref_video`` (uint8 RGB);
+  first detected face; landmarks are dlib's integer pixels; mouth = points 48-67 (20), face =
+  0-67 (68). The grey image is EAT's: ``cv2.cvtColor(rgb, COLOR_BGR2GRAY)``, i.e. the RGB frame
+  read as BGR, ``grey = 0.114 R + 0.587 G + 0.299 B`` (:func:`eat_grey`). Versions
+  ``lmd-dlib68/2`` (``/1`` indexed MediaPipe points and never ran dlib), ``lmd-dlib68-eat/1``.
+
+Not reproduced from EAT's script: its ``--bool_only96`` switch (reference clip cut to its
+first 96 frames; off by default there) and its directory-of-JPEGs input.
+
+Counts (:attr:`LandmarkDistance.counts`): videos, videos scored, videos with no valid frame,
+paired frames, valid frames, paired frames without a face in the generated / the reference
+video. :attr:`LandmarkDistance.clip_notes` says, for the last clip updated, how many frames were
+skipped and why (``lesbench score`` lists these as clip issues).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from lesbench.errors import LesbenchError
 from lesbench.metrics._face import landmarks_array
-from lesbench.metrics.base import Metric
+from lesbench.metrics.base import Metric, MetricUnavailable
 from lesbench.metrics.protocol import paired_indices
 
 #: MediaPipe FaceMesh lips (outer + inner contours), 40 points.
@@ -43,22 +71,55 @@ MEDIAPIPE_LIPS: tuple[int, ...] = (
     0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191,
     267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415,
 )
+#: dlib / iBUG 68-point mouth (outer 48-59, inner 60-67), as imutils' ``FACIAL_LANDMARKS_IDXS["mouth"]``.
 DLIB68_MOUTH: tuple[int, ...] = tuple(range(48, 68))
+SHAPE_WEIGHTS = "dlib-shape-predictor-68"
 
-VERSIONS = {"mediapipe478": "lmd-mp478/1", "dlib68": "lmd-dlib68/1"}
+LANDMARK_SETS = ("mediapipe478", "dlib68")
+DEFINITIONS = ("lesbench", "eat")
+_VERSIONS = {
+    ("mediapipe478", "lesbench"): "lmd-mp478/1",
+    ("mediapipe478", "eat"): "lmd-mp478-eat/1",
+    ("dlib68", "lesbench"): "lmd-dlib68/2",
+    ("dlib68", "eat"): "lmd-dlib68-eat/1",
+}
+
+
+def lmd_version(landmarks: str, definition: str = "lesbench") -> str:
+    """Version string of the metric for a landmark set and a definition (bumped when numbers change)."""
+    if landmarks not in LANDMARK_SETS:
+        raise ValueError(f"unknown landmark set {landmarks!r}; known: {', '.join(LANDMARK_SETS)}")
+    if definition not in DEFINITIONS:
+        raise ValueError(f"unknown LMD definition {definition!r}; known: {', '.join(DEFINITIONS)}")
+    return _VERSIONS[(landmarks, definition)]
 
 
 @dataclass
 class LMDResult:
-    """One clip: ``m_lmd``, ``f_lmd`` (pixels at 256), ``n_frames`` paired, ``n_valid`` used."""
+    """One clip. Distances in pixels at the crop size; NaN when no frame is valid.
+
+    ``n_frames`` paired frames, ``n_valid`` of them with a face in both videos,
+    ``n_no_face_pred`` / ``n_no_face_ref`` paired frames without a face in each video.
+    ``m_lvd`` / ``f_lvd`` are EAT's velocity distances (``definition="eat"``; None otherwise),
+    ``f_lvd`` as EAT's code computes it (the mouth term over 68), ``f_lvd_face`` the velocity
+    distance of the whole face (what that code meant).
+    """
 
     m_lmd: float
     f_lmd: float
     n_frames: int
     n_valid: int
+    n_no_face_pred: int = 0
+    n_no_face_ref: int = 0
+    m_lvd: float | None = None
+    f_lvd: float | None = None
+    f_lvd_face: float | None = None
 
     def as_dict(self) -> dict[str, float]:
-        return {"m_lmd": self.m_lmd, "f_lmd": self.f_lmd}
+        out = {"m_lmd": self.m_lmd, "f_lmd": self.f_lmd}
+        if self.m_lvd is not None and self.f_lvd is not None:
+            out.update(m_lvd=self.m_lvd, f_lvd=self.f_lvd)
+        return out
 
 
 def mouth_indices(landmarks: str) -> tuple[int, ...]:
@@ -66,7 +127,7 @@ def mouth_indices(landmarks: str) -> tuple[int, ...]:
         return MEDIAPIPE_LIPS
     if landmarks == "dlib68":
         return DLIB68_MOUTH
-    raise ValueError(f"unknown landmark set {landmarks!r}; known: {sorted(VERSIONS)}")
+    raise ValueError(f"unknown landmark set {landmarks!r}; known: {', '.join(LANDMARK_SETS)}")
 
 
 def centred_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -76,85 +137,283 @@ def centred_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(a - b, axis=2).mean(axis=1)
 
 
-def landmark_distance(pred: Any, ref: Any, landmarks: str = "mediapipe478",
-                      pred_size: tuple[int, int] | None = None, ref_size: tuple[int, int] | None = None,
-                      crop_size: int = 256, pairing: str = "linspace") -> LMDResult:
-    """M-LMD and F-LMD of one clip (module docstring).
+def velocity_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(T - 1,) summed over points ||(a[t] - a[t-1]) - (b[t] - b[t-1])|| for (T, N, 2) point sets
+    (raw coordinates, consecutive rows; EAT's landmark velocity term)."""
+    return np.linalg.norm(np.diff(a, axis=0) - np.diff(b, axis=0), axis=2).sum(axis=1)
+
+
+def paired_landmark_distance(p: np.ndarray, r: np.ndarray, mouth: tuple[int, ...] | list[int],
+                             definition: str = "lesbench") -> LMDResult:
+    """The kernel: LMD (and EAT's LVD) of two already paired landmark sequences.
 
     Args:
-        pred, ref: (T, N, 2|3) landmarks in pixels (NaN rows = no face) or frames tables.
+        p, r: (M, N, 2) landmarks in pixels of the generated and reference video, row i of each
+            paired; a row with any NaN = no face in that frame.
+        mouth: indices of the mouth points in the N.
+        definition: ``lesbench`` or ``eat`` (module docstring).
+    """
+    if definition not in DEFINITIONS:
+        raise ValueError(f"unknown LMD definition {definition!r}; known: {', '.join(DEFINITIONS)}")
+    p = np.asarray(p, np.float64)
+    r = np.asarray(r, np.float64)
+    if p.shape != r.shape or p.ndim != 3 or p.shape[2] != 2:
+        raise ValueError(f"paired landmarks must both be (M, N, 2), got {p.shape} and {r.shape}")
+    has_p = np.isfinite(p).all(axis=(1, 2))
+    has_r = np.isfinite(r).all(axis=(1, 2))
+    ok = has_p & has_r
+    n_valid = int(ok.sum())
+    res = LMDResult(float("nan"), float("nan"), len(p), n_valid, int((~has_p).sum()), int((~has_r).sum()))
+    eat = definition == "eat"
+    if eat:
+        res.m_lvd = res.f_lvd = res.f_lvd_face = float("nan")
+    if n_valid == 0:
+        return res
+    mouth = list(mouth)
+    pv, rv = p[ok], r[ok]
+    res.m_lmd = float(centred_distance(pv[:, mouth], rv[:, mouth]).mean())
+    res.f_lmd = float(centred_distance(pv, rv).mean())
+    if eat:
+        # EAT divides the velocity sums by the valid frames (not valid frames - 1), over the
+        # steps between consecutive valid frames; F-LVD takes the mouth sum (module docstring).
+        mouth_sum = float(velocity_distance(pv[:, mouth], rv[:, mouth]).sum())
+        res.m_lvd = mouth_sum / (n_valid * len(mouth))
+        res.f_lvd = mouth_sum / (n_valid * p.shape[1])
+        res.f_lvd_face = float(velocity_distance(pv, rv).sum()) / (n_valid * p.shape[1])
+    return res
+
+
+def _rescale(arr: np.ndarray, size: tuple[int, int] | None, crop_size: int) -> np.ndarray:
+    if size is not None:
+        arr[..., 0] *= crop_size / float(size[0])
+        arr[..., 1] *= crop_size / float(size[1])
+    return arr
+
+
+def landmark_distance(pred: Any, ref: Any, landmarks: str = "mediapipe478",
+                      pred_size: tuple[int, int] | None = None, ref_size: tuple[int, int] | None = None,
+                      crop_size: int = 256, pairing: str = "linspace", definition: str = "lesbench") -> LMDResult:
+    """LMD of one clip from landmarks (module docstring).
+
+    Args:
+        pred, ref: (T, N, 2|3) landmarks in pixels (NaN rows = no face) or frames tables; N = 478
+            or 68 as ``landmarks`` says.
         pred_size, ref_size: (width, height) of the videos the pixels refer to; landmarks are
             rescaled to ``crop_size`` (None: already at ``crop_size``).
     """
-    mouth = list(mouth_indices(landmarks))
+    mouth = mouth_indices(landmarks)
     p = landmarks_array(pred)[..., :2].astype(np.float64)
     r = landmarks_array(ref)[..., :2].astype(np.float64)
     if p.shape[1] != r.shape[1]:
         raise ValueError(f"landmark counts differ: {p.shape[1]} vs {r.shape[1]}")
-    for arr, size in ((p, pred_size), (r, ref_size)):
-        if size is not None:
-            arr[..., 0] *= crop_size / float(size[0])
-            arr[..., 1] *= crop_size / float(size[1])
+    if p.shape[1] <= max(mouth):
+        raise ValueError(f"{landmarks} landmarks need {max(mouth) + 1}+ points, got {p.shape[1]}")
+    p, r = _rescale(p, pred_size, crop_size), _rescale(r, ref_size, crop_size)
     ip, ir = paired_indices(len(p), len(r), pairing)
-    p, r = p[ip], r[ir]
-    ok = np.isfinite(p).all(axis=(1, 2)) & np.isfinite(r).all(axis=(1, 2))
-    if not ok.any():
-        return LMDResult(float("nan"), float("nan"), len(ip), 0)
-    m = centred_distance(p[ok][:, mouth], r[ok][:, mouth])
-    f = centred_distance(p[ok], r[ok])
-    return LMDResult(float(m.mean()), float(f.mean()), len(ip), int(ok.sum()))
+    return paired_landmark_distance(p[ip], r[ir], mouth, definition)
 
 
-def dlib68_landmarks(frames_rgb: np.ndarray, predictor_path: str | Path | None = None) -> np.ndarray:
-    """(T, 68, 2) dlib landmarks (first detected face, upsample 0, as EAT), NaN without a face."""
+# --------------------------------------------------------------------------------------------
+# dlib 68 points
+# --------------------------------------------------------------------------------------------
+
+
+def eat_grey(frame_rgb: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 grey image as EAT's LMD code makes it: ``cv2.cvtColor(rgb, COLOR_BGR2GRAY)``
+    on an RGB frame, i.e. ``0.114 R + 0.587 G + 0.299 B`` (red and blue weights swapped)."""
     import cv2
-    import dlib
 
-    from lesbench.weights import resolve as resolve_weight
+    return cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_BGR2GRAY)
 
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(resolve_weight("dlib-shape-predictor-68", predictor_path)))
-    out = np.full((len(frames_rgb), 68, 2), np.nan, np.float32)
-    for i, frame in enumerate(frames_rgb):
-        gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-        rects = detector(gray, 0)
-        if len(rects):
-            shape = predictor(gray, rects[0])
-            out[i] = [(shape.part(k).x, shape.part(k).y) for k in range(68)]
-    return out
+
+def _check_frames(frames: Any, what: str) -> np.ndarray:
+    arr = np.asarray(frames)
+    if arr.ndim != 4 or arr.shape[3] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"{what}: expected (T, H, W, 3) uint8 RGB frames, got {arr.shape} {arr.dtype}")
+    return arr
+
+
+class Dlib68Landmarker:
+    """dlib's HOG frontal face detector + 68-point shape predictor, loaded once.
+
+    ``landmarker(frames)`` with ``frames`` (T, H, W, 3) uint8 RGB returns (T, 68, 2) float32
+    pixel coordinates (dlib's integers) of the first detected face, NaN on frames without one.
+    :attr:`frames_done` and :attr:`seconds` accumulate for speed reports.
+    """
+
+    def __init__(self, predictor_path: str | Path | None = None, upsample: int = 0) -> None:
+        from lesbench.weights import file_sha256, resolve as resolve_weight
+
+        try:
+            import cv2  # noqa: F401 - needed by eat_grey; fail here, not on the first frame
+            import dlib
+        except ImportError as e:
+            raise MetricUnavailable("lmd", f"dlib68 landmarks need dlib and opencv ({e}); "
+                                    "pip install 'lesbench[dlib]'") from e
+        try:
+            self.path = resolve_weight(SHAPE_WEIGHTS, predictor_path)
+        except LesbenchError as e:
+            raise MetricUnavailable("lmd", str(e)) from e
+        self.sha256 = {SHAPE_WEIGHTS: file_sha256(self.path)}
+        self.upsample = int(upsample)
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(str(self.path))
+        self.frames_done = 0
+        self.seconds = 0.0
+
+    def frame(self, frame_rgb: np.ndarray) -> np.ndarray | None:
+        """(68, 2) float32 landmarks of the first face in one (H, W, 3) uint8 RGB frame, or None."""
+        grey = eat_grey(frame_rgb)
+        rects = self.detector(grey, self.upsample)
+        if len(rects) == 0:
+            return None
+        shape = self.predictor(grey, rects[0])
+        return np.array([(shape.part(k).x, shape.part(k).y) for k in range(68)], np.float32)
+
+    def __call__(self, frames_rgb: Any) -> np.ndarray:
+        frames = _check_frames(frames_rgb, "dlib68 landmarks")
+        t0 = time.perf_counter()
+        out = np.full((len(frames), 68, 2), np.nan, np.float32)
+        for i, frame in enumerate(frames):
+            pts = self.frame(frame)
+            if pts is not None:
+                out[i] = pts
+        self.seconds += time.perf_counter() - t0
+        self.frames_done += len(frames)
+        return out
+
+
+def dlib68_landmarks(frames_rgb: np.ndarray, predictor_path: str | Path | None = None,
+                     landmarker: Dlib68Landmarker | None = None) -> np.ndarray:
+    """(T, 68, 2) dlib landmarks of (T, H, W, 3) uint8 RGB frames (first face, EAT's grey image),
+    NaN without a face. Pass ``landmarker`` to reuse loaded models across calls."""
+    return (landmarker or Dlib68Landmarker(predictor_path))(frames_rgb)
+
+
+def video_landmark_distance(pred_video: Any, ref_video: Any, landmarker: Dlib68Landmarker,
+                            crop_size: int = 256, pairing: str = "linspace",
+                            definition: str = "lesbench") -> LMDResult:
+    """LMD of one clip from frames with dlib's 68 points: frames are paired first and only the
+    paired frames are run through dlib. ``pred_video``, ``ref_video``: (T, H, W, 3) uint8 RGB."""
+    pv = _check_frames(pred_video, "pred_video")
+    rv = _check_frames(ref_video, "ref_video")
+    ip, ir = paired_indices(len(pv), len(rv), pairing)
+    p = _rescale(landmarker(pv[ip]).astype(np.float64), (pv.shape[2], pv.shape[1]), crop_size)
+    r = _rescale(landmarker(rv[ir]).astype(np.float64), (rv.shape[2], rv.shape[1]), crop_size)
+    return paired_landmark_distance(p, r, DLIB68_MOUTH, definition)
+
+
+# --------------------------------------------------------------------------------------------
+# Metric class and functional twin
+# --------------------------------------------------------------------------------------------
 
 
 class LandmarkDistance(Metric):
-    """M-LMD and F-LMD (pixels at 256x256, lower is better); :meth:`compute` = mean over clips."""
+    """M-LMD and F-LMD (+ EAT's M-LVD, F-LVD), pixels at ``crop_size``, lower is better.
+
+    ``landmarks="mediapipe478"``: ``update(pred_face, ref_face, pred_size, ref_size)`` with face
+    tables; ``landmarks="dlib68"``: ``update(pred_video, ref_video)`` with (T, H, W, 3) uint8 RGB
+    frames (the instance's :attr:`inputs` say which). :meth:`compute` = mean over clips with a
+    valid frame; :attr:`counts` and :attr:`clip_notes` report what was skipped.
+    """
 
     name: ClassVar[str] = "lmd"
-    version: ClassVar[str] = VERSIONS["mediapipe478"]
+    version: ClassVar[str] = _VERSIONS[("mediapipe478", "lesbench")]
     higher_is_better: ClassVar[bool | None] = False
     inputs: ClassVar[tuple[str, ...]] = ("pred_face", "ref_face", "pred_size", "ref_size")
     needs_face: ClassVar[bool] = True
 
     def __init__(self, device: str | None = None, landmarks: str = "mediapipe478", crop_size: int = 256,
-                 pairing: str = "linspace") -> None:
-        mouth_indices(landmarks)  # validates the name
-        self.landmarks, self.crop_size, self.pairing = landmarks, crop_size, pairing
-        self.version = VERSIONS[landmarks]  # type: ignore[misc]  (instance overrides the default)
+                 pairing: str = "linspace", definition: str = "lesbench",
+                 predictor_path: str | Path | None = None, landmarker: Dlib68Landmarker | None = None) -> None:
+        """``predictor_path``: explicit dlib predictor file (else the weights resolver finds it);
+        ``landmarker``: an already loaded :class:`Dlib68Landmarker` to share. With ``dlib68``
+        the models load here, once: without dlib or the file this raises MetricUnavailable."""
+        # instance attributes override the class defaults (score reads them per instance)
+        self.version = lmd_version(landmarks, definition)  # type: ignore[misc]
+        self.landmarks, self.crop_size, self.pairing, self.definition = landmarks, crop_size, pairing, definition
+        self.landmarker: Dlib68Landmarker | None = None
+        if landmarks == "dlib68":
+            self.inputs = ("pred_video", "ref_video")  # type: ignore[misc]
+            self.needs_face = False  # type: ignore[misc]  (no MediaPipe tracking needed)
+            self.weights = (SHAPE_WEIGHTS,)  # type: ignore[misc]
+            self.landmarker = landmarker or Dlib68Landmarker(predictor_path)
         super().__init__(device)
+
+    def weight_hashes(self) -> dict[str, str]:
+        return dict(self.landmarker.sha256) if self.landmarker is not None else {}
 
     def reset(self) -> None:
         self.results: list[LMDResult] = []
+        self.clip_notes: list[str] = []
 
-    def update(self, pred_face: Any, ref_face: Any, pred_size: tuple[int, int] | None = None,
-               ref_size: tuple[int, int] | None = None) -> None:
-        self.results.append(landmark_distance(pred_face, ref_face, self.landmarks, pred_size, ref_size,
-                                              self.crop_size, self.pairing))
+    def update(self, pred_face: Any = None, ref_face: Any = None, pred_size: tuple[int, int] | None = None,
+               ref_size: tuple[int, int] | None = None, pred_video: Any = None, ref_video: Any = None) -> None:
+        if self.landmarker is not None:
+            if pred_video is None or ref_video is None:
+                raise ValueError("lmd with dlib68 landmarks needs pred_video and ref_video frames")
+            res = video_landmark_distance(pred_video, ref_video, self.landmarker, self.crop_size,
+                                          self.pairing, self.definition)
+        else:
+            if pred_face is None or ref_face is None:
+                raise ValueError(f"lmd with {self.landmarks} landmarks needs pred_face and ref_face")
+            res = landmark_distance(pred_face, ref_face, self.landmarks, pred_size, ref_size,
+                                    self.crop_size, self.pairing, self.definition)
+        self.results.append(res)
+        self.clip_notes = _notes(res)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Videos and frames seen since :meth:`reset` (counts, not averages)."""
+        rs = self.results
+        return {
+            "videos": len(rs),
+            "videos_scored": sum(r.n_valid > 0 for r in rs),
+            "videos_no_valid_frame": sum(r.n_valid == 0 for r in rs),
+            "frames_paired": sum(r.n_frames for r in rs),
+            "frames_valid": sum(r.n_valid for r in rs),
+            "frames_no_face_pred": sum(r.n_no_face_pred for r in rs),
+            "frames_no_face_ref": sum(r.n_no_face_ref for r in rs),
+        }
 
     def compute(self) -> dict[str, float]:
+        """Mean over clips with at least one valid frame of each output (EAT: over valid videos)."""
         ok = [r for r in self.results if r.n_valid > 0]
         if not ok:
-            raise ValueError("lmd: no clip with a face in both videos")
-        return {"m_lmd": float(np.mean([r.m_lmd for r in ok])), "f_lmd": float(np.mean([r.f_lmd for r in ok]))}
+            c = self.counts
+            raise ValueError(f"lmd: no clip with a face in both videos ({c['videos']} clips, "
+                             f"{c['frames_no_face_pred']} generated and {c['frames_no_face_ref']} reference "
+                             f"frames of {c['frames_paired']} paired without a face)")
+        keys = ok[0].as_dict().keys()
+        return {k: float(np.mean([r.as_dict()[k] for r in ok])) for k in keys}
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out.update(landmarks=self.landmarks, definition=self.definition, crop_size=self.crop_size,
+                   pairing=self.pairing, counts=self.counts)
+        return out
 
 
-def lmd(pred: Any, ref: Any, landmarks: str = "mediapipe478", **kwargs: Any) -> dict[str, float]:
-    """Functional twin of :class:`LandmarkDistance` for one clip: ``{"m_lmd", "f_lmd"}``."""
-    return landmark_distance(pred, ref, landmarks, **kwargs).as_dict()
+def _notes(r: LMDResult) -> list[str]:
+    notes = []
+    if r.n_no_face_pred or r.n_no_face_ref:
+        notes.append(f"{r.n_frames - r.n_valid} of {r.n_frames} paired frames skipped (no face in "
+                     f"{r.n_no_face_pred} generated, {r.n_no_face_ref} reference frames)")
+    if r.n_valid == 0:
+        notes.append("no frame with a face in both videos: clip not scored")
+    return notes
+
+
+def lmd(pred: Any, ref: Any, landmarks: str = "mediapipe478", definition: str = "lesbench",
+        landmarker: Dlib68Landmarker | None = None, **kwargs: Any) -> dict[str, float]:
+    """Functional twin of :class:`LandmarkDistance` for one clip.
+
+    ``pred``, ``ref``: landmarks (T, N, 2|3) or face tables; with ``landmarks="dlib68"`` also
+    (T, H, W, 3) uint8 RGB frames, which are run through dlib (``landmarker`` or a new one).
+    Returns ``{"m_lmd", "f_lmd"}`` (+ ``"m_lvd", "f_lvd"`` for ``definition="eat"``).
+    """
+    if landmarks == "dlib68" and np.ndim(pred) == 4:
+        kwargs.pop("pred_size", None), kwargs.pop("ref_size", None)  # taken from the frames
+        return video_landmark_distance(pred, ref, landmarker or Dlib68Landmarker(), definition=definition,
+                                       **kwargs).as_dict()
+    return landmark_distance(pred, ref, landmarks, definition=definition, **kwargs).as_dict()
