@@ -347,3 +347,38 @@ def test_dlib68_eat_on_real_mead_clips(mead_dev, dlib_landmarker):
     diff = lmd(other, clip, **kw)
     assert self_["m_lmd"] == 0.0 and self_["f_lmd"] == 0.0
     assert shift["m_lmd"] < diff["m_lmd"] and shift["m_lvd"] < diff["m_lvd"]
+
+
+def test_score_runs_dlib68_on_frames(dlib_landmarker, face_256, tmp_path):
+    """``lesbench score`` with a protocol saying ``lmd: {landmarks: dlib68}`` feeds frames, not
+    MediaPipe tables, and records the predictor's sha256."""
+    import copy
+
+    import yaml
+
+    from lesbench import io
+    from lesbench.metrics.protocol import load_protocol
+    from lesbench.metrics.score import score
+
+    raw = copy.deepcopy(load_protocol("mead-v1").raw)
+    raw["lmd"] = {"landmarks": "dlib68", "crop_size": 256}
+    proto = tmp_path / "dlib.yaml"
+    proto.write_text(yaml.safe_dump(raw))
+    pts = dlib_landmarker(face_256[None])[0]
+    mouth = pts[list(DLIB68_MOUTH)]
+    centre, width = mouth.mean(axis=0), float(np.ptp(mouth[:, 0]))
+    ref = np.stack([face_256] * 8)
+    pred = np.stack([_stretch_mouth(face_256, centre, 1.2, 1.6 + 0.1 * i, 0.9 * width, 0.5 * width)
+                     for i in range(8)])
+    for d, frames in (("pred", pred), ("ref", ref)):
+        io.write_video(tmp_path / d / "clip.mp4", frames, fps=25)
+    report = score(tmp_path / "pred", ref=tmp_path / "ref", metrics=["lmd"], protocol=proto,
+                   metric_options={"lmd": {"definition": "eat"}})
+    res = report.metrics["lmd"]
+    assert res.unavailable is None and res.version == "lmd-dlib68-eat/1"
+    assert set(res.value) == {"m_lmd", "f_lmd", "m_lvd", "f_lvd"}
+    # the same numbers as the functional twin on the decoded frames
+    twin = lmd(io.read_frames(tmp_path / "pred" / "clip.mp4"), io.read_frames(tmp_path / "ref" / "clip.mp4"),
+               landmarks="dlib68", definition="eat", landmarker=dlib_landmarker)
+    assert res.value == pytest.approx(twin, rel=1e-12) and res.value["m_lmd"] > 1.0
+    assert res.weights["dlib-shape-predictor-68"] == dlib_landmarker.sha256["dlib-shape-predictor-68"]
