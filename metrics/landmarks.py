@@ -68,6 +68,7 @@ from lesbench.errors import LesbenchError
 from lesbench.metrics._face import landmarks_array
 from lesbench.metrics.base import Metric, MetricUnavailable
 from lesbench.metrics.protocol import paired_indices
+from lesbench.weights import file_sha256, resolve as resolve_weight
 
 #: MediaPipe FaceMesh lips (outer + inner contours), 40 points.
 MEDIAPIPE_LIPS: tuple[int, ...] = (
@@ -245,8 +246,6 @@ class Dlib68Landmarker:
     """
 
     def __init__(self, predictor_path: str | Path | None = None, upsample: int = 0) -> None:
-        from lesbench.weights import file_sha256, resolve as resolve_weight
-
         try:
             import cv2  # noqa: F401 - needed by eat_grey; fail here, not on the first frame
             import dlib
@@ -416,7 +415,8 @@ def lmd(pred: Any, ref: Any, landmarks: str = "mediapipe478", definition: str = 
     Returns ``{"m_lmd", "f_lmd"}`` (+ ``"m_lvd", "f_lvd"`` for ``definition="eat"``).
     """
     if landmarks == "dlib68" and np.ndim(pred) == 4:
-        kwargs.pop("pred_size", None), kwargs.pop("ref_size", None)  # taken from the frames
+        for taken_from_frames in ("pred_size", "ref_size"):
+            kwargs.pop(taken_from_frames, None)
         return video_landmark_distance(pred, ref, landmarker or Dlib68Landmarker(), definition=definition,
                                        **kwargs).as_dict()
     return landmark_distance(pred, ref, landmarks, definition=definition, **kwargs).as_dict()

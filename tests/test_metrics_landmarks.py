@@ -332,6 +332,14 @@ def test_dlib68_metric_reads_frames_loads_once_and_counts_faceless_frames(dlib_l
         m.update(pred_video=pred.astype(np.float32), ref_video=ref)
 
 
+def test_dlib68_without_the_predictor_file_is_unavailable(tmp_path):
+    pytest.importorskip("dlib")
+    from lesbench.metrics.base import MetricUnavailable
+
+    with pytest.raises(MetricUnavailable, match="missing.dat"):
+        LandmarkDistance(landmarks="dlib68", predictor_path=tmp_path / "missing.dat")
+
+
 @pytest.mark.meaddev
 def test_dlib68_eat_on_real_mead_clips(mead_dev, dlib_landmarker):
     """A real W009 clip against a 3-pixel-shifted copy of itself and against another clip."""
