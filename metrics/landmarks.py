@@ -49,9 +49,10 @@ first 96 frames; off by default there) and its directory-of-JPEGs input.
 Speed: dlib on 256x256 frames runs at about 140 frames/s on one idle core (only paired frames
 are run); the predictor loads once per metric instance. Measured figures: ``docs/landmarks.md``.
 
-Counts (:attr:`LandmarkDistance.counts`): videos, videos scored, videos with no valid frame,
-paired frames, valid frames, paired frames without a face in the generated / the reference
-video. :attr:`LandmarkDistance.clip_notes` says, for the last clip updated, how many frames were
+Counts (:attr:`LandmarkDistance.counts`, also in :meth:`~LandmarkDistance.compute`'s result as
+``n_*`` keys, the project's convention for counts): videos, videos scored, videos with no valid
+frame, paired frames, valid frames, paired frames without a face in the generated / the
+reference video. :attr:`LandmarkDistance.clip_notes` says, for the last clip updated, how many frames were
 skipped and why (``lesbench score`` lists these as clip issues).
 """
 
@@ -366,28 +367,32 @@ class LandmarkDistance(Metric):
 
     @property
     def counts(self) -> dict[str, int]:
-        """Videos and frames seen since :meth:`reset` (counts, not averages)."""
+        """Videos and frames seen since :meth:`reset` (counts, not averages; ``n_*`` like the
+        other metrics' counts, which score and the leaderboard keep apart from the values)."""
         rs = self.results
         return {
-            "videos": len(rs),
-            "videos_scored": sum(r.n_valid > 0 for r in rs),
-            "videos_no_valid_frame": sum(r.n_valid == 0 for r in rs),
-            "frames_paired": sum(r.n_frames for r in rs),
-            "frames_valid": sum(r.n_valid for r in rs),
-            "frames_no_face_pred": sum(r.n_no_face_pred for r in rs),
-            "frames_no_face_ref": sum(r.n_no_face_ref for r in rs),
+            "n_videos": len(rs),
+            "n_videos_scored": sum(r.n_valid > 0 for r in rs),
+            "n_videos_no_valid_frame": sum(r.n_valid == 0 for r in rs),
+            "n_frames_paired": sum(r.n_frames for r in rs),
+            "n_frames_valid": sum(r.n_valid for r in rs),
+            "n_frames_no_face_pred": sum(r.n_no_face_pred for r in rs),
+            "n_frames_no_face_ref": sum(r.n_no_face_ref for r in rs),
         }
 
     def compute(self) -> dict[str, float]:
-        """Mean over clips with at least one valid frame of each output (EAT: over valid videos)."""
+        """Mean over clips with at least one valid frame of each output (EAT: over valid videos),
+        plus :attr:`counts`. Raises ValueError when no clip has a valid frame."""
         ok = [r for r in self.results if r.n_valid > 0]
+        c = self.counts
         if not ok:
-            c = self.counts
-            raise ValueError(f"lmd: no clip with a face in both videos ({c['videos']} clips, "
-                             f"{c['frames_no_face_pred']} generated and {c['frames_no_face_ref']} reference "
-                             f"frames of {c['frames_paired']} paired without a face)")
+            raise ValueError(f"lmd: no clip with a face in both videos ({c['n_videos']} clips, "
+                             f"{c['n_frames_no_face_pred']} generated and {c['n_frames_no_face_ref']} reference "
+                             f"frames of {c['n_frames_paired']} paired without a face)")
         keys = ok[0].as_dict().keys()
-        return {k: float(np.mean([r.as_dict()[k] for r in ok])) for k in keys}
+        out: dict[str, float] = {k: float(np.mean([r.as_dict()[k] for r in ok])) for k in keys}
+        out.update(c)
+        return out
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()

@@ -194,11 +194,12 @@ def test_eat_mean_over_valid_videos_and_counts():
         m.update(pred_face=p, ref_face=ref)
     r1, r2 = (paired_landmark_distance(p, ref, MEDIAPIPE_LIPS, "eat") for p in (p1, p2))
     out = m.compute()
-    assert set(out) == {"m_lmd", "f_lmd", "m_lvd", "f_lvd"}
-    for k in out:
+    counts = {"n_videos": 3, "n_videos_scored": 2, "n_videos_no_valid_frame": 1, "n_frames_paired": 9,
+              "n_frames_valid": 5, "n_frames_no_face_pred": 4, "n_frames_no_face_ref": 0}
+    assert m.counts == counts and {k: out[k] for k in counts} == counts  # counts go out as n_* keys
+    for k in ("m_lmd", "f_lmd", "m_lvd", "f_lvd"):
         assert out[k] == pytest.approx((getattr(r1, k) + getattr(r2, k)) / 2, rel=1e-12)
-    assert m.counts == {"videos": 3, "videos_scored": 2, "videos_no_valid_frame": 1, "frames_paired": 9,
-                        "frames_valid": 5, "frames_no_face_pred": 4, "frames_no_face_ref": 0}
+    assert set(out) == {"m_lmd", "f_lmd", "m_lvd", "f_lvd", *counts}
     assert any("not scored" in n for n in m.clip_notes)  # notes of the last clip
     m.reset()
     m.update(pred_face=none, ref_face=ref)
@@ -318,10 +319,10 @@ def test_dlib68_metric_reads_frames_loads_once_and_counts_faceless_frames(dlib_l
     m.update(pred_video=pred, ref_video=ref)
     m.update(pred_video=pred[:3], ref_video=ref)   # 3 vs 6 frames: linspace pairs 0,1,2 with 0,2,4
     assert len(loads) == 1                           # models loaded once per instance
-    assert m.counts == {"videos": 2, "videos_scored": 2, "videos_no_valid_frame": 0, "frames_paired": 9,
-                        "frames_valid": 7, "frames_no_face_pred": 2, "frames_no_face_ref": 0}
+    assert m.counts == {"n_videos": 2, "n_videos_scored": 2, "n_videos_no_valid_frame": 0, "n_frames_paired": 9,
+                        "n_frames_valid": 7, "n_frames_no_face_pred": 2, "n_frames_no_face_ref": 0}
     assert m.clip_notes and "1 of 3 paired frames skipped" in m.clip_notes[0]
-    assert m.compute() == {"m_lmd": 0.0, "f_lmd": 0.0, "m_lvd": 0.0, "f_lvd": 0.0}
+    assert m.compute() == {"m_lmd": 0.0, "f_lmd": 0.0, "m_lvd": 0.0, "f_lvd": 0.0, **m.counts}
     # a 512x512 video: landmarks rescaled to the 256 crop
     import cv2
 
@@ -384,9 +385,10 @@ def test_score_runs_dlib68_on_frames(dlib_landmarker, face_256, tmp_path):
                    metric_options={"lmd": {"definition": "eat"}})
     res = report.metrics["lmd"]
     assert res.unavailable is None and res.version == "lmd-dlib68-eat/1"
-    assert set(res.value) == {"m_lmd", "f_lmd", "m_lvd", "f_lvd"}
+    assert {"m_lmd", "f_lmd", "m_lvd", "f_lvd", "n_frames_valid"} <= set(res.value)
     # the same numbers as the functional twin on the decoded frames
     twin = lmd(io.read_frames(tmp_path / "pred" / "clip.mp4"), io.read_frames(tmp_path / "ref" / "clip.mp4"),
                landmarks="dlib68", definition="eat", landmarker=dlib_landmarker)
-    assert res.value == pytest.approx(twin, rel=1e-12) and res.value["m_lmd"] > 1.0
+    assert {k: res.value[k] for k in twin} == pytest.approx(twin, rel=1e-12) and res.value["m_lmd"] > 1.0
+    assert res.value["n_frames_valid"] == 8
     assert res.weights["dlib-shape-predictor-68"] == dlib_landmarker.sha256["dlib-shape-predictor-68"]
