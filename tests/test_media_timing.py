@@ -415,3 +415,31 @@ def test_vfr_video_with_late_start_and_audio_offset(tmp_path):
     got = io.read_audio_for_video(path)
     assert abs(onset(got) - int(0.2 * SR)) <= 3
     assert abs(onset(got[int(0.4 * SR):]) + int(0.4 * SR) - int(0.6 * SR)) <= 3
+
+
+# ----------------------------------------------------------------------- real speech clips
+
+
+@pytest.mark.slow
+@pytest.mark.meaddev
+@pytest.mark.parametrize("name", ["retalking_2.mp4", "retalking_4.mp4"])
+def test_real_clips_with_container_offsets_of_5_frames(speech_dev, tmp_path, name):
+    """Copies of the real clips whose container delays the audio by +-5 of their own frames
+    (remuxed, not re-encoded): the sync offset moves by that much (in 25 fps frames) +- 1."""
+    from lesbench.metrics._face import landmarks_array
+    from lesbench.pipelines.face import FaceTracker
+
+    src = speech_dev / name
+    src_fps = io.probe(src).fps
+    frames = list(io.iter_frames(src, fps=25.0))
+    capture = np.array([f.source_index / src_fps for f in frames])
+    with FaceTracker() as tracker:
+        lm = landmarks_array(tracker.track(frames, fps=25.0))
+    copies = {+5: remux(src, tmp_path / "late_audio.mp4", audio_shift_s=5 / src_fps),
+              -5: remux(src, tmp_path / "late_video.mp4", video_shift_s=5 / src_fps)}
+    base = av_sync(lm, io.read_audio_for_video(src), frame_times=capture).offset_frac
+    assert abs(base) <= 2
+    for k, path in copies.items():
+        assert io.probe(path).n_frames == io.probe(src).n_frames
+        found = av_sync(lm, io.read_audio_for_video(path), frame_times=capture).offset_frac
+        assert abs((found - base) - k * 25.0 / src_fps) <= 1, (k, base, found)
