@@ -413,7 +413,8 @@ def probe(path: str | os.PathLike[str], count_frames: bool = True) -> MediaInfo:
     With ``count_frames`` (default) the video packets are demuxed (not decoded: fast, reads the
     file once) to get the true frame count, duration, VFR flag and truncation; without it the
     container header gives them. Either way the first video frame and the first audio packet
-    are decoded, for the orientation and the audio's start (:class:`MediaInfo`). Raises :class:`MediaError` for missing/empty/unreadable files.
+    are decoded, for the orientation and the audio's start (:class:`MediaInfo`).
+    Raises :class:`MediaError` for missing/empty/unreadable files.
     """
     path = Path(path)
     container = _open(path)
