@@ -318,7 +318,12 @@ class ClipProcessor:
         if samples is None:
             return notes
         audio = clip.audio_path if source == "file" else clip.video_path
-        start = io.probe(audio).audio_start_s if source == "file" else info.audio_start_s
+        start = info.audio_start_s
+        if source == "file":
+            try:
+                start = io.probe(audio).audio_start_s
+            except MediaError:  # it was just read; a note never fails the clip
+                start = None
         if start is not None and abs(start) >= AUDIO_OFFSET_NOTE_S:
             notes.append(f"{audio}: container audio offset applied, audio starts {abs(start):.3f} s "
                          f"{'after' if start > 0 else 'before'} the first video frame")

@@ -219,13 +219,18 @@ def prepared_pair(tmp_path_factory):
               "rotated": write_rotated(root / "rotated.mp4",
                                        [np.rot90(np.pad(f, ((32, 32), (0, 0), (0, 0)), mode="edge"), -1)
                                         for f in face_frames(0, 25, seed=5)], 90, audio=speech_like(1.0, seed=5))}
+    # MEAD style: a separate .m4a, here one whose container starts it 2 frames late
+    m4a = remux(io.write_audio(root / "sep.m4a", speech_like(1.6, seed=6)), root / "sep_late.m4a",
+                audio_shift_s=2 / FPS)
+    videos["file"] = io.write_video(root / "silent.mp4", face_frames(0, 40, seed=6), fps=FPS, preset="ultrafast")
     out = root / "out"
     proc = ClipProcessor(PrepareConfig(device="cpu"))
     rows, feats = {}, {}
     try:
         for i, (k, path) in enumerate(videos.items()):
             clip = schema.Clip(clip_id=f"M001_front_happy_3_00{i}", speaker="M001", view="front",
-                               emotion="happy", level=3, sentence=f"00{i}", video_path=str(path))
+                               emotion="happy", level=3, sentence=f"00{i}", video_path=str(path),
+                               audio_path=str(m4a) if k == "file" else None)
             rows[k] = proc.prepare_clip(clip, out)
             feats[k] = _audio_matrix(out / schema.AUDIO_DIR / f"{clip.clip_id}.parquet")
     finally:
@@ -268,6 +273,9 @@ def test_prepare_notes_say_what_was_put_right(prepared_pair):
     short = rows["short"]
     assert short["status"] == "ok"
     assert "audio ends 0.80 s before the video" in short["notes"]
+    sep = rows["file"]
+    assert sep["status"] == "ok" and sep["audio_source"] == "file"
+    assert f"sep_late.m4a: container audio offset applied, audio starts {2 / FPS - 1024 / SR:.3f} s after" in sep["notes"]
     rotated = rows["rotated"]
     assert rotated["status"] == "ok" and (rotated["src_width"], rotated["src_height"]) == (128, 192)
     assert rotated["face_ratio"] == 1.0  # the face is found: the frames were turned upright
