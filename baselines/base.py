@@ -241,18 +241,20 @@ class PreparedData:
         raise DatasetError(f"{self.crop_path(clip_id)}: no frames")
 
     def read_audio(self, clip_id: str) -> np.ndarray | None:
-        """The clip's audio (16 kHz mono float32): from its crop video, else its audio file."""
+        """The clip's audio (16 kHz mono float32) on its crop video's timeline: the crop's own
+        track, else its audio file."""
         from lesbench.errors import MediaError
-        from lesbench.io import read_audio
+        from lesbench.io import read_audio_for_video
 
+        crop = self.crop_path(clip_id)
         try:
-            return read_audio(self.crop_path(clip_id), sr=schema.SAMPLE_RATE)
+            return read_audio_for_video(crop, sr=schema.SAMPLE_RATE)
         except MediaError:
             pass
         audio_path = self.row(clip_id).get("audio_path")
         if audio_path and Path(str(audio_path)).is_file():
             try:
-                return read_audio(audio_path, sr=schema.SAMPLE_RATE)
+                return read_audio_for_video(crop, audio_path, sr=schema.SAMPLE_RATE)
             except MediaError:
                 return None
         return None

@@ -10,8 +10,14 @@ Reading
     timestamp plus its duration), so 30 -> 25 fps keeps the clip's duration and variable
     frame-rate (VFR) sources come out at a constant rate.
     :func:`read_frames` is the explicit in-memory variant, ``(T, H, W, 3) uint8``.
-    :func:`read_audio` decodes any audio stream PyAV reads (.m4a AAC, .wav, the audio track of
-    an .mp4, ...) to mono float32 in [-1, 1] at 16 kHz (channels averaged).
+    Frames come out **as displayed**: a display matrix (a phone's ``rotate`` tag) is applied,
+    so a video recorded rotated is read upright and :func:`probe` reports the displayed size.
+    :func:`read_audio_for_video` returns a clip's audio **on the video's timeline**: sample 0 is
+    heard when the video's first frame is shown (container start offsets, edit lists and
+    priming honoured; see its docstring and docs/media-timing.md). Use it wherever audio is
+    read next to video. :func:`read_audio` decodes any audio stream PyAV reads (.m4a AAC, .wav,
+    the audio track of an .mp4, ...) to mono float32 in [-1, 1] at 16 kHz (channels averaged),
+    counting from the stream's first decoded sample: for audio used on its own.
 
 Writing (atomic: a temporary file in the destination folder, then ``os.replace``)
     :func:`write_video`: H.264 (libx264, yuv420p, ``crf``) in .mp4, optionally with a mono AAC
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -60,6 +67,7 @@ __all__ = [
     "iter_frames",
     "read_frames",
     "read_audio",
+    "read_audio_for_video",
     "write_video",
     "write_audio",
     "AUDIO_SUFFIXES",
@@ -111,6 +119,18 @@ class MediaInfo:
     ``declared_duration_s``: what the container's header claims. ``truncated``: the header
     claims more frames than the file holds (cut-off download or copy). ``vfr``: frame
     intervals vary by more than 10% of the median interval.
+
+    ``width``/``height`` are the **displayed** size: when the video carries a display matrix
+    (rotation metadata) they are the decoded picture's size after turning it upright, which is
+    what :func:`iter_frames` yields; ``coded_width``/``coded_height`` are the size as stored.
+    ``rotation``: degrees counter-clockwise the stored picture is turned to display it (0, 90,
+    180 or 270, as FFmpeg reports the display matrix); ``mirrored``: the display matrix also
+    flips it. Both are applied by :func:`iter_frames`.
+
+    ``audio_start_s``: when the audio's first decoded sample plays, in seconds, relative to
+    the first displayed video frame (relative to the file's time 0 for an audio-only file);
+    positive when the audio starts after the picture (what ``ffmpeg -itsoffset`` writes).
+    :func:`read_audio_for_video` applies it. None when unknown (no audio, nothing decodable).
     """
 
     path: Path
@@ -132,6 +152,16 @@ class MediaInfo:
     declared_duration_s: float | None = None
     truncated: bool = False
     size_bytes: int = 0
+    coded_width: int = 0
+    coded_height: int = 0
+    rotation: int = 0
+    mirrored: bool = False
+    audio_start_s: float | None = None
+
+    @property
+    def reoriented(self) -> bool:
+        """True when the frames are turned or flipped from how they are stored."""
+        return bool(self.rotation or self.mirrored)
 
 
 # --------------------------------------------------------------------------------- opening
@@ -239,6 +269,141 @@ def _no_frames_error(path: Path, stream: Any, counts: dict[str, int], what: str)
     return MediaError(path, f"{what} stream holds no data", "truncated" if declared else "decode_error")
 
 
+# --------------------------------------------------------------------------------- orientation
+
+
+@dataclass(frozen=True)
+class _Orientation:
+    """How to turn a decoded picture ``(H, W, C)`` into the displayed one.
+
+    Applied in this order: ``transpose`` (swap rows and columns), then flip the rows
+    (``flip_rows``: upside down), then flip the columns (``flip_cols``: left-right).
+    ``rotation`` / ``mirrored`` describe it for people (see :class:`MediaInfo`).
+    """
+
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+    rotation: int = 0
+    mirrored: bool = False
+
+    @property
+    def identity(self) -> bool:
+        return not (self.transpose or self.flip_rows or self.flip_cols)
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        if self.identity:
+            return img
+        if self.transpose:
+            img = img.swapaxes(0, 1)
+        if self.flip_rows:
+            img = img[::-1]
+        if self.flip_cols:
+            img = img[:, ::-1]
+        return np.ascontiguousarray(img)
+
+    def stored_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """A displayed ``(width, height)`` -> the same picture's size before turning it."""
+        return (size[1], size[0]) if self.transpose else size
+
+
+_UPRIGHT = _Orientation()
+#: A small asymmetric grid: its image under a transform names the transform.
+_PROBE_GRID = np.arange(6).reshape(2, 3)
+
+
+def _orientation(frame: Any, path: Path) -> _Orientation:
+    """The display transform a decoded frame's display matrix asks for.
+
+    The matrix (FFmpeg's DISPLAYMATRIX side data: 3x3 int32, ``a b u / c d v / x y w``, the 2x2
+    part in 16.16 fixed point) maps a stored pixel ``(x, y)`` to the displayed ``(a*x + c*y,
+    b*x + d*y)`` up to a translation. For the eight upright orientations (rotations by
+    multiples of 90 degrees, optionally mirrored) that 2x2 part is a signed permutation, turned
+    here into a transpose plus flips; this reproduces what the ``ffmpeg`` command line's
+    autorotation displays (checked on all eight in the tests). Any other angle is rounded to
+    the nearest multiple of 90 degrees, with a warning.
+    """
+    matrix = None
+    for sd in frame.side_data:
+        if "DISPLAYMATRIX" in str(sd.type):
+            raw = bytes(sd)
+            if len(raw) >= 36:
+                matrix = struct.unpack("<9i", raw[:36])
+            break
+    if matrix is None:
+        return _UPRIGHT
+    a, b, c, d = (v / 65536.0 for v in (matrix[0], matrix[1], matrix[3], matrix[4]))
+    ra, rb, rc, rd = (int(round(v)) for v in (a, b, c, d))
+    if not (abs(a - ra) < 0.05 and abs(b - rb) < 0.05 and abs(c - rc) < 0.05 and abs(d - rd) < 0.05
+            and abs(ra * rd - rb * rc) == 1 and (ra == 0) == (rd == 0) and (rb == 0) == (rc == 0)):
+        # Not a multiple of 90 degrees: turn to the nearest one (frames stay rectangular).
+        rotation = int(round(float(frame.rotation or 0.0)))
+        k = int(round(rotation / 90.0)) % 4
+        log.warning("%s: display rotation %d degrees is not a multiple of 90; turning by %d",
+                    path, rotation, 90 * k)
+        ra, rb, rc, rd = ((1, 0, 0, 1), (0, -1, 1, 0), (-1, 0, 0, -1), (0, 1, -1, 0))[k]
+    transpose = ra == 0
+    flip_rows = (rb if transpose else rd) < 0
+    flip_cols = (rc if transpose else ra) < 0
+    # Describe it as "turn counter-clockwise by rotation, then mirror left-right if mirrored"
+    # (FFmpeg's own angle for a mirrored matrix depends on how the flip was written).
+    turned = _Orientation(transpose, flip_rows, flip_cols).apply(_PROBE_GRID)
+    for k in range(4):
+        for mirror in (False, True):
+            candidate = np.rot90(_PROBE_GRID, k)
+            if mirror:
+                candidate = candidate[:, ::-1]
+            if candidate.shape == turned.shape and np.array_equal(candidate, turned):
+                return _Orientation(transpose, flip_rows, flip_cols, 90 * k, mirror)
+    raise AssertionError("unreachable: every signed permutation is one of the eight")
+
+
+# --------------------------------------------------------------------------------- timeline
+
+
+def _first_video_frame(path: Path) -> tuple[float | None, _Orientation]:
+    """(time of the first displayed frame in seconds on the container's timeline, orientation).
+
+    Decodes until the first frame comes out (one frame; edit lists and discarded leading
+    frames are already applied by FFmpeg). ``(None, upright)`` when nothing decodes.
+    """
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaError(path, "no video stream", "no_video_stream")
+        stream = container.streams.video[0]
+        _configure_decoder(stream, 1)
+        counts = {"packets": 0, "bad_packets": 0, "frames": 0}
+        for vf in _decode_packets(container, stream, path, counts):
+            start = float(vf.pts * stream.time_base) if vf.pts is not None and stream.time_base else 0.0
+            return start, _orientation(vf, path)
+        return None, _UPRIGHT
+    finally:
+        container.close()
+
+
+def _first_audio_time(path: Path) -> float | None:
+    """When the first decoded audio sample of ``path`` plays, in seconds on its own timeline.
+
+    Priming samples the decoder drops (an edit list or skip-samples side data says so) are not
+    counted; ones it keeps are. None when the file has no decodable audio or no timestamps.
+    """
+    container = _open(path)
+    try:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        stream.codec_context.thread_type = "NONE"
+        counts = {"packets": 0, "bad_packets": 0, "frames": 0}
+        for frame in _decode_packets(container, stream, path, counts):
+            if frame.pts is None or stream.time_base is None:
+                return None
+            return float(frame.pts * stream.time_base)
+        return None
+    finally:
+        container.close()
+
+
 # --------------------------------------------------------------------------------- probe
 
 
@@ -246,8 +411,10 @@ def probe(path: str | os.PathLike[str], count_frames: bool = True) -> MediaInfo:
     """Describe the streams of a media file.
 
     With ``count_frames`` (default) the video packets are demuxed (not decoded: fast, reads the
-    file once) to get the true frame count, duration, VFR flag and truncation; without it only
-    the container header is read. Raises :class:`MediaError` for missing/empty/unreadable files.
+    file once) to get the true frame count, duration, VFR flag and truncation; without it the
+    container header gives them. Either way the first video frame and the first audio packet
+    are decoded, for the orientation and the audio's start (:class:`MediaInfo`).
+    Raises :class:`MediaError` for missing/empty/unreadable files.
     """
     path = Path(path)
     container = _open(path)
@@ -268,7 +435,7 @@ def probe(path: str | os.PathLike[str], count_frames: bool = True) -> MediaInfo:
         if v is None:
             return MediaInfo(path, False, True, 0, 0, 0.0, 0, float(audio_dur or 0.0), audio_sr,
                              audio_ch, False, audio_duration_s=audio_dur, audio_codec=a.codec_context.name,
-                             size_bytes=size)
+                             size_bytes=size, audio_start_s=_first_audio_time(path))
 
         tb = v.time_base
         declared_n = int(v.frames or 0) or None
@@ -319,14 +486,23 @@ def probe(path: str | os.PathLike[str], count_frames: bool = True) -> MediaInfo:
                 fps = n / duration if duration > 0 else 0.0
             if declared_dur and duration < declared_dur - 1.5 / max(fps, 1.0):
                 truncated = True
+        coded = (int(v.codec_context.width), int(v.codec_context.height))
+        video_start, orientation = _first_video_frame(path)
+        width, height = (coded[1], coded[0]) if orientation.transpose else coded
+        audio_start = None
+        if a is not None:
+            first_audio = _first_audio_time(path)
+            if first_audio is not None:
+                audio_start = first_audio - (video_start or 0.0)
         return MediaInfo(
             path=path, has_video=True, has_audio=a is not None,
-            width=int(v.codec_context.width), height=int(v.codec_context.height), fps=float(fps),
+            width=width, height=height, fps=float(fps),
             n_frames=int(n_frames), duration_s=float(duration), audio_sample_rate=audio_sr,
             audio_channels=audio_ch, vfr=vfr, audio_duration_s=audio_dur,
             video_codec=v.codec_context.name, audio_codec=a.codec_context.name if a is not None else None,
             declared_n_frames=declared_n, declared_duration_s=declared_dur, truncated=truncated,
-            size_bytes=size,
+            size_bytes=size, coded_width=coded[0], coded_height=coded[1], rotation=orientation.rotation,
+            mirrored=orientation.mirrored, audio_start_s=audio_start,
         )
     finally:
         container.close()
@@ -352,6 +528,10 @@ def iter_frames(
     0 lets FFmpeg choose. ``interpolation``: swscale algorithm name for resizing
     (``FAST_BILINEAR``, ``BILINEAR``, ``AREA``, ``BICUBIC``, ...).
 
+    Frames are turned upright as the video's display matrix (rotation metadata) says, like
+    FFmpeg's command line does, so ``size`` and the yielded images are in the displayed
+    orientation (:attr:`MediaInfo.width`/``height``).
+
     The file is opened and checked when this is called (so a broken file raises here); frames
     are decoded lazily while iterating. Each yielded image is a fresh array the caller may
     modify (a source frame shown twice when upsampling is converted twice). Raises :class:`MediaError` (``no_video_stream``, ``truncated``, ...).
@@ -376,8 +556,7 @@ def iter_frames(
 def _iter_frames(container: Any, stream: Any, path: Path, fps: float | None,
                  size: tuple[int, int] | None, threads: int, interpolation: str) -> Iterator[Frame]:
     conv: dict[str, Any] = {"format": "rgb24", "threads": max(0, int(threads))}
-    if size is not None:
-        conv.update(width=size[0], height=size[1], interpolation=interpolation)
+    orientation: _Orientation | None = None  # read from the first decoded frame
     tb = stream.time_base
     nominal = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
     counts = {"packets": 0, "bad_packets": 0, "frames": 0}
@@ -393,14 +572,22 @@ def _iter_frames(container: Any, stream: Any, path: Path, fps: float | None,
         k = 0
         steps: list[float] = []
 
+        def convert(vf: Any) -> np.ndarray:
+            return orientation.apply(vf.to_ndarray(**conv))
+
         def shown_image() -> np.ndarray:
             # The early conversion is handed out once; a repeat (upsampling) converts again,
             # so every image is the caller's own array.
             nonlocal prev_img
             img, prev_img = prev_img, None
-            return img if img is not None else prev.to_ndarray(**conv)
+            return img if img is not None else convert(prev)
 
         for vf in _decode_packets(container, stream, path, counts):
+            if orientation is None:
+                orientation = _orientation(vf, path)
+                if size is not None:  # the caller's size is the displayed one
+                    w, h = orientation.stored_size(size)
+                    conv.update(width=w, height=h, interpolation=interpolation)
             if vf.pts is not None and tb is not None:
                 s_abs = float(vf.pts * tb)
             else:  # no timestamps (raw elementary stream): assume the nominal rate
@@ -414,7 +601,7 @@ def _iter_frames(container: Any, stream: Any, path: Path, fps: float | None,
             if prev is not None:
                 steps.append(s - prev_s)
             if fps is None:
-                yield Frame(src_i, s, vf.to_ndarray(**conv), src_i)
+                yield Frame(src_i, s, convert(vf), src_i)
             else:
                 while prev is not None and k / fps + _TIME_EPS < s:
                     yield Frame(k, k / fps, shown_image(), prev_i)
@@ -423,7 +610,7 @@ def _iter_frames(container: Any, stream: Any, path: Path, fps: float | None,
                 # on 1080p than converting after the next decode), when an output time is
                 # expected to fall on this frame; source frames no output shows are skipped.
                 step = steps[-1] if steps else nominal
-                prev_img = vf.to_ndarray(**conv) if k / fps < s + step - _TIME_EPS else None
+                prev_img = convert(vf) if k / fps < s + step - _TIME_EPS else None
             prev, prev_s, prev_i = vf, s, src_i
             prev_dur = float(vf.duration * tb) if (vf.duration and tb is not None) else None
 
@@ -468,10 +655,68 @@ def read_audio(path: str | os.PathLike[str], sr: int | None = 16000) -> np.ndarr
     """Decode the first audio stream of ``path`` to mono float32 in [-1, 1].
 
     ``sr``: output sample rate in Hz (default 16 kHz; ``None`` keeps the source rate).
-    Channels are averaged. Returns shape ``(n_samples,)``. Raises :class:`MediaError`
-    (``no_audio_stream`` when the file has none).
+    Channels are averaged. Returns shape ``(n_samples,)``, starting at the stream's first
+    decoded sample whatever its timestamp: for audio used on its own. Audio that goes with a
+    video is read with :func:`read_audio_for_video`, which puts it on the video's timeline.
+    Raises :class:`MediaError` (``no_audio_stream`` when the file has none).
     """
-    path = Path(path)
+    return _decode_audio(Path(path), sr)[0]
+
+
+def read_audio_for_video(
+    video_path: str | os.PathLike[str],
+    audio_path: str | os.PathLike[str] | None = None,
+    sr: int | None = 16000,
+) -> np.ndarray:
+    """A clip's audio placed on its video's timeline: sample ``i`` plays at ``i / sr`` seconds
+    after the video's first displayed frame (frame ``k`` of :func:`iter_frames` at ``fps``
+    goes with samples ``k * sr / fps`` onwards).
+
+    ``audio_path``: ``None`` (default) takes the video's own first audio stream; a separate
+    file (MEAD's .m4a) is taken as starting at the video's time 0 unless the file states its
+    own start time (then that start counts from the video's first frame).
+    ``sr``: output rate in Hz (``None``: the source rate). Returns ``(n_samples,)`` mono
+    float32 in [-1, 1], like :func:`read_audio`.
+
+    The rule: ``offset`` = when the audio's first decoded sample plays minus when the video's
+    first frame is shown, both read from the decoded frames' timestamps (so stream start
+    times, edit lists and the decoder's dropping of marked AAC priming samples are all as
+    FFmpeg applies them); priming samples the container does not mark are kept, at their own
+    timestamp (a copy remuxed with ``-itsoffset`` keeps its priming frame just before the
+    offset, and the speech lands at the offset). ``offset > 0`` (audio starts after the
+    picture): that many seconds of silence are put in front; ``offset < 0`` (audio starts
+    first): the samples before the first frame are dropped. The end is left as decoded
+    (trimmed to the duration the container declares); callers pad or cut to their frame count.
+    :attr:`MediaInfo.audio_start_s` (from :func:`probe`) reports the same offset.
+    Raises :class:`MediaError` naming the file (``no_audio_stream``, ``no_video_stream``, ...).
+    """
+    video_path = Path(video_path)
+    if audio_path is None:
+        video_start, _ = _first_video_frame(video_path)
+        samples, rate, audio_start = _decode_audio(video_path, sr)
+        offset = (audio_start or 0.0) - (video_start or 0.0)
+        where = video_path
+    else:
+        audio_path = Path(audio_path)
+        samples, rate, audio_start = _decode_audio(audio_path, sr)
+        offset = audio_start or 0.0
+        where = audio_path
+    shift = int(round(offset * rate))
+    if shift > 0:
+        log.debug("%s: audio starts %.3f s after the first video frame: %d samples of silence put "
+                  "in front", where, offset, shift)
+        samples = np.concatenate([np.zeros(shift, np.float32), samples])
+    elif shift < 0:
+        log.debug("%s: audio starts %.3f s before the first video frame: %d samples dropped",
+                  where, -offset, -shift)
+        samples = samples[-shift:].copy()
+    return samples
+
+
+def _decode_audio(path: Path, sr: int | None) -> tuple[np.ndarray, int, float | None]:
+    """``(samples, rate, start_s)``: the first audio stream of ``path`` as mono float32 at
+    ``sr`` (or the source rate), and when its first decoded sample plays (seconds on the
+    file's timeline; None without timestamps)."""
     av = _av()
     container = _open(path)
     try:
@@ -480,6 +725,7 @@ def read_audio(path: str | os.PathLike[str], sr: int | None = 16000) -> np.ndarr
         stream = container.streams.audio[0]
         stream.codec_context.thread_type = "NONE"
         resampler = None
+        start: float | None = None
         chunks: list[np.ndarray] = []
         counts = {"packets": 0, "bad_packets": 0, "frames": 0}
 
@@ -495,6 +741,8 @@ def read_audio(path: str | os.PathLike[str], sr: int | None = 16000) -> np.ndarr
                 # Same layout in, planar float out, channels averaged here (swresample's own
                 # down-mix matrix scales channels by 1/sqrt(2), not by 1/n).
                 resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=rate)
+                if frame.pts is not None and stream.time_base is not None:
+                    start = float(frame.pts * stream.time_base)
             frame.pts = None  # let the resampler count samples: robust to timestamp gaps
             take(resampler.resample(frame))
         if resampler is None:
@@ -509,7 +757,7 @@ def read_audio(path: str | os.PathLike[str], sr: int | None = 16000) -> np.ndarr
             expected = int(round(float(stream.duration * stream.time_base) * resampler.rate))
             if 0 < expected < len(out):
                 out = out[:expected]
-        return np.clip(out, -1.0, 1.0, out=out)
+        return np.clip(out, -1.0, 1.0, out=out), int(resampler.rate), start
     finally:
         container.close()
 

@@ -199,9 +199,8 @@ class VideoData:
             from lesbench import io
 
             self._audio_done = True
-            src = self.entry.audio or self.entry.video
             try:
-                self._audio = io.read_audio(src, sr=self.protocol.sample_rate)
+                self._audio = io.read_audio_for_video(self.entry.video, self.entry.audio, sr=self.protocol.sample_rate)
                 if self._audio.size == 0 or not np.any(self._audio):
                     self._audio, self._audio_error = None, "silent audio"
             except MediaError as exc:

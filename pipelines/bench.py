@@ -101,11 +101,9 @@ def build_clip_set(clips: Sequence[schema.Clip], work: Path, size: tuple[int, in
             frames.append(img)
         del src
         audio = None
-        for a in (clip.audio_path, clip.video_path):
-            if not a:
-                continue
+        for a in (clip.audio_path, None) if clip.audio_path else (None,):  # None: the video's own track
             try:
-                samples = io.read_audio(a, sr=schema.SAMPLE_RATE)
+                samples = io.read_audio_for_video(clip.video_path, a, sr=schema.SAMPLE_RATE)
             except MediaError:
                 continue
             if samples.size:

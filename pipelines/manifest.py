@@ -59,6 +59,8 @@ def manifest_schema() -> "pa.Schema":
         pa.field("audio_source", pa.string()),  # "file", "video" (the video's own track) or null
         pa.field("status", pa.string(), nullable=False),
         pa.field("error", pa.string()),
+        # what reading put right without failing the clip (rotation, audio offset, short audio)
+        pa.field("notes", pa.string()),
         pa.field("n_frames", pa.int32()),
         pa.field("src_fps", pa.float64()),
         pa.field("src_width", pa.int32()),

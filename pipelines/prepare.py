@@ -46,6 +46,10 @@ from lesbench.pipelines import manifest as mf
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
+#: A container audio offset at least this large (seconds) is noted in the clip's row.
+AUDIO_OFFSET_NOTE_S = 0.001
+#: Audio that ends at least this long (seconds; 5 frames at 25 fps) before the video is noted.
+SHORT_AUDIO_NOTE_S = 0.2
 #: Statuses whose clips have a usable face track (crops and coefficients are written).
 FACE_STATUSES = ("ok", "no_audio", "silent_audio")
 
@@ -237,6 +241,7 @@ class ClipProcessor:
         t = time.perf_counter()
         samples, source, audio_problem = self._load_audio(clip, info)
         row["audio_source"] = source
+        row["notes"] = "; ".join(self._timing_notes(clip, info, source, samples, n)) or None
         if samples is None:
             problems.append(("no_audio", audio_problem))
         else:
@@ -275,13 +280,14 @@ class ClipProcessor:
         return problems
 
     def _load_audio(self, clip: schema.Clip, info: Any) -> tuple[np.ndarray | None, str | None, str]:
-        """(samples, source, problem): the clip's audio file, else the video's own track."""
+        """(samples, source, problem): the clip's audio file, else the video's own track, placed
+        on the video's timeline (:func:`lesbench.io.read_audio_for_video`)."""
         from lesbench import io
 
         sr = self.config.sample_rate
         if clip.audio_path:
             try:
-                samples = io.read_audio(clip.audio_path, sr=sr)
+                samples = io.read_audio_for_video(clip.video_path, clip.audio_path, sr=sr)
             except MediaError as exc:
                 return None, None, _one_line(str(exc))
             if samples.size == 0:
@@ -290,12 +296,42 @@ class ClipProcessor:
         if not info.has_audio:
             return None, None, f"{clip.video_path}: no audio file for this clip and the video has no audio track"
         try:
-            samples = io.read_audio(clip.video_path, sr=sr)
+            samples = io.read_audio_for_video(clip.video_path, sr=sr)
         except MediaError as exc:
             return None, None, _one_line(str(exc))
         if samples.size == 0:
             return None, None, f"{clip.video_path}: audio track holds no samples"
         return samples, "video", ""
+
+    def _timing_notes(self, clip: schema.Clip, info: Any, source: str | None, samples: np.ndarray | None,
+                      n_frames: int) -> list[str]:
+        """What reading put right without failing the clip: a rotated picture, a container audio
+        offset, audio that ends well before the picture (its frames get silence features)."""
+        from lesbench import io
+
+        c = self.config
+        notes = []
+        if info.reoriented:
+            how = f"turned {info.rotation} degrees counter-clockwise" + (" and mirrored" if info.mirrored else "")
+            notes.append(f"{clip.video_path}: rotation metadata applied, frames {how} "
+                         f"({info.coded_width}x{info.coded_height} stored, {info.width}x{info.height} upright)")
+        if samples is None:
+            return notes
+        audio = clip.audio_path if source == "file" else clip.video_path
+        start = info.audio_start_s
+        if source == "file":
+            try:
+                start = io.probe(audio).audio_start_s
+            except MediaError:  # it was just read; a note never fails the clip
+                start = None
+        if start is not None and abs(start) >= AUDIO_OFFSET_NOTE_S:
+            notes.append(f"{audio}: container audio offset applied, audio starts {abs(start):.3f} s "
+                         f"{'after' if start > 0 else 'before'} the first video frame")
+        video_s, audio_s = n_frames / c.fps, len(samples) / c.sample_rate
+        if video_s - audio_s >= SHORT_AUDIO_NOTE_S:
+            notes.append(f"{audio}: audio ends {video_s - audio_s:.2f} s before the video ({audio_s:.2f} s "
+                         f"of {video_s:.2f} s); the frames after it get silence audio features")
+        return notes
 
     @staticmethod
     def _remove_unwritten(out: Path, clip_id: str, written: list[Path]) -> None:

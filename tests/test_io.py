@@ -245,6 +245,19 @@ def test_audio_muxed_in_mp4(tmp_path):
     assert len(y) == pytest.approx(16000, abs=16)
     assert dominant_freq(y, 16000) == pytest.approx(440, abs=2)
     assert len(io.read_frames(path)) == 25
+    # lesbench's own files start both streams at 0 (the AAC priming is marked and dropped):
+    # on the video's timeline the samples are the same, sample-accurate to what was written
+    assert info.audio_start_s == 0.0 and not info.reoriented
+    assert (info.coded_width, info.coded_height) == (info.width, info.height) == (96, 64)
+    placed = io.read_audio_for_video(path)
+    assert np.array_equal(placed, y)
+    assert np.abs(placed[800:-800] - x[800 : len(placed) - 800]).max() < 0.03
+
+
+@pytest.mark.parametrize("suffix", [".m4a", ".wav"])
+def test_audio_only_file_starts_at_zero(tmp_path, suffix):
+    path = io.write_audio(tmp_path / f"a{suffix}", sine(300, 16000, 0.5))
+    assert io.probe(path).audio_start_s == 0.0
 
 
 # ------------------------------------------------------------------------- broken files
@@ -270,7 +283,7 @@ def _expect(kind: str, path: Path, call) -> MediaError:
 
 
 def test_missing_empty_and_not_media(tmp_path):
-    for call in (io.probe, io.iter_frames, io.read_frames, io.read_audio):
+    for call in (io.probe, io.iter_frames, io.read_frames, io.read_audio, io.read_audio_for_video):
         _expect("missing", tmp_path / "nope.mp4", call)
     empty = tmp_path / "empty.mp4"
     empty.touch()
@@ -278,7 +291,7 @@ def test_missing_empty_and_not_media(tmp_path):
     text.write_text("this is a text file renamed to .mp4\n" * 20)
     noise = tmp_path / "noise.mp4"
     noise.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    for call in (io.probe, io.iter_frames, io.read_audio):
+    for call in (io.probe, io.iter_frames, io.read_audio, io.read_audio_for_video):
         _expect("empty", empty, call)
         _expect("not_media", text, call)
         _expect("not_media", noise, call)
@@ -288,8 +301,16 @@ def test_missing_streams(tmp_path):
     audio_only = io.write_audio(tmp_path / "a.m4a", sine(200, 16000, 0.3))
     err = _expect("no_video_stream", audio_only, io.iter_frames)
     assert "no video stream" in str(err)
+    _expect("no_video_stream", audio_only, io.read_audio_for_video)
     video_only = io.write_video(tmp_path / "v.mp4", grey_frames(3))
     _expect("no_audio_stream", video_only, io.read_audio)
+    _expect("no_audio_stream", video_only, io.read_audio_for_video)
+    # a separate audio file that is broken is named, not the video
+    bad_audio = tmp_path / "bad.m4a"
+    bad_audio.write_text("not audio\n" * 40)
+    with pytest.raises(MediaError) as exc:
+        io.read_audio_for_video(video_only, bad_audio)
+    assert exc.value.kind == "not_media" and str(bad_audio) in str(exc.value)
 
 
 def test_truncated_files(tmp_path):

@@ -232,7 +232,7 @@ def _edit_checks(run: DemoRun, gen, source: Path, clips, *, log) -> None:
 
     pieces, seconds = [], 0.0
     for _, clip in clips.iterrows():
-        samples = io.read_audio(clip["audio_path"] or clip["video_path"], sr=schema.SAMPLE_RATE)
+        samples = io.read_audio_for_video(clip["video_path"], clip["audio_path"] or None, sr=schema.SAMPLE_RATE)
         pieces.append(samples)
         seconds += len(samples) / schema.SAMPLE_RATE
         if seconds >= 6.0:

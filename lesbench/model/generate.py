@@ -313,7 +313,13 @@ class Generator:
         if isinstance(audio, np.ndarray):
             return np.asarray(audio, np.float32).reshape(-1), int(sample_rate)
         from lesbench import io
+        from lesbench.errors import MediaError
 
+        try:  # a video: its audio as heard with its first frame
+            return io.read_audio_for_video(audio, sr=schema.SAMPLE_RATE), schema.SAMPLE_RATE
+        except MediaError as exc:
+            if exc.kind != "no_video_stream":
+                raise
         return io.read_audio(audio, sr=schema.SAMPLE_RATE), schema.SAMPLE_RATE
 
 
