@@ -13,12 +13,14 @@ Tolerated variants, seen in MEAD releases and hand-extracted archives:
 - common emotion spellings (``anger``, ``surprise``, ``sadness``, ``disgust``, ``happiness``).
 
 Files that cannot be placed are listed in :attr:`MeadDataset.skipped` with a reason, never
-raised. A clip whose audio file is absent gets ``audio_path=None`` (the prepare pipeline then
+raised; so are filesystem oddities met while searching (symlink loops, dangling links, folders
+that cannot be listed, names that are not UTF-8, FIFOs: see :func:`walk_files`). A clip whose audio file is absent gets ``audio_path=None`` (the prepare pipeline then
 falls back to the video's own audio track, which MEAD's mp4 files carry).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -100,15 +102,99 @@ class _Placed:
     sentence: str
 
 
-def _walk_files(root: Path) -> list[Path]:
-    """All files under ``root`` (following no symlinked folders), sorted, hidden ones skipped."""
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as printable, valid UTF-8 text: bytes of a name that is not UTF-8 (kept by
+    Python as lone surrogates, which Parquet, JSON files and terminals refuse) become
+    ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes are lone surrogates (surrogateescape)
+        return False
+    return True
+
+
+def walk_files(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Regular files under ``root`` (recursively, sorted, hidden names skipped) and a
+    ``(path, reason)`` note for every entry that cannot be read as one.
+
+    Symlinked folders are followed (data sets are often assembled from links) but each real
+    folder is read once, so a link back to an ancestor (a loop) or a second link to a folder
+    already read is a note, not a recursion. Also notes, never exceptions: dangling links,
+    links that loop on themselves, folders that cannot be listed (permission denied...),
+    entries that cannot be inspected, names that are not valid UTF-8 (they could not be
+    recorded in ``clips.parquet``) and special files (FIFOs, sockets, devices: opening a FIFO
+    would block the run).
+    """
     files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                files.append(Path(dirpath) / name)
-    return files
+    notes: list[tuple[str, str]] = []
+
+    def note(path: Path, reason: str) -> None:
+        notes.append((display_path(path), reason))
+
+    try:
+        st = os.stat(root)
+    except OSError as exc:
+        note(root, f"cannot read ({exc.strerror or exc})")
+        return files, notes
+    seen: dict[tuple[int, int], Path] = {(st.st_dev, st.st_ino): root}
+
+    def walk(folder: Path, ancestors: frozenset[tuple[int, int]]) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            note(folder, f"folder cannot be listed ({exc.strerror or exc}); its files were not indexed")
+            return
+        subfolders: list[Path] = []
+        for entry in entries:  # a folder's own files first, then its subfolders (os.walk's order)
+            if entry.name.startswith("."):
+                continue
+            path = folder / entry.name
+            if not _is_utf8(entry.name):
+                note(path, "name is not valid UTF-8; rename it to index it")
+                continue
+            is_link = False
+            try:
+                is_link = entry.is_symlink()
+                is_dir = entry.is_dir()  # follows links
+                is_file = not is_dir and entry.is_file()
+            except OSError as exc:
+                note(path, "symlink loop (the link resolves through itself)" if exc.errno == errno.ELOOP
+                     else f"cannot inspect ({exc.strerror or exc})")
+                continue
+            if is_dir:
+                subfolders.append(path)
+            elif is_file:
+                files.append(path)
+            elif is_link:
+                try:
+                    target = display_path(os.readlink(path))
+                except OSError:
+                    target = "?"
+                note(path, f"dangling symlink (its target {target!r} does not exist)")
+            else:
+                note(path, "not a regular file (FIFO, socket or device); not read")
+        for path in subfolders:
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                note(path, f"cannot inspect folder ({exc.strerror or exc})")
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:
+                note(path, f"symlink loop: leads back to {display_path(seen[key])}; not followed")
+            elif key in seen:
+                note(path, f"same folder as {display_path(seen[key])}, already indexed; not followed")
+            else:
+                seen[key] = path
+                walk(path, ancestors | {key})
+
+    walk(root, frozenset(seen))
+    return files, notes
 
 
 class MeadDataset:
@@ -133,7 +219,8 @@ class MeadDataset:
         test_speakers: Sequence[str] = DEFAULT_TEST_SPEAKERS,
         val_speakers: Sequence[str] = (),
     ) -> None:
-        self.root = Path(root).expanduser().resolve()
+        # realpath, not Path.resolve: a looping root must reach the "not a folder" error
+        self.root = Path(os.path.realpath(Path(root).expanduser()))
         bad_views = [v for v in views if normalise_view(v) is None]
         if bad_views:
             raise DatasetError(f"unknown MEAD view(s) {bad_views}; known views: {', '.join(VIEWS)}")
@@ -173,7 +260,10 @@ class MeadDataset:
         root_speaker = normalise_speaker(self.root.name)
         videos: dict[tuple, Path] = {}
         audios: dict[tuple, Path] = {}
-        for path in _walk_files(self.root):
+        files, notes = walk_files(self.root)
+        for path, reason in notes:
+            self._skip(path, reason)
+        for path in files:
             rel = path.relative_to(self.root)
             name = path.name.lower()
             if name in IGNORED_NAMES and len(rel.parts) == 1:

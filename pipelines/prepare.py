@@ -708,7 +708,8 @@ def prepare(
     reader = open_dataset(root, dataset, views, test_speakers, val_speakers, **(dataset_options or {}))
     clips = reader.clips()
     # an output folder inside the root is not part of the data set
-    skipped = [(p, r) for p, r in reader.skipped if out not in Path(p).resolve().parents]
+    # (realpath: Path.resolve raises on a symlink loop, and the notes name such links)
+    skipped = [(p, r) for p, r in reader.skipped if out not in Path(os.path.realpath(p)).parents]
     if not clips:
         hint = "; ".join(f"{p}: {r}" for p, r in skipped[:3])
         raise DatasetError(
