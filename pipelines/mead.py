@@ -93,8 +93,25 @@ def assign_split(speaker: str, test_speakers: Iterable[str], val_speakers: Itera
     return "train"
 
 
+_CLIP_ID_RE = re.compile(
+    rf"^(?P<speaker>[MW]\d{{3}})_(?P<view>{'|'.join(VIEWS)})_(?P<emotion>{'|'.join(EMOTIONS)})"
+    r"_(?P<level>[1-3])_(?P<sentence>\d{3,4})$"
+)
+
+
+def parse_clip_id(clip_id: str) -> dict[str, str | int] | None:
+    """``M003_left_30_angry_3_001`` -> speaker, view, emotion, level (int), sentence; None when
+    ``clip_id`` is not a MEAD clip id (the inverse of :func:`~lesbench.schema.make_clip_id`)."""
+    m = _CLIP_ID_RE.match(clip_id)
+    if m is None:
+        return None
+    labels: dict[str, str | int] = dict(m.groupdict())
+    labels["level"] = int(m.group("level"))
+    return labels
+
+
 @dataclass(frozen=True)
-class _Placed:
+class Placed:
     speaker: str
     view: str | None  # None for audio
     emotion: str
@@ -281,7 +298,7 @@ class MeadDataset:
                     continue  # metadata next to the speakers: not a clip, nothing to report
                 self._skip(path, f"not a video or audio file ({path.suffix or 'no suffix'})")
                 continue
-            placed, reason = self._place(rel, kind, root_speaker)
+            placed, reason = place(rel, kind, root_speaker)
             if placed is None:
                 self._skip(path, reason)
                 continue
@@ -322,54 +339,58 @@ class MeadDataset:
     def _skip(self, path: Path, reason: str) -> None:
         self.skipped.append((str(path), reason))
 
-    def _place(self, rel: Path, kind: str, root_speaker: str | None) -> tuple[_Placed | None, str]:
-        """Read speaker/view/emotion/level/sentence from a path relative to the root."""
-        parts = rel.parts
-        expected = (
-            "{speaker}/video/{view}/{emotion}/level_N/NNN.mp4" if kind == "video"
-            else "{speaker}/audio/{emotion}/level_N/NNN.m4a"
-        )
-        sentence = parse_sentence(rel.stem)
-        if sentence is None:
-            return None, f"file name {rel.name!r} is not a sentence number (expected {expected})"
-        n_tail = 4 if kind == "video" else 3  # [view,] emotion, level, file
-        if len(parts) < n_tail + 1:
-            return None, f"too shallow to place (expected {expected})"
-        level = parse_level(parts[-2])
-        if level is None:
-            return None, f"missing level folder: {parts[-2]!r} is not level_1..3 (expected {expected})"
-        emotion = normalise_emotion(parts[-3])
-        if emotion is None:
-            return None, f"unknown emotion {parts[-3]!r} (known: {', '.join(EMOTIONS)})"
-        view = None
-        if kind == "video":
-            view = normalise_view(parts[-4])
-            if view is None:
-                return None, f"unknown view {parts[-4]!r} (known: {', '.join(VIEWS)})"
-        head = [p.lower() for p in parts[:-n_tail]]
-        # The media-kind folder must come just before the tail, allowing one extra nesting level
-        # (``video/video/front``) and nothing else between.
-        if not head or head[-1] != kind:
-            found = parts[-n_tail - 1] if head else "nothing"
-            return None, f"expected a {kind!r} folder above {parts[-n_tail]!r}, found {found!r} (expected {expected})"
-        # Folders above the speaker folder are free (``data/MEAD/M003/...``); between the speaker
-        # and the tail only speaker ids and the kind folder may appear (one extra nesting level,
-        # as in ``M003/M003/video`` or ``M003/video/video``), so ``M003/video/backup/front/...``
-        # is reported rather than guessed.
-        above = parts[:-n_tail]
-        first = next((i for i, p in enumerate(above) if normalise_speaker(p)), None)
-        if first is None:
-            if root_speaker is None:
-                return None, f"no speaker folder (M/W + 3 digits) in the path (expected {expected})"
-            speaker, between = root_speaker, above
-        else:
-            speaker, between = normalise_speaker(above[first]), above[first + 1:]
-        others = [p for p in between if normalise_speaker(p) is None and p.lower() != kind]
-        if others:
-            return None, f"unexpected folder(s) {others} in the path (expected {expected})"
-        ids = {normalise_speaker(p) for p in between if normalise_speaker(p)} | {speaker}
-        if len(ids) > 1:
-            return None, f"conflicting speaker folders {sorted(ids)}"
-        if len(between) > 2:
-            return None, f"nested too deep (expected {expected})"
-        return _Placed(speaker, view, emotion, level, sentence), ""
+
+def place(rel: Path, kind: str, root_speaker: str | None) -> tuple[Placed | None, str]:
+    """Speaker/view/emotion/level/sentence of a ``kind`` ("video" or "audio") file from its path
+    relative to the MEAD root (``root_speaker``: the root's own speaker id when the root is one
+    speaker's folder), or ``(None, reason)``. The one reading of MEAD paths: the reader and
+    ``lesbench validate`` use it."""
+    parts = rel.parts
+    expected = (
+        "{speaker}/video/{view}/{emotion}/level_N/NNN.mp4" if kind == "video"
+        else "{speaker}/audio/{emotion}/level_N/NNN.m4a"
+    )
+    sentence = parse_sentence(rel.stem)
+    if sentence is None:
+        return None, f"file name {rel.name!r} is not a sentence number (expected {expected})"
+    n_tail = 4 if kind == "video" else 3  # [view,] emotion, level, file
+    if len(parts) < n_tail + 1:
+        return None, f"too shallow to place (expected {expected})"
+    level = parse_level(parts[-2])
+    if level is None:
+        return None, f"missing level folder: {parts[-2]!r} is not level_1..3 (expected {expected})"
+    emotion = normalise_emotion(parts[-3])
+    if emotion is None:
+        return None, f"unknown emotion {parts[-3]!r} (known: {', '.join(EMOTIONS)})"
+    view = None
+    if kind == "video":
+        view = normalise_view(parts[-4])
+        if view is None:
+            return None, f"unknown view {parts[-4]!r} (known: {', '.join(VIEWS)})"
+    head = [p.lower() for p in parts[:-n_tail]]
+    # The media-kind folder must come just before the tail, allowing one extra nesting level
+    # (``video/video/front``) and nothing else between.
+    if not head or head[-1] != kind:
+        found = parts[-n_tail - 1] if head else "nothing"
+        return None, f"expected a {kind!r} folder above {parts[-n_tail]!r}, found {found!r} (expected {expected})"
+    # Folders above the speaker folder are free (``data/MEAD/M003/...``); between the speaker
+    # and the tail only speaker ids and the kind folder may appear (one extra nesting level,
+    # as in ``M003/M003/video`` or ``M003/video/video``), so ``M003/video/backup/front/...``
+    # is reported rather than guessed.
+    above = parts[:-n_tail]
+    first = next((i for i, p in enumerate(above) if normalise_speaker(p)), None)
+    if first is None:
+        if root_speaker is None:
+            return None, f"no speaker folder (M/W + 3 digits) in the path (expected {expected})"
+        speaker, between = root_speaker, above
+    else:
+        speaker, between = normalise_speaker(above[first]), above[first + 1:]
+    others = [p for p in between if normalise_speaker(p) is None and p.lower() != kind]
+    if others:
+        return None, f"unexpected folder(s) {others} in the path (expected {expected})"
+    ids = {normalise_speaker(p) for p in between if normalise_speaker(p)} | {speaker}
+    if len(ids) > 1:
+        return None, f"conflicting speaker folders {sorted(ids)}"
+    if len(between) > 2:
+        return None, f"nested too deep (expected {expected})"
+    return Placed(speaker, view, emotion, level, sentence), ""
