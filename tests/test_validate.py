@@ -119,6 +119,9 @@ def test_damaged_face_model_is_reported_and_refitted(tree: Path, prepared: Path,
     report = validate(out, check_crops=False)
     assert any(v.startswith(f"{out / schema.FACE_MODEL}: content differs") for v in report.violations), \
         report.format()
+    assert main(["validate", "--skip-crops", str(out)]) == 1
+    # the archive still opens: only the hash tells, and --skip-hashes leaves it out
+    assert main(["validate", "--skip-crops", "--skip-hashes", str(out)]) == 0
     logs: list[str] = []
     prepare(tree, out, test_speakers=("W009",), scheduler="sync", progress=False, log=logs.append)
     assert any("fitting it again" in line for line in logs)
