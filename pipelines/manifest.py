@@ -307,6 +307,9 @@ def check_done(
     outputs by size and content (see :class:`DoneCheck`)."""
     record = read_done(out, clip_id, part)
     if record is None:
+        path = done_path(out, clip_id, part)
+        if path.exists():  # there, but not JSON of a record: damaged too
+            return DoneCheck(damage=[f"{path.relative_to(out).as_posix()}: unreadable done-record"])
         return DoneCheck()
     if record.clip_id != clip_id or record.inputs != dict(inputs) or record.versions != dict(versions):
         return DoneCheck()

@@ -346,6 +346,8 @@ def _check_content(rep: ValidationReport, out: Path, r: dict[str, Any]) -> None:
     for part in ("clip", "coeffs"):
         record = mf.read_done(out, cid, part)
         if record is None:
+            if mf.done_path(out, cid, part).exists():
+                rep.add(mf.done_path(out, cid, part), "unreadable done-record")
             continue
         if record.clip_id != cid:
             rep.add(mf.done_path(out, cid, part), f"done-record of clip {record.clip_id!r}, expected {cid!r}")

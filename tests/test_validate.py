@@ -142,6 +142,12 @@ def test_records_without_hashes_cannot_vouch_for_their_outputs(prepared: Path, t
     assert all("cannot be verified" in p for p in problems.values())
     report = validate(out, check_crops=False)
     assert sum("cannot be verified" in v for v in report.violations) == 3
+    # a record that is no longer JSON is damage too
+    mf.done_path(out, cid, "coeffs").write_text("{not json")
+    report = validate(out, check_crops=False)
+    assert f"{mf.done_path(out, cid, 'coeffs')}: unreadable done-record" in report.violations
+    assert mf.check_done(out, cid, {}, {}, "", "coeffs").damage == [f".lesbench/done/{cid}.coeffs.json: "
+                                                                    "unreadable done-record"]
     # and a data set copied without its hidden state folder says so once
     shutil.rmtree(out / mf.STATE_DIR)
     report = validate(out, check_crops=False)
