@@ -14,8 +14,9 @@ Tolerated variants, seen in MEAD releases and hand-extracted archives:
 
 Files that cannot be placed are listed in :attr:`MeadDataset.skipped` with a reason, never
 raised; so are filesystem oddities met while searching (symlink loops, dangling links, folders
-that cannot be listed, names that are not UTF-8, FIFOs: see :func:`walk_files`). A clip whose audio file is absent gets ``audio_path=None`` (the prepare pipeline then
-falls back to the video's own audio track, which MEAD's mp4 files carry).
+that cannot be listed, names that are not UTF-8, FIFOs: see :func:`walk_files`). A clip whose
+audio file is absent gets ``audio_path=None`` (the prepare pipeline then falls back to the
+video's own audio track, which MEAD's mp4 files carry).
 """
 
 from __future__ import annotations
@@ -148,26 +149,37 @@ def walk_files(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     """
     files: list[Path] = []
     notes: list[tuple[str, str]] = []
+    seen: dict[tuple[int, int], Path] = {}  # real folder (device, inode) -> first path read
 
     def note(path: Path, reason: str) -> None:
         notes.append((display_path(path), reason))
 
-    try:
-        st = os.stat(root)
-    except OSError as exc:
-        note(root, f"cannot read ({exc.strerror or exc})")
-        return files, notes
-    seen: dict[tuple[int, int], Path] = {(st.st_dev, st.st_ino): root}
-
-    def walk(folder: Path, ancestors: frozenset[tuple[int, int]]) -> None:
+    # depth first with an explicit stack (no recursion limit on deep trees), in os.walk's order:
+    # a folder's own files, then its subfolders by name
+    stack: list[tuple[Path, frozenset[tuple[int, int]]]] = [(root, frozenset())]
+    while stack:
+        folder, ancestors = stack.pop()
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            note(folder, f"cannot inspect folder ({exc.strerror or exc})")
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            note(folder, f"symlink loop: leads back to {display_path(seen[key])}; not followed")
+            continue
+        if key in seen:
+            note(folder, f"same folder as {display_path(seen[key])}, already indexed; not followed")
+            continue
+        seen[key] = folder
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             note(folder, f"folder cannot be listed ({exc.strerror or exc}); its files were not indexed")
-            return
+            continue
         subfolders: list[Path] = []
-        for entry in entries:  # a folder's own files first, then its subfolders (os.walk's order)
+        for entry in entries:
             if entry.name.startswith("."):
                 continue
             path = folder / entry.name
@@ -195,22 +207,8 @@ def walk_files(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
                 note(path, f"dangling symlink (its target {target!r} does not exist)")
             else:
                 note(path, "not a regular file (FIFO, socket or device); not read")
-        for path in subfolders:
-            try:
-                st = os.stat(path)
-            except OSError as exc:
-                note(path, f"cannot inspect folder ({exc.strerror or exc})")
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in ancestors:
-                note(path, f"symlink loop: leads back to {display_path(seen[key])}; not followed")
-            elif key in seen:
-                note(path, f"same folder as {display_path(seen[key])}, already indexed; not followed")
-            else:
-                seen[key] = path
-                walk(path, ancestors | {key})
-
-    walk(root, frozenset(seen))
+        inner = ancestors | {key}
+        stack.extend((sub, inner) for sub in reversed(subfolders))
     return files, notes
 
 
