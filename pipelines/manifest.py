@@ -279,8 +279,8 @@ def verify_outputs(out: str | os.PathLike, record: DoneRecord) -> list[tuple[str
                 problems.append((rel, f"unreadable ({exc.strerror or exc})"))
                 continue
             if digest != record.hashes[rel]:
-                problems.append((rel, "content differs from the done-record (sha256 mismatch at the "
-                                      "same size): the file is damaged"))
+                problems.append((rel, "content differs from the done-record (sha256 mismatch, same size): "
+                                      "damaged"))
     return problems
 
 

@@ -590,9 +590,9 @@ class PrepareSummary:
         return self.n_clips - self.by_status.get("ok", 0)
 
     def format(self, max_reasons: int = 5) -> str:
-        redone = f", {len(self.damaged)} of them redone for damage" if self.damaged else ""
+        redone = f", {len(self.damaged)} redone for damage" if self.damaged else ""
         lines = [f"prepared {self.n_clips} clips into {self.out} in {self.elapsed_s:.1f} s "
-                 f"({self.n_processed} processed{redone}, {self.n_reused} already done; {self.n_frames} frames)"]
+                 f"({self.n_processed} processed, {self.n_reused} already done{redone}; {self.n_frames} frames)"]
         for status in schema.CLIP_STATUSES:
             if self.by_status.get(status):
                 lines.append(f"  {status:<13} {self.by_status[status]}")

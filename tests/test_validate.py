@@ -98,7 +98,7 @@ def test_same_size_damage_is_found_by_validate_and_redone_by_prepare(tree: Path,
         assert any(rel in problem for problem in summary.damaged[cid])
     assert summary.n_processed == 3  # frames, audio, crops: the whole clip; coeffs: pass 2 only
     assert summary.n_reused == len(ids) - 3
-    assert "4 of them redone for damage" in summary.format()
+    assert "(3 processed, 3 already done, 4 redone for damage;" in summary.format()
     assert any("no longer match their done-records" in line for line in logs)
     # repaired: equal to the untouched run, by content and by the recorded sha256 of every file
     assert content_digest(out) == reference
