@@ -214,3 +214,31 @@ def test_symlink_loop_and_dangling_link_in_the_input_are_notes(tree: Path, prepa
     assert {Path(d["path"]).name for d in info["skipped_files"]} == {"loop", "loopy", "007.mp4"}
     assert content_digest(out).keys() == content_digest(prepared).keys()
     assert validate(out, check_crops=False).ok
+
+
+def test_folder_labels_are_checked_against_the_path() -> None:
+    from lesbench.pipelines.validate import ValidationReport, _LabelRule
+
+    info = {"dataset": "folder", "reader": {"dataset": "folder", "root": "/data/vids", "sidecar": None,
+                                            "test_speakers": [], "val_speakers": []}}
+    rule = _LabelRule.from_info(info)
+    base = {"speaker": "unknown", "view": "unknown", "emotion": "unknown", "level": 0, "split": "train"}
+    good = {**base, "clip_id": "talks__Ann_Lee__01", "sentence": "01", "video_path": "/data/vids/talks/Ann Lee/01.mp4"}
+    wrong_id = {**good, "clip_id": "talks__Bob__01"}
+    labelled = {**good, "emotion": "happy", "split": "test"}
+    rep = ValidationReport(Path("/out"))
+    for row in (good, wrong_id, labelled):
+        rule.check(rep, row)
+    assert rep.violations == [
+        "clips.parquet[talks__Bob__01]: clip_id contradicts the video path talks/Ann Lee/01.mp4 "
+        "(expected 'talks__Ann_Lee__01')",
+        "clips.parquet[talks__Ann_Lee__01]: emotion 'happy' but the data set has no sidecar to give it "
+        "(expected 'unknown')",
+        "clips.parquet[talks__Ann_Lee__01]: split 'test' contradicts the data set's split rule: speaker "
+        "'unknown' is 'train' (test speakers [], val [])",
+    ]
+    # a sidecar may set labels and splits: only the id is checked then
+    with_sidecar = _LabelRule.from_info({**info, "reader": {**info["reader"], "sidecar": "/data/vids/clips.csv"}})
+    rep = ValidationReport(Path("/out"))
+    with_sidecar.check(rep, labelled)
+    assert rep.ok
