@@ -344,8 +344,7 @@ def _package_file(spec: WeightSpec) -> tuple[Path | None, str]:
 # ----------------------------------------------------------------------------- hashing
 
 
-@lru_cache(maxsize=256)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+def _sha256_read(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -353,9 +352,19 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, remembered per (path, size, mtime) for this process."""
+@lru_cache(maxsize=256)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    return _sha256_read(path)
+
+
+def file_sha256(path: str | os.PathLike[str], cached: bool = True) -> str:
+    """Hex sha256 of a file, remembered per (path, size, mtime) for this process.
+
+    ``cached=False`` always reads the file: to detect damage, which need not change the size
+    or the mtime (bit rot, a restored mtime)."""
     p = Path(path).resolve()
+    if not cached:
+        return _sha256_read(str(p))
     st = p.stat()
     return _sha256_cached(str(p), st.st_size, st.st_mtime_ns)
 

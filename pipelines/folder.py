@@ -10,7 +10,8 @@ Speaker, view, emotion, level and split are unknown (``"unknown"``, level 0, spl
 unless a sidecar CSV gives them: ``clips.csv`` in the root (or ``sidecar=``) with a ``path``
 column (relative to the root) or a ``clip_id`` column, and any of ``speaker``, ``view``,
 ``emotion``, ``level``, ``sentence``, ``split``. Audio is read from the video file itself
-(``audio_path=None``).
+(``audio_path=None``). Filesystem oddities met while searching (symlink loops, dangling links,
+unlistable folders, names that are not UTF-8, FIFOs) are listed in ``skipped``, never raised.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Sequence
 from lesbench.errors import DatasetError
 from lesbench.schema import SPLITS, Clip
 
-from lesbench.pipelines.mead import VIDEO_SUFFIXES, _walk_files, assign_split
+from lesbench.pipelines.mead import VIDEO_SUFFIXES, assign_split, walk_files
 
 SIDECAR_NAME = "clips.csv"
 UNKNOWN = "unknown"
@@ -64,7 +65,7 @@ class FolderDataset:
         val_speakers: Sequence[str] = (),
         views: Sequence[str] | None = None,  # accepted for a uniform reader signature; unused
     ) -> None:
-        self.root = Path(root).expanduser().resolve()
+        self.root = Path(os.path.realpath(Path(root).expanduser()))  # no error on a looping root
         self.sidecar = Path(sidecar) if sidecar is not None else None
         self.test_speakers = tuple(test_speakers)
         self.val_speakers = tuple(val_speakers)
@@ -120,7 +121,9 @@ class FolderDataset:
             raise DatasetError(f"{self.root}: not a folder")
         self.skipped = []
         by_path, by_id = self._read_sidecar()
-        videos = [p for p in _walk_files(self.root) if p.suffix.lower() in VIDEO_SUFFIXES]
+        files, notes = walk_files(self.root)
+        self.skipped.extend(notes)
+        videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
         rels = [p.relative_to(self.root).as_posix() for p in videos]
         ids = [clip_id_from_relpath(r) for r in rels]
         counts: dict[str, int] = {}

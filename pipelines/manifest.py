@@ -9,8 +9,11 @@ interrupted run left behind.
 Done-records (``OUT/.lesbench/done/{clip_id}.json``) are written last, after every output of
 a clip is in place. A record holds the clip's input fingerprint (size and mtime of its video
 and audio files), the stage versions, the hash of the per-clip config, the outputs with their
-sizes, and the manifest row. A clip is redone unless its record exists, matches the current
-inputs/versions/config, and all listed outputs exist with the recorded sizes.
+sizes and sha256, and the manifest row. A clip is redone unless its record exists, matches the
+current inputs/versions/config, and every listed output exists with the recorded size and
+sha256 (:func:`check_done`); ``lesbench validate`` checks the same (:func:`verify_outputs`).
+The content is hashed because damage that keeps a file's size (flipped bytes) is invisible to
+sizes, and often to Parquet and video readers too.
 """
 
 from __future__ import annotations
@@ -213,7 +216,8 @@ class DoneRecord:
     config: str
     outputs: dict[str, int]  # path relative to OUT -> size in bytes
     row: dict[str, Any]
-    #: sha256 of outputs later steps key on (the frames table, for the face-model fit)
+    #: sha256 of every output (path relative to OUT -> hex digest); also what the face-model
+    #: fit keys on for the frames tables
     hashes: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -246,9 +250,75 @@ def read_done(out: str | os.PathLike, clip_id: str, part: str = "clip") -> DoneR
 
 
 def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of the file as it is on disk now (never a cached value: see
+    :func:`verify_outputs`)."""
     from lesbench.weights import file_sha256
 
-    return file_sha256(path)
+    return file_sha256(path, cached=False)
+
+
+def verify_outputs(out: str | os.PathLike, record: DoneRecord) -> list[tuple[str, str]]:
+    """``(path relative to out, problem)`` for every output of ``record`` that is missing,
+    has another size, has no recorded sha256 (a record written by an older lesbench: its
+    content cannot be verified) or whose content differs; empty when all are intact."""
+    problems: list[tuple[str, str]] = []
+    for rel, size in sorted(record.outputs.items()):
+        path = Path(out) / rel
+        try:
+            actual = os.stat(path).st_size
+        except OSError as exc:
+            problems.append((rel, f"missing, the done-record lists it ({exc.strerror or exc})"))
+            continue
+        if actual != size:
+            problems.append((rel, f"{actual} bytes, the done-record says {size}"))
+        elif rel not in record.hashes:
+            problems.append((rel, "no sha256 in the done-record (written by an older lesbench); "
+                                  "its content cannot be verified"))
+        else:
+            try:
+                digest = sha256_file(path)
+            except OSError as exc:
+                problems.append((rel, f"unreadable ({exc.strerror or exc})"))
+                continue
+            if digest != record.hashes[rel]:
+                problems.append((rel, "content differs from the done-record (sha256 mismatch, same size): "
+                                      "damaged"))
+    return problems
+
+
+@dataclass
+class DoneCheck:
+    """Whether a clip (part) is done. ``record``: its done-record when it applies and its
+    outputs are intact, else None. ``damage``: ``"path: problem"`` for each output that no
+    longer matches a record that otherwise applies (damaged, resized, missing); empty when the
+    record is absent or stale (other inputs, versions or config), which is not damage."""
+
+    record: DoneRecord | None = None
+    damage: list[str] = field(default_factory=list)
+
+
+def check_done(
+    out: str | os.PathLike,
+    clip_id: str,
+    inputs: Mapping[str, Any],
+    versions: Mapping[str, str],
+    config: str,
+    part: str = "clip",
+) -> DoneCheck:
+    """Check the clip's done-record against the current inputs, versions and config, then its
+    outputs by size and content (see :class:`DoneCheck`)."""
+    record = read_done(out, clip_id, part)
+    if record is None:
+        path = done_path(out, clip_id, part)
+        if path.exists():  # there, but not JSON of a record: damaged too
+            return DoneCheck(damage=[f"{path.relative_to(out).as_posix()}: unreadable done-record"])
+        return DoneCheck()
+    if record.clip_id != clip_id or record.inputs != dict(inputs) or record.versions != dict(versions):
+        return DoneCheck()
+    if record.config != config:
+        return DoneCheck()
+    damage = [f"{rel}: {problem}" for rel, problem in verify_outputs(out, record)]
+    return DoneCheck(None if damage else record, damage)
 
 
 def read_valid_done(
@@ -260,20 +330,13 @@ def read_valid_done(
     part: str = "clip",
 ) -> DoneRecord | None:
     """The clip's done-record if it matches and its outputs are intact, else ``None``."""
-    record = read_done(out, clip_id, part)
-    if record is None:
-        return None
-    if record.clip_id != clip_id or record.inputs != dict(inputs) or record.versions != dict(versions):
-        return None
-    if record.config != config:
-        return None
-    for rel, size in record.outputs.items():
-        try:
-            if os.stat(Path(out) / rel).st_size != size:
-                return None
-        except OSError:
-            return None
-    return record
+    return check_done(out, clip_id, inputs, versions, config, part).record
+
+
+def output_hashes(out: str | os.PathLike, paths: Iterable[Path]) -> dict[str, str]:
+    """``{path relative to out: sha256}`` for the given written files."""
+    out = Path(out)
+    return {p.relative_to(out).as_posix(): sha256_file(p) for p in paths}
 
 
 def output_sizes(out: str | os.PathLike, paths: Iterable[Path]) -> dict[str, int]:

@@ -13,12 +13,15 @@ Tolerated variants, seen in MEAD releases and hand-extracted archives:
 - common emotion spellings (``anger``, ``surprise``, ``sadness``, ``disgust``, ``happiness``).
 
 Files that cannot be placed are listed in :attr:`MeadDataset.skipped` with a reason, never
-raised. A clip whose audio file is absent gets ``audio_path=None`` (the prepare pipeline then
-falls back to the video's own audio track, which MEAD's mp4 files carry).
+raised; so are filesystem oddities met while searching (symlink loops, dangling links, folders
+that cannot be listed, names that are not UTF-8, FIFOs: see :func:`walk_files`). A clip whose
+audio file is absent gets ``audio_path=None`` (the prepare pipeline then falls back to the
+video's own audio track, which MEAD's mp4 files carry).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -91,8 +94,25 @@ def assign_split(speaker: str, test_speakers: Iterable[str], val_speakers: Itera
     return "train"
 
 
+_CLIP_ID_RE = re.compile(
+    rf"^(?P<speaker>[MW]\d{{3}})_(?P<view>{'|'.join(VIEWS)})_(?P<emotion>{'|'.join(EMOTIONS)})"
+    r"_(?P<level>[1-3])_(?P<sentence>\d{3,4})$"
+)
+
+
+def parse_clip_id(clip_id: str) -> dict[str, str | int] | None:
+    """``M003_left_30_angry_3_001`` -> speaker, view, emotion, level (int), sentence; None when
+    ``clip_id`` is not a MEAD clip id (the inverse of :func:`~lesbench.schema.make_clip_id`)."""
+    m = _CLIP_ID_RE.match(clip_id)
+    if m is None:
+        return None
+    labels: dict[str, str | int] = dict(m.groupdict())
+    labels["level"] = int(m.group("level"))
+    return labels
+
+
 @dataclass(frozen=True)
-class _Placed:
+class Placed:
     speaker: str
     view: str | None  # None for audio
     emotion: str
@@ -100,15 +120,96 @@ class _Placed:
     sentence: str
 
 
-def _walk_files(root: Path) -> list[Path]:
-    """All files under ``root`` (following no symlinked folders), sorted, hidden ones skipped."""
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as printable, valid UTF-8 text: bytes of a name that is not UTF-8 (kept by
+    Python as lone surrogates, which Parquet, JSON files and terminals refuse) become
+    ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes are lone surrogates (surrogateescape)
+        return False
+    return True
+
+
+def walk_files(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Regular files under ``root`` (recursively, sorted, hidden names skipped) and a
+    ``(path, reason)`` note for every entry that cannot be read as one.
+
+    Symlinked folders are followed (data sets are often assembled from links) but each real
+    folder is read once, so a link back to an ancestor (a loop) or a second link to a folder
+    already read is a note, not a recursion. Also notes, never exceptions: dangling links,
+    links that loop on themselves, folders that cannot be listed (permission denied...),
+    entries that cannot be inspected, names that are not valid UTF-8 (they could not be
+    recorded in ``clips.parquet``) and special files (FIFOs, sockets, devices: opening a FIFO
+    would block the run).
+    """
     files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                files.append(Path(dirpath) / name)
-    return files
+    notes: list[tuple[str, str]] = []
+    seen: dict[tuple[int, int], Path] = {}  # real folder (device, inode) -> first path read
+
+    def note(path: Path, reason: str) -> None:
+        notes.append((display_path(path), reason))
+
+    # depth first with an explicit stack (no recursion limit on deep trees), in os.walk's order:
+    # a folder's own files, then its subfolders by name
+    stack: list[tuple[Path, frozenset[tuple[int, int]]]] = [(root, frozenset())]
+    while stack:
+        folder, ancestors = stack.pop()
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            note(folder, f"cannot inspect folder ({exc.strerror or exc})")
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            note(folder, f"symlink loop: leads back to {display_path(seen[key])}; not followed")
+            continue
+        if key in seen:
+            note(folder, f"same folder as {display_path(seen[key])}, already indexed; not followed")
+            continue
+        seen[key] = folder
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            note(folder, f"folder cannot be listed ({exc.strerror or exc}); its files were not indexed")
+            continue
+        subfolders: list[Path] = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = folder / entry.name
+            if not _is_utf8(entry.name):
+                note(path, "name is not valid UTF-8; rename it to index it")
+                continue
+            is_link = False
+            try:
+                is_link = entry.is_symlink()
+                is_dir = entry.is_dir()  # follows links
+                is_file = not is_dir and entry.is_file()
+            except OSError as exc:
+                note(path, "symlink loop (the link resolves through itself)" if exc.errno == errno.ELOOP
+                     else f"cannot inspect ({exc.strerror or exc})")
+                continue
+            if is_dir:
+                subfolders.append(path)
+            elif is_file:
+                files.append(path)
+            elif is_link:
+                try:
+                    target = display_path(os.readlink(path))
+                except OSError:
+                    target = "?"
+                note(path, f"dangling symlink (its target {target!r} does not exist)")
+            else:
+                note(path, "not a regular file (FIFO, socket or device); not read")
+        inner = ancestors | {key}
+        stack.extend((sub, inner) for sub in reversed(subfolders))
+    return files, notes
 
 
 class MeadDataset:
@@ -133,7 +234,8 @@ class MeadDataset:
         test_speakers: Sequence[str] = DEFAULT_TEST_SPEAKERS,
         val_speakers: Sequence[str] = (),
     ) -> None:
-        self.root = Path(root).expanduser().resolve()
+        # realpath, not Path.resolve: a looping root must reach the "not a folder" error
+        self.root = Path(os.path.realpath(Path(root).expanduser()))
         bad_views = [v for v in views if normalise_view(v) is None]
         if bad_views:
             raise DatasetError(f"unknown MEAD view(s) {bad_views}; known views: {', '.join(VIEWS)}")
@@ -173,7 +275,10 @@ class MeadDataset:
         root_speaker = normalise_speaker(self.root.name)
         videos: dict[tuple, Path] = {}
         audios: dict[tuple, Path] = {}
-        for path in _walk_files(self.root):
+        files, notes = walk_files(self.root)
+        for path, reason in notes:
+            self._skip(path, reason)
+        for path in files:
             rel = path.relative_to(self.root)
             name = path.name.lower()
             if name in IGNORED_NAMES and len(rel.parts) == 1:
@@ -191,7 +296,7 @@ class MeadDataset:
                     continue  # metadata next to the speakers: not a clip, nothing to report
                 self._skip(path, f"not a video or audio file ({path.suffix or 'no suffix'})")
                 continue
-            placed, reason = self._place(rel, kind, root_speaker)
+            placed, reason = place(rel, kind, root_speaker)
             if placed is None:
                 self._skip(path, reason)
                 continue
@@ -232,54 +337,58 @@ class MeadDataset:
     def _skip(self, path: Path, reason: str) -> None:
         self.skipped.append((str(path), reason))
 
-    def _place(self, rel: Path, kind: str, root_speaker: str | None) -> tuple[_Placed | None, str]:
-        """Read speaker/view/emotion/level/sentence from a path relative to the root."""
-        parts = rel.parts
-        expected = (
-            "{speaker}/video/{view}/{emotion}/level_N/NNN.mp4" if kind == "video"
-            else "{speaker}/audio/{emotion}/level_N/NNN.m4a"
-        )
-        sentence = parse_sentence(rel.stem)
-        if sentence is None:
-            return None, f"file name {rel.name!r} is not a sentence number (expected {expected})"
-        n_tail = 4 if kind == "video" else 3  # [view,] emotion, level, file
-        if len(parts) < n_tail + 1:
-            return None, f"too shallow to place (expected {expected})"
-        level = parse_level(parts[-2])
-        if level is None:
-            return None, f"missing level folder: {parts[-2]!r} is not level_1..3 (expected {expected})"
-        emotion = normalise_emotion(parts[-3])
-        if emotion is None:
-            return None, f"unknown emotion {parts[-3]!r} (known: {', '.join(EMOTIONS)})"
-        view = None
-        if kind == "video":
-            view = normalise_view(parts[-4])
-            if view is None:
-                return None, f"unknown view {parts[-4]!r} (known: {', '.join(VIEWS)})"
-        head = [p.lower() for p in parts[:-n_tail]]
-        # The media-kind folder must come just before the tail, allowing one extra nesting level
-        # (``video/video/front``) and nothing else between.
-        if not head or head[-1] != kind:
-            found = parts[-n_tail - 1] if head else "nothing"
-            return None, f"expected a {kind!r} folder above {parts[-n_tail]!r}, found {found!r} (expected {expected})"
-        # Folders above the speaker folder are free (``data/MEAD/M003/...``); between the speaker
-        # and the tail only speaker ids and the kind folder may appear (one extra nesting level,
-        # as in ``M003/M003/video`` or ``M003/video/video``), so ``M003/video/backup/front/...``
-        # is reported rather than guessed.
-        above = parts[:-n_tail]
-        first = next((i for i, p in enumerate(above) if normalise_speaker(p)), None)
-        if first is None:
-            if root_speaker is None:
-                return None, f"no speaker folder (M/W + 3 digits) in the path (expected {expected})"
-            speaker, between = root_speaker, above
-        else:
-            speaker, between = normalise_speaker(above[first]), above[first + 1:]
-        others = [p for p in between if normalise_speaker(p) is None and p.lower() != kind]
-        if others:
-            return None, f"unexpected folder(s) {others} in the path (expected {expected})"
-        ids = {normalise_speaker(p) for p in between if normalise_speaker(p)} | {speaker}
-        if len(ids) > 1:
-            return None, f"conflicting speaker folders {sorted(ids)}"
-        if len(between) > 2:
-            return None, f"nested too deep (expected {expected})"
-        return _Placed(speaker, view, emotion, level, sentence), ""
+
+def place(rel: Path, kind: str, root_speaker: str | None) -> tuple[Placed | None, str]:
+    """Speaker/view/emotion/level/sentence of a ``kind`` ("video" or "audio") file from its path
+    relative to the MEAD root (``root_speaker``: the root's own speaker id when the root is one
+    speaker's folder), or ``(None, reason)``. The one reading of MEAD paths: the reader and
+    ``lesbench validate`` use it."""
+    parts = rel.parts
+    expected = (
+        "{speaker}/video/{view}/{emotion}/level_N/NNN.mp4" if kind == "video"
+        else "{speaker}/audio/{emotion}/level_N/NNN.m4a"
+    )
+    sentence = parse_sentence(rel.stem)
+    if sentence is None:
+        return None, f"file name {rel.name!r} is not a sentence number (expected {expected})"
+    n_tail = 4 if kind == "video" else 3  # [view,] emotion, level, file
+    if len(parts) < n_tail + 1:
+        return None, f"too shallow to place (expected {expected})"
+    level = parse_level(parts[-2])
+    if level is None:
+        return None, f"missing level folder: {parts[-2]!r} is not level_1..3 (expected {expected})"
+    emotion = normalise_emotion(parts[-3])
+    if emotion is None:
+        return None, f"unknown emotion {parts[-3]!r} (known: {', '.join(EMOTIONS)})"
+    view = None
+    if kind == "video":
+        view = normalise_view(parts[-4])
+        if view is None:
+            return None, f"unknown view {parts[-4]!r} (known: {', '.join(VIEWS)})"
+    head = [p.lower() for p in parts[:-n_tail]]
+    # The media-kind folder must come just before the tail, allowing one extra nesting level
+    # (``video/video/front``) and nothing else between.
+    if not head or head[-1] != kind:
+        found = parts[-n_tail - 1] if head else "nothing"
+        return None, f"expected a {kind!r} folder above {parts[-n_tail]!r}, found {found!r} (expected {expected})"
+    # Folders above the speaker folder are free (``data/MEAD/M003/...``); between the speaker
+    # and the tail only speaker ids and the kind folder may appear (one extra nesting level,
+    # as in ``M003/M003/video`` or ``M003/video/video``), so ``M003/video/backup/front/...``
+    # is reported rather than guessed.
+    above = parts[:-n_tail]
+    first = next((i for i, p in enumerate(above) if normalise_speaker(p)), None)
+    if first is None:
+        if root_speaker is None:
+            return None, f"no speaker folder (M/W + 3 digits) in the path (expected {expected})"
+        speaker, between = root_speaker, above
+    else:
+        speaker, between = normalise_speaker(above[first]), above[first + 1:]
+    others = [p for p in between if normalise_speaker(p) is None and p.lower() != kind]
+    if others:
+        return None, f"unexpected folder(s) {others} in the path (expected {expected})"
+    ids = {normalise_speaker(p) for p in between if normalise_speaker(p)} | {speaker}
+    if len(ids) > 1:
+        return None, f"conflicting speaker folders {sorted(ids)}"
+    if len(between) > 2:
+        return None, f"nested too deep (expected {expected})"
+    return Placed(speaker, view, emotion, level, sentence), ""

@@ -192,8 +192,7 @@ class ClipProcessor:
                 config=self.config.hash(),
                 outputs=mf.output_sizes(out, written),
                 row=row,
-                hashes={p.relative_to(out).as_posix(): mf.sha256_file(p) for p in written
-                        if p.parent.name == schema.FRAMES_DIR},
+                hashes=mf.output_hashes(out, written),
             ))
         return row
 
@@ -397,6 +396,7 @@ class CoeffsProcessor:
                 config="",
                 outputs=mf.output_sizes(out, [target]),
                 row={},
+                hashes=mf.output_hashes(out, [target]),
             ), part="coeffs")
             return clip_id, time.perf_counter() - t0, None
         except Exception as exc:  # noqa: BLE001
@@ -612,6 +612,9 @@ class PrepareSummary:
     elapsed_s: float
     skipped_files: list[tuple[str, str]]
     dashboard: str | None = None
+    #: clip_id -> "path: problem" for clips redone because an output no longer matched its
+    #: done-record (damaged, resized or missing): counted in ``n_processed`` too
+    damaged: dict[str, list[str]] = field(default_factory=dict)
     face_model: dict[str, Any] = field(default_factory=dict)
     #: wall-clock seconds: index_s, startup_s (cluster + workers' landmarkers), pass1_s,
     #: coeffs_s (face model + coefficients), write_s, total_s
@@ -623,8 +626,9 @@ class PrepareSummary:
         return self.n_clips - self.by_status.get("ok", 0)
 
     def format(self, max_reasons: int = 5) -> str:
+        redone = f", {len(self.damaged)} redone for damage" if self.damaged else ""
         lines = [f"prepared {self.n_clips} clips into {self.out} in {self.elapsed_s:.1f} s "
-                 f"({self.n_processed} processed, {self.n_reused} already done; {self.n_frames} frames)"]
+                 f"({self.n_processed} processed, {self.n_reused} already done{redone}; {self.n_frames} frames)"]
         for status in schema.CLIP_STATUSES:
             if self.by_status.get(status):
                 lines.append(f"  {status:<13} {self.by_status[status]}")
@@ -633,6 +637,13 @@ class PrepareSummary:
                 extra = len(self.reasons.get(status, [])) - max_reasons
                 if extra > 0:
                     lines.append(f"      ... and {extra} more (see clips.parquet)")
+        if self.damaged:
+            lines.append(f"  {len(self.damaged)} clip(s) redone because their outputs no longer matched "
+                         "their done-records:")
+            for clip_id, problems in sorted(self.damaged.items())[:max_reasons]:
+                lines.append(f"      {clip_id}: {'; '.join(problems)}")
+            if len(self.damaged) > max_reasons:
+                lines.append(f"      ... and {len(self.damaged) - max_reasons} more")
         if self.skipped_files:
             lines.append(f"  {len(self.skipped_files)} file(s) could not be placed and were skipped:")
             for path, reason in self.skipped_files[:max_reasons]:
@@ -744,7 +755,8 @@ def prepare(
     reader = open_dataset(root, dataset, views, test_speakers, val_speakers, **(dataset_options or {}))
     clips = reader.clips()
     # an output folder inside the root is not part of the data set
-    skipped = [(p, r) for p, r in reader.skipped if out not in Path(p).resolve().parents]
+    # (realpath: Path.resolve raises on a symlink loop, and the notes name such links)
+    skipped = [(p, r) for p, r in reader.skipped if out not in Path(os.path.realpath(p)).parents]
     if not clips:
         hint = "; ".join(f"{p}: {r}" for p, r in skipped[:3])
         raise DatasetError(
@@ -773,12 +785,16 @@ def prepare(
 
         rows: dict[str, dict[str, Any]] = {}
         todo: list[schema.Clip] = []
+        damaged: dict[str, list[str]] = {}  # clip_id -> outputs that no longer match its done-record
         for clip in clips:
-            record = None if force else mf.read_valid_done(out, clip.clip_id, clip_inputs(clip), versions, cfg_hash)
-            if record is not None:
-                rows[clip.clip_id] = _refresh_row(record.row, clip)
+            done = mf.DoneCheck() if force else mf.check_done(out, clip.clip_id, clip_inputs(clip), versions, cfg_hash)
+            if done.record is not None:
+                rows[clip.clip_id] = _refresh_row(done.record.row, clip)
             else:
                 todo.append(clip)
+                if done.damage:
+                    damaged[clip.clip_id] = done.damage
+        _log_damage(log, damaged)
         n_reused = len(rows)
         n_gone = _remove_vanished(out, {c.clip_id for c in clips})
         if n_gone:
@@ -809,7 +825,8 @@ def prepare(
             startup_pass1 = runner.startup_s
             # -- pass 2: face model + coefficients --------------------------------------
             t = time.perf_counter()
-            fm_info = _coefficients_pass(out, clips, rows, runner, config, plugin_name, face_model, force, log)
+            fm_info = _coefficients_pass(out, clips, rows, runner, config, plugin_name, face_model, force, log,
+                                         damaged)
             timings["coeffs_s"] = time.perf_counter() - t - (runner.startup_s - startup_pass1)
             timings["startup_s"] = runner.startup_s
             timings["fit_s"] = float(fm_info.get("fit_s", 0.0))
@@ -870,6 +887,7 @@ def prepare(
         reasons=reasons,
         n_reused=n_reused,
         n_processed=len(todo),
+        damaged=damaged,
         n_frames=int(sum(r["n_frames"] or 0 for r in ordered)),
         elapsed_s=time.perf_counter() - t_start,
         skipped_files=skipped,
@@ -878,6 +896,12 @@ def prepare(
         rows=ordered,
         timings={**timings, "total_s": time.perf_counter() - t_start},
     )
+
+
+def _log_damage(log: Callable[[str], None], damaged: dict[str, list[str]]) -> None:
+    if damaged:
+        first = next(iter(damaged.values()))[0]
+        log(f"{len(damaged)} clip(s) to redo: their outputs no longer match their done-records (e.g. {first})")
 
 
 def _remove_vanished(out: Path, keep: set[str]) -> int:
@@ -944,9 +968,11 @@ def _lesbench_version() -> str:
 
 def _coefficients_pass(out: Path, clips: list[schema.Clip], rows: dict[str, dict[str, Any]], runner: Runner,
                        config: PrepareConfig, plugin: str, face_model: str | os.PathLike | None,
-                       force: bool, log: Callable[[str], None]) -> dict[str, Any]:
+                       force: bool, log: Callable[[str], None],
+                       damaged: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Fit (or load) the face model, write ``face_model.npz`` and every clip's coefficients;
-    fills the ``coeffs`` columns of ``rows``. Returns the model's provenance for dataset.json."""
+    fills the ``coeffs`` columns of ``rows``; adds clips whose coefficients are redone for
+    damage to ``damaged``. Returns the model's provenance for dataset.json."""
     from lesbench.pipelines.stages import CoeffsStage, file_sha256
 
     stage = CoeffsStage()
@@ -978,10 +1004,13 @@ def _coefficients_pass(out: Path, clips: list[schema.Clip], rows: dict[str, dict
     for c in usable:
         src = schema.dataset_paths(out)["frames"] / f"{c.clip_id}.parquet"
         inputs = {"frames": mf.file_fingerprint(src), "face_model": sha}
-        rec = None if force else mf.read_valid_done(out, c.clip_id, inputs, {stage.name: stage.version}, "", "coeffs")
+        done = mf.DoneCheck() if force else mf.check_done(out, c.clip_id, inputs, {stage.name: stage.version}, "",
+                                                           "coeffs")
         rows[c.clip_id][f"version_{mf.stage_column(stage.name)}"] = stage.version
-        if rec is None:
+        if done.record is None:
             todo.append(c.clip_id)
+            if done.damage and damaged is not None:
+                damaged.setdefault(c.clip_id, []).extend(done.damage)
     if todo:
         for i, res, err in runner.map(_coeffs_task, todo, (str(out), str(target), sha, config, plugin),
                                       todo, "coeffs"):
@@ -1048,7 +1077,10 @@ def _fit_face_model(out: Path, usable: list[schema.Clip], rows: dict[str, dict[s
         try:
             rec = json.loads(record_path.read_text())
             if rec.get("key") == key_hash and rec.get("size") == target.stat().st_size:
-                return rec["provenance"]
+                # by content: a damaged model would otherwise be reused and project every clip
+                if rec.get("sha256") == mf.sha256_file(target):
+                    return rec["provenance"]
+                log(f"{target}: content differs from its record ({record_path.name}); fitting it again")
         except (OSError, ValueError):
             pass
     t = time.perf_counter()
@@ -1068,5 +1100,5 @@ def _fit_face_model(out: Path, usable: list[schema.Clip], rows: dict[str, dict[s
         "fitted_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     mf.write_text(record_path, json.dumps({"key": key_hash, "size": target.stat().st_size,
-                                           "provenance": provenance}))
+                                           "sha256": mf.sha256_file(target), "provenance": provenance}))
     return {**provenance, "fit_s": time.perf_counter() - t}

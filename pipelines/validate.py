@@ -6,8 +6,12 @@ matching ``dataset.json``); per clip, the files its status promises (and none it
 frames (schema, one row per frame numbered 0..n-1 at ``t = frame / fps``, ``n_frames`` within 1
 of ``duration_s * fps``, face flag consistent with NaNs, ``face_ratio``, AUs in [0, 1]), audio
 (one row per video frame, same frame numbers, feature widths, finite values), crops (size, fps,
-frame count, audio track when the clip has audio), coefficients (one row per frame); the face
-model; no orphan files and no temp files left by an interrupted run.
+frame count, audio track when the clip has audio), coefficients (one row per frame); every
+output by content against the sha256 in its done-record (damage that keeps a file's size is
+invisible to the checks above); the labels (speaker, view, emotion, level, sentence, split)
+against the clip id, the source paths and the data set's split rule; the face model (readable,
+sha256 as ``dataset.json`` records it); no orphan files and no temp files left by an
+interrupted run.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import numpy as np
 
 from lesbench import schema
 from lesbench.pipelines import manifest as mf
+from lesbench.pipelines.folder import UNKNOWN, clip_id_from_relpath, sanitise_part
+from lesbench.pipelines.mead import assign_split, normalise_speaker, parse_clip_id, place
 
 #: Which outputs each status promises.
 PROMISES: dict[str, tuple[str, ...]] = {
@@ -62,8 +68,12 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def validate(out: str | Path, check_crops: bool = True, max_violations: int = 200) -> ValidationReport:
-    """Validate a prepared data set; never raises for a broken one (see the report)."""
+def validate(out: str | Path, check_crops: bool = True, max_violations: int = 200,
+             check_content: bool = True) -> ValidationReport:
+    """Validate a prepared data set; never raises for a broken one (see the report).
+
+    ``check_crops=False`` skips opening the crop videos; ``check_content=False`` skips hashing
+    the outputs against their done-records (it reads every byte of the data set)."""
     import pyarrow.parquet as pq
 
     out = Path(out)
@@ -125,8 +135,17 @@ def validate(out: str | Path, check_crops: bool = True, max_violations: int = 20
     if counts and counts.get("clips") != len(rows):
         rep.add(paths["dataset"], f"counts.clips = {counts.get('clips')} but clips.parquet has {len(rows)} rows")
 
+    labels = _LabelRule.from_info(info)
+    done_dir = out / mf.STATE_DIR / mf.DONE_DIR
+    if check_content and rows and not done_dir.is_dir():
+        rep.add(done_dir, "missing: no output can be verified by content (copy the data set with its "
+                          "hidden .lesbench folder, or re-run `lesbench prepare`)")
+        check_content = False
     for r in rows:
         _check_row(rep, out, r, fps, info, check_crops)
+        labels.check(rep, r)
+        if check_content:
+            _check_content(rep, out, r)
 
     # -- face model, orphans, temp files -------------------------------------------------------
     if any(r["status"] in ("ok", "no_audio", "silent_audio") for r in rows):
@@ -139,6 +158,10 @@ def validate(out: str | Path, check_crops: bool = True, max_violations: int = 20
                         rep.add(paths["face_model"], "empty archive")
             except Exception as exc:  # noqa: BLE001
                 rep.add(paths["face_model"], f"unreadable ({type(exc).__name__}: {exc})")
+            want = (info.get("face_model") or {}).get("sha256") if info else None
+            if check_content and want and mf.sha256_file(paths["face_model"]) != want:
+                rep.add(paths["face_model"], "content differs from the sha256 dataset.json records: the file is "
+                                             "damaged or was replaced")
     known = set(ids)
     for kind, suffix in SUFFIX.items():
         folder = paths[kind]
@@ -313,3 +336,128 @@ def _check_crops(rep: ValidationReport, path: Path, n: int, fps: float, info: di
         rep.add(path, f"crop video has {m.n_frames} frames, the clip {n}")
     if has_audio and not m.has_audio:
         rep.add(path, "crop video has no audio track although the clip has audio")
+
+
+def _check_content(rep: ValidationReport, out: Path, r: dict[str, Any]) -> None:
+    """Every output of the clip against the size and sha256 in its done-records; files the
+    clip has that no record lists cannot be verified, which is a violation too."""
+    cid = r["clip_id"]
+    covered: set[str] = set()
+    for part in ("clip", "coeffs"):
+        record = mf.read_done(out, cid, part)
+        if record is None:
+            if mf.done_path(out, cid, part).exists():
+                rep.add(mf.done_path(out, cid, part), "unreadable done-record")
+            continue
+        if record.clip_id != cid:
+            rep.add(mf.done_path(out, cid, part), f"done-record of clip {record.clip_id!r}, expected {cid!r}")
+            continue
+        for rel, problem in mf.verify_outputs(out, record):
+            if (out / rel).exists():  # a missing promised file is reported by the file checks
+                rep.add(out / rel, problem)
+        covered.update(record.outputs)
+    for kind, suffix in SUFFIX.items():
+        p = schema.dataset_paths(out)[kind] / f"{cid}{suffix}"
+        rel = p.relative_to(out).as_posix()
+        if rel not in covered and p.is_file():
+            rep.n_files_checked += 1
+            rep.add(p, "no done-record lists this file, so its content cannot be verified "
+                       "(re-run `lesbench prepare` to redo the clip)")
+
+
+@dataclass
+class _LabelRule:
+    """How a data set's reader derives labels, to check ``clips.parquet`` against: ``dataset``
+    (reader name), ``root`` (source root the paths are relative to), test/val speakers, and
+    whether a folder data set had a sidecar (which may set any label)."""
+
+    dataset: str | None
+    root: Path | None
+    test_speakers: tuple[str, ...] = ()
+    val_speakers: tuple[str, ...] = ()
+    sidecar: bool = False
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> "_LabelRule":
+        reader = info.get("reader") or {}
+        config = info.get("config") or {}
+        dataset = reader.get("dataset") or info.get("dataset") or config.get("dataset")
+        root = reader.get("root") or info.get("source_root")
+        return cls(
+            dataset=dataset,
+            root=Path(root) if root else None,
+            test_speakers=tuple(reader.get("test_speakers", config.get("test_speakers")) or ()),
+            val_speakers=tuple(reader.get("val_speakers", config.get("val_speakers")) or ()),
+            sidecar=bool(reader.get("sidecar")),
+        )
+
+    def _relative(self, path: str) -> tuple[Path, str | None]:
+        """``path`` relative to the source root (and the root's speaker id when the root is
+        one speaker's folder); the whole path when it lies elsewhere."""
+        p = Path(path)
+        if self.root is not None:
+            try:
+                return p.relative_to(self.root), normalise_speaker(self.root.name)
+            except ValueError:
+                pass
+        return Path(*p.parts[1:]) if p.is_absolute() else p, None
+
+    def check(self, rep: ValidationReport, r: dict[str, Any]) -> None:
+        if self.dataset == "mead":
+            self._check_mead(rep, r)
+        elif self.dataset == "folder":
+            self._check_folder(rep, r)
+
+    def _check_mead(self, rep: ValidationReport, r: dict[str, Any]) -> None:
+        cid = r["clip_id"]
+        where = f"clips.parquet[{cid}]"
+        fields = ("speaker", "view", "emotion", "level", "sentence")
+        from_id = parse_clip_id(cid)
+        if from_id is None:
+            rep.add(where, "clip_id is not a MEAD clip id ({speaker}_{view}_{emotion}_{level}_{sentence})")
+        else:
+            for f in fields:
+                if r[f] != from_id[f]:
+                    rep.add(where, f"{f} {r[f]!r} contradicts the clip id ({from_id[f]!r})")
+        for kind, key in (("video", "video_path"), ("audio", "audio_path")):
+            if not r[key]:
+                continue
+            rel, root_speaker = self._relative(r[key])
+            placed, reason = place(rel, kind, root_speaker)
+            if placed is None:
+                rep.add(where, f"{key} {r[key]} is not a MEAD {kind} path: {reason}")
+                continue
+            for f in fields:
+                got = getattr(placed, f)
+                if got is not None and r[f] != got:  # audio paths have no view
+                    rep.add(where, f"{f} {r[f]!r} contradicts the {kind} path {r[key]} ({got!r})")
+        self._check_split(rep, r, where)
+
+    def _check_folder(self, rep: ValidationReport, r: dict[str, Any]) -> None:
+        import hashlib
+
+        cid = r["clip_id"]
+        where = f"clips.parquet[{cid}]"
+        if r["video_path"] and self.root is not None:
+            try:
+                rel = Path(r["video_path"]).relative_to(self.root).as_posix()
+            except ValueError:
+                rep.add(where, f"video_path {r['video_path']} is outside the source root {self.root}")
+                return
+            base = clip_id_from_relpath(rel)
+            if cid not in (base, f"{base}__{hashlib.sha1(rel.encode()).hexdigest()[:8]}"):
+                rep.add(where, f"clip_id contradicts the video path {rel} (expected {base!r})")
+        if self.sidecar:
+            return  # a sidecar may set any label and the split: nothing else to derive them from
+        want = {"speaker": UNKNOWN, "view": UNKNOWN, "emotion": UNKNOWN, "level": 0,
+                "sentence": sanitise_part(Path(r["video_path"] or "").stem)}
+        for f, value in want.items():
+            if r[f] != value:
+                rep.add(where, f"{f} {r[f]!r} but the data set has no sidecar to give it (expected {value!r})")
+        self._check_split(rep, r, where)
+
+    def _check_split(self, rep: ValidationReport, r: dict[str, Any], where: str) -> None:
+        want = assign_split(r["speaker"], self.test_speakers, self.val_speakers)
+        if r["split"] in schema.SPLITS and r["split"] != want:
+            rep.add(where, f"split {r['split']!r} contradicts the data set's split rule: speaker {r['speaker']!r} "
+                           f"is {want!r} (test speakers {list(self.test_speakers)}, val {list(self.val_speakers)})")

@@ -171,3 +171,81 @@ def test_clip_id_from_relpath() -> None:
 def test_readers_are_registered() -> None:
     assert DATASETS.get("mead") is MeadDataset
     assert DATASETS.get("folder") is FolderDataset
+
+
+# ------------------------------------------------------------------ filesystem oddities
+
+
+def odd_tree(root: Path) -> dict[str, str]:
+    """Two placeable clips plus every filesystem oddity the readers must survive; returns
+    relative path -> a word the skip reason must contain."""
+    import os
+
+    touch(root, "M003/video/front/angry/level_3/001.mp4")
+    real = touch(tmp := root.parent / "elsewhere", "happy/level_3/002.mp4").parent.parent
+    assert tmp.is_dir()
+    os.symlink(real, root / "M003" / "video" / "front" / "happy")  # a linked folder: followed
+    lvl = root / "M003" / "video" / "front" / "angry" / "level_3"
+    os.symlink("..", lvl / "up")  # loop back to an ancestor
+    os.symlink("self.mp4", lvl / "self.mp4")  # a link that resolves through itself
+    os.symlink("nowhere.mp4", lvl / "003.mp4")  # dangling
+    os.mkfifo(lvl / "004.mp4")  # opening it would block
+    (lvl / os.fsdecode(b"\xff05.mp4")).write_bytes(b"")  # not UTF-8
+    os.symlink(real, root / "M003" / "video" / "front" / "sad")  # second link to a folder already read
+    touch(root, "W011/video/front/sad/level_3/001.mp4")  # in a folder we make unlistable
+    return {
+        "M003/video/front/angry/level_3/up": "loop",
+        "M003/video/front/angry/level_3/self.mp4": "loop",
+        "M003/video/front/angry/level_3/003.mp4": "dangling",
+        "M003/video/front/angry/level_3/004.mp4": "not a regular file",
+        "M003/video/front/angry/level_3/\\xff05.mp4": "utf-8",
+        "M003/video/front/sad": "already indexed",
+        "W011/video/front/sad": "permission denied",
+    }
+
+
+@pytest.fixture()
+def odd_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, str]]:
+    import os
+
+    root = tmp_path / "mead"
+    expected = odd_tree(root)
+    blocked = root / "W011" / "video" / "front" / "sad"
+    real_scandir = os.scandir
+
+    def scandir(path):  # tests run as root, where chmod 000 does not stop reading
+        if Path(path) == blocked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return root, expected
+
+
+def test_readers_note_filesystem_oddities_and_never_raise(odd_root) -> None:
+    root, expected = odd_root
+    ds = MeadDataset(root)
+    clips = ds.clips()
+    assert [c.clip_id for c in clips] == ["M003_front_angry_3_001", "M003_front_happy_3_002"]
+    # the linked folder is indexed under its path in the tree
+    assert clips[1].video_path == str(root / "M003/video/front/happy/level_3/002.mp4")
+    reasons = {Path(p).relative_to(root).as_posix(): r for p, r in ds.skipped}
+    assert set(reasons) == set(expected)
+    for rel, word in expected.items():
+        assert word in reasons[rel].lower(), (rel, reasons[rel])
+    for p, r in ds.skipped:  # printable everywhere: Parquet, JSON, terminals
+        assert p.encode("utf-8") and r.encode("utf-8")
+
+    folder = FolderDataset(root)
+    assert len(folder.clips()) == 2
+    assert {Path(p).relative_to(root).as_posix() for p, _ in folder.skipped} == set(expected)
+
+
+def test_looping_root_is_a_clear_error(tmp_path: Path) -> None:
+    import os
+
+    os.symlink(tmp_path / "loop", tmp_path / "loop")
+    with pytest.raises(DatasetError, match="not a folder"):
+        MeadDataset(tmp_path / "loop").clips()
+    with pytest.raises(DatasetError, match="not a folder"):
+        FolderDataset(tmp_path / "loop").clips()
