@@ -369,3 +369,38 @@ def test_score_records_the_trained_classifiers_weights(tmp_path):
     clf = _au_classifier_file(tmp_path / "emotion-au-w.safetensors")
     assert _metric_weights(EmotionAccuracy(classifier=str(clf), device="cpu")) == {
         "emotion-au-w": hashlib.sha256(clf.read_bytes()).hexdigest()}
+
+
+def test_external_videos_keep_their_length_and_are_paired_by_the_scorer(prepared, tmp_path):
+    """A shorter external video is scored (linspace pairing), not trimmed/padded; a video at the
+    crop size is scored from its own file (no re-encoding); a clip list selects test clips."""
+    from lesbench.evaluate import evaluate
+    from lesbench.metrics.protocol import paired_indices
+
+    data = PreparedData.open(prepared)
+    videos = tmp_path / "eat_out"
+    videos.mkdir()
+    gt = data.read_crop("W002_front_happy_3_002")
+    short = gt[[i for i in range(len(gt)) if i % 3 != 2]]  # every third frame dropped: 7 of 10
+    io_mod.write_video(videos / "W002_hap_3_002.mp4", short, fps=25)
+    io_mod.write_video(videos / "W002_neu_1_001.mp4", data.read_crop("W002_front_neutral_1_001"), fps=25)
+    res = evaluate("external", prepared, out=tmp_path / "res", metrics=["psnr"], control=False,
+                   method_options={"videos": videos, "card": "eat"},
+                   clips=["W002_hap_3_002", "W002_front_neutral_1_001", "M030_sur_3_001"])
+    rec = res.record
+    assert res.videos["W002_front_happy_3_002"] == videos / "W002_hap_3_002.mp4"  # its own file
+    assert rec["generation"]["lengths_differ"] == {"W002_front_happy_3_002": [7, 10]}
+    assert rec["dataset"]["clip_list"]["missing"] == ["M030_front_surprised_3_001"]
+    assert rec["dataset"]["n_test_clips"] == 2
+    psnr = rec["scores"]["psnr"]
+    assert psnr["counts"] == {"n_clips": 2, "n_frames": 17, "n_identical": 0}
+    # by hand: the short clip against the reference paired by linspace, plus the other clip
+    p = io_mod.read_frames(videos / "W002_hap_3_002.mp4", fps=25)
+    r = io_mod.read_frames(data.crop_path("W002_front_happy_3_002"), fps=25)
+    ip, ir = paired_indices(len(p), len(r))
+    assert ir.tolist() == [0, 1, 2, 4, 5, 7, 8]
+    short_psnr = np.mean([_psnr(p[a], r[b]) for a, b in zip(ip, ir)])
+    p2 = io_mod.read_frames(videos / "W002_neu_1_001.mp4", fps=25)
+    r2 = io_mod.read_frames(data.crop_path("W002_front_neutral_1_001"), fps=25)
+    other = np.mean([_psnr(a, b) for a, b in zip(p2, r2)])
+    assert psnr["value"] == pytest.approx((short_psnr + other) / 2, abs=1e-9)
