@@ -316,3 +316,20 @@ def test_eat_mead_passes_the_lmd_definition_and_paired_frames(clips, monkeypatch
     _make_metric("lmd", load_protocol("mead-v1"), None, {})
     assert _RecordingLMD.made[-1] == {"landmarks": "mediapipe478", "crop_size": 256, "pairing": "linspace",
                                       "definition": "lesbench"}  # mead-v1: the default, unchanged
+
+
+@pytest.mark.meaddev
+@pytest.mark.slow
+def test_eat_mead_equals_eats_definition_on_real_degraded_pairs(mead_dev, tmp_path):
+    """The five real pairs of ``bench_protocols`` (compression, shift, blur, another clip,
+    dropped frames): every pair is scored, and eat-mead's PSNR/SSIM equal EAT's definition."""
+    from lesbench.metrics.bench_protocols import build_degraded_pairs
+
+    pred, ref = build_degraded_pairs(mead_dev, tmp_path)
+    report = score(pred, ref=ref, metrics=["psnr", "ssim"], protocol="eat-mead")
+    names = sorted(p.name for p in pred.iterdir())
+    psnr_ref, ssim_ref, lengths = _eat_reference(pred, ref, names)
+    assert len(lengths) == 5 and report.metrics["psnr"].counts["n_clips"] == 5
+    assert report.metrics["psnr"].counts["n_frames"] == sum(lengths)
+    assert report.metrics["psnr"].value == pytest.approx(psnr_ref, abs=1e-9)
+    assert report.metrics["ssim"].value == pytest.approx(ssim_ref, abs=1e-9)
