@@ -500,7 +500,8 @@ def evaluate(
             pred[clip_id] = path
             ref[clip_id] = crop
             sources[clip_id] = src_id
-            say(f"[{i + 1}/{len(rows)}] {clip_id}: generated {n_gen} frames" + (f" (reference {n_frames})" if n_gen != n_frames else ""))
+            say(f"[{i + 1}/{len(rows)}] {clip_id}: generated {n_gen} frames"
+                + (f" (reference {n_frames})" if n_gen != n_frames else ""))
         except Exception as exc:  # one bad clip never stops the run; it is recorded
             if isinstance(exc, KeyboardInterrupt):
                 raise

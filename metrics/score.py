@@ -27,8 +27,10 @@ Frames: a metric that reads both videos gets *paired* frames — the protocol's 
 frame sampling of those pairs — so clips of different lengths are scored, never dropped.
 Values that cannot be computed (PSNR of identical frames, frames or clips without a face) follow
 the protocol's rule and are counted in :attr:`MetricResult.counts` / ``skipped``; counts are
-sums, never averaged or given a confidence interval. Each video is decoded and face-tracked ONCE (one MediaPipe tracker for
-the run) and the result is shared by every metric. A clip without an audio stream, without a
+sums, never averaged or given a confidence interval.
+
+Each video is decoded and face-tracked ONCE (one MediaPipe tracker for the run) and the result
+is shared by every metric. A clip without an audio stream, without a
 face, or that cannot be decoded is reported per clip with the reason; it never stops the run.
 A metric that cannot run here (weights or package missing) is listed as unavailable with the
 reason, whether it finds out when constructed or only in ``update``/``compute`` (it is then
@@ -455,13 +457,8 @@ def _better(name: str, key: str, default: bool | None) -> bool | None:
 
 def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
     """Percentile bootstrap CI of the mean over clips (seeded); None with fewer than 2 values."""
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
-    if len(x) < 2:
-        return None
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
-    a = (1 - level) / 2
-    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+    x = [v for v in values if v is not None and np.isfinite(v)]
+    return bootstrap_ci_weighted(x, [1.0] * len(x), n, seed, level)
 
 
 def bootstrap_ci_weighted(values: Sequence[float], weights: Sequence[float], n: int = 1000, seed: int = 0,
@@ -488,7 +485,7 @@ def _split_counts(value: Any) -> tuple[Any, dict[str, int]]:
         return value, {}
     counts = {k: int(v) for k, v in value.items() if k.startswith("n_") and isinstance(v, (int, float, np.number))
               and np.isfinite(v)}
-    return {k: v for k, v in value.items() if k not in counts}, counts
+    return {k: v for k, v in value.items() if not k.startswith("n_")}, counts
 
 
 def _scalars(value: Any) -> dict[str, float]:
@@ -552,7 +549,8 @@ def _make_metric(name: str, protocol: Protocol, device: str | None, options: dic
 
 
 def _select_clips(pred_entries: dict[str, ClipEntry], proto: Protocol,
-                  clips: str | Path | Sequence[str] | None) -> tuple[dict[str, ClipEntry], dict[str, str], dict[str, Any] | None]:
+                  clips: str | Path | Sequence[str] | None
+                  ) -> tuple[dict[str, ClipEntry], dict[str, str], dict[str, Any] | None]:
     """Apply the clip list (``clips``, else the protocol's ``clip_list``) and the protocol's
     speaker filter: ``(kept entries, excluded key -> reason, clip-list record)``."""
     source = clips if clips is not None else proto.clip_list
@@ -761,13 +759,14 @@ def _summarise(name: str, m: Metric, res: MetricResult, unit: str, clips: dict[s
             if len(finite) < len(vals):  # counted, never silently left out
                 res.counts[f"n_clips_no_value{'_' + k if k else ''}"] = len(vals) - len(finite)
             if aggregate == "frames":
-                w = [counts.get(c, {}).get("n_frames") for c in finite]
-                if any(x is None for x in w):
+                frames = [counts.get(c, {}).get("n_frames") for c in finite]
+                if any(x is None for x in frames):
                     raise ValueError(f"{name}: aggregate 'frames' needs per-frame counts, which this metric "
                                      "does not report")
-                wsum = float(sum(w))  # type: ignore[arg-type]
+                w = [float(x) for x in frames if x is not None]
+                wsum = float(sum(w))
                 agg[k] = float(np.dot(list(finite.values()), w) / wsum) if wsum > 0 else float("nan")
-                cis[k] = bootstrap_ci_weighted(list(finite.values()), w, proto.bootstrap_n, proto.bootstrap_seed,  # type: ignore[arg-type]
+                cis[k] = bootstrap_ci_weighted(list(finite.values()), w, proto.bootstrap_n, proto.bootstrap_seed,
                                                proto.bootstrap_level)
             else:
                 agg[k] = float(np.mean(list(finite.values()))) if finite else float("nan")
@@ -869,9 +868,9 @@ def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, p
                 per_clip[name][key] = {"skipped": "no face"}
                 continue
         sampling = proto.sampling(name)
-        if "pred_video" in inputs and "ref_video" in inputs:
+        if "pred_video" in inputs and "ref_video" in inputs and rv is not None:
             # paired metric: the protocol's pairing of the two clips, then its sampling of the pairs
-            pred_idx, ref_idx = proto.paired_frame_indices(name, len(pv.frames), len(rv.frames))  # type: ignore[union-attr]
+            pred_idx, ref_idx = proto.paired_frame_indices(name, len(pv.frames), len(rv.frames))
         else:
             pred_idx = sampling.indices(len(pv.frames))
             ref_idx = sampling.indices(len(rv.frames)) if ref_ok and rv is not None else np.zeros(0, np.int64)
@@ -881,7 +880,7 @@ def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, p
                 args[inp] = pv.frames[pred_idx]
             elif inp == "ref_video":
                 idx = ref_idx
-                if rv.cache is not None and hasattr(m, "update_features") and hasattr(m, "features"):  # type: ignore[union-attr]
+                if rv.cache is not None and hasattr(m, "update_features") and hasattr(m, "features"):
                     # Inception metrics: the reference clip's features come from the cache
                     args[inp] = _CachedFeatures(rv.cache.inception(  # type: ignore[union-attr]
                         rv.entry.video, idx, m.feature_key,  # type: ignore[union-attr,attr-defined]
@@ -913,8 +912,8 @@ def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, p
                 if units[name] != "dataset":
                     m.reset()
                 pred_frames = args.get("pred_video")
-                m.update_features(pred=m.features(pred_frames) if pred_frames is not None and len(pred_frames) else None,  # type: ignore[attr-defined]
-                                  ref=args["ref_video"].features)
+                pred_feats = m.features(pred_frames) if pred_frames is not None and len(pred_frames) else None  # type: ignore[attr-defined]
+                m.update_features(pred=pred_feats, ref=args["ref_video"].features)  # type: ignore[attr-defined]
                 per_clip[name][key] = True if units[name] == "dataset" else _clip_value(m, clip_counts, name, key)
             elif units[name] == "dataset":
                 m.update(**args)
