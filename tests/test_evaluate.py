@@ -404,3 +404,25 @@ def test_external_videos_keep_their_length_and_are_paired_by_the_scorer(prepared
     r2 = io_mod.read_frames(data.crop_path("W002_front_neutral_1_001"), fps=25)
     other = np.mean([_psnr(a, b) for a, b in zip(p2, r2)])
     assert psnr["value"] == pytest.approx((short_psnr + other) / 2, abs=1e-9)
+
+
+def test_cli_evaluate_with_an_eat_mead_protocol_and_a_clip_list(prepared, tmp_path, capsys):
+    """`lesbench evaluate --protocol <eat-mead> --clips FILE`: the protocol's speakers and the
+    listed clips are evaluated, PSNR pooled over frames, counts printed."""
+    import yaml
+
+    from lesbench.metrics.protocol import load_protocol
+
+    raw = dict(load_protocol("eat-mead").raw)
+    raw["test_speakers"] = ["W002"]  # the fake data's test speaker stands in for EAT's four
+    proto = tmp_path / "eat-like.yaml"
+    proto.write_text(yaml.safe_dump(raw))
+    lst = tmp_path / "clips.txt"
+    lst.write_text("W002_neu_1_001\nW002_hap_3_002\n")
+    assert main(["evaluate", "--method", "ground-truth", "--data", str(prepared), "--protocol", str(proto),
+                 "--clips", str(lst), "--metrics", "psnr,ssim", "--no-control", "--out", str(tmp_path / "res")]) == 0
+    out = capsys.readouterr().out
+    assert "eat-mead@1.0" in out and "2/2 clips generated" in out
+    assert "n_clips=2 n_frames=20" in out  # counts, printed as counts
+    rec = json.loads(next((tmp_path / "res" / "eat-mead").rglob("ground-truth.json")).read_text())
+    assert rec["dataset"]["clip_list"]["missing"] == [] and rec["scores"]["ssim"]["version"] == "rgb-uniform7-sample-255/1"
