@@ -296,8 +296,10 @@ def normalise_report(report: Any) -> dict[str, dict[str, Any]]:
         hib = getattr(r, "higher_is_better", None)
         base = {"version": str(getattr(r, "version", "")), "weights": dict(getattr(r, "weights", {}) or {})}
         per_clip = getattr(r, "per_clip", {}) or {}
-        n = sum(1 for v in per_clip.values() if v is not None and not isinstance(v, dict)) or None
         counts = dict(getattr(r, "counts", {}) or {})
+        # clips with a value (a multi-output metric's per-clip values are dicts, skipped clips too)
+        n = counts.get("n_clips") or sum(1 for v in per_clip.values()
+                                         if v is not None and not (isinstance(v, dict) and "skipped" in v)) or None
         skipped = dict(getattr(r, "skipped", {}) or {})
         if counts or skipped:  # counts are sums (never a CI); they go with every output
             base["counts"] = {**counts, **({"skipped": skipped} if skipped else {})}
