@@ -1,14 +1,19 @@
-"""Evaluation protocols as versioned data (DESIGN §7).
+"""Evaluation protocols as versioned data (docs/protocols.md compares the built-in ones).
 
 A protocol fixes everything that changes a number without changing the method: test speakers,
 views, crop, frame rate, sample rate, which frames each metric reads, how generated and
-reference frames are paired, the emotion classifier, the AU activation thresholds and the
-bootstrap settings. Protocols are YAML files (``yaml.safe_load``); the built-in ones live in
-``lesbench/metrics/protocols/*.yaml`` and any other file can be passed by path.
+reference frames are paired, how values are averaged (per clip or pooled over frames), the rule
+for values that cannot be computed (PSNR of identical frames), metric settings (SSIM window,
+landmark set and LMD definition, FID channel order), the test-clip selection (clip list,
+speakers), the emotion classifier, the AU activation thresholds and the bootstrap settings.
+Protocols are YAML files (``yaml.safe_load``); the built-in ones (``mead-v1``, ``eat-mead``,
+``demo-v1``) live in ``lesbench/metrics/protocols/*.yaml`` and any other file can be passed by
+path.
 
     p = load_protocol("mead-v1")
     p.test_speakers                     # ('M003', 'M030', 'W009', 'W015')
     p.frame_indices("fid", n_frames=120)  # which frames FID reads from a 120-frame clip
+    p.paired_frame_indices("psnr", 120, 100)  # (generated, reference) frames PSNR compares
 """
 
 from __future__ import annotations
