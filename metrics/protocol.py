@@ -119,6 +119,8 @@ class Protocol:
     #: A file listing the clips to score (``clip_list``: one clip id or EAT-style name per
     #: line); None = every clip. Relative paths are relative to the protocol file.
     clip_list: str | None = None
+    #: Metrics run when none are named (``metrics``); empty = lesbench's full default suite.
+    default_metrics: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -297,6 +299,7 @@ def _from_dict(d: dict[str, Any], source: str) -> Protocol:
         ssim_sample_covariance=None if ssim.get("sample_covariance") is None else bool(ssim["sample_covariance"]),
         filter_speakers=bool(section("test_clips").get("filter_speakers", False)),
         clip_list=clip_list,
+        default_metrics=tuple(str(m) for m in (d.get("metrics") or ())),
         raw=d,
     )
 

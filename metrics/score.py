@@ -625,7 +625,7 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
 
     t0 = time.perf_counter()
     proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
-    names = list(metrics) if metrics else list(DEFAULT_METRICS)
+    names = list(metrics) if metrics else list(proto.default_metrics or DEFAULT_METRICS)
     options = metric_options or {}
     pred_entries, excluded, clip_record = _select_clips(discover(pred), proto, clips)
     ref_entries = _pair_refs(pred_entries, discover(ref)) if ref is not None else {}

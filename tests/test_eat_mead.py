@@ -84,10 +84,11 @@ def test_eat_mead_protocol_states_eats_settings():
     assert (p.lmd_landmarks, p.lmd_definition) == ("dlib68", "eat")
     assert p.sampling("fid").frames_per_clip == 5 and p.fid_channel_order == "bgr"
     assert p.psnr_identical == "skip"
+    assert p.default_metrics == ("psnr", "ssim", "lmd", "fid", "lse")  # what EAT's code reports
     m = load_protocol("mead-v1")  # lesbench's own setting is unchanged apart from the stated rules
     assert (m.ssim_window, m.lmd_definition, m.fid_channel_order, m.psnr_identical) == \
         ("gaussian", "lesbench", "rgb", "cap")
-    assert m.sampling("psnr").aggregate == "clips" and not m.filter_speakers
+    assert m.sampling("psnr").aggregate == "clips" and not m.filter_speakers and m.default_metrics == ()
     assert "EAT" in m.description and "NOT numerically comparable" in m.description
 
 

@@ -29,8 +29,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pred", help="generated videos: folder, MEAD tree or prepared data set")
     p.add_argument("--ref", default=None, help="reference videos, paired with PRED by relative path / clip id")
     p.add_argument("--metrics", default=None,
-                   help="comma-separated metric names (default: fid,psnr,ssim,lpips,csim,lmd,sync,lse,au,emotion;"
-                        " `lesbench ls metrics` lists them)")
+                   help="comma-separated metric names (default: the protocol's `metrics`, else fid,psnr,ssim,"
+                        "lpips,csim,lmd,sync,lse,au,emotion; `lesbench ls metrics` lists them)")
     p.add_argument("--protocol", default="mead-v1",
                    help="protocol name or path of a protocol .yaml (default mead-v1; eat-mead reproduces EAT's "
                         "evaluation code, see docs/protocols.md)")
