@@ -517,6 +517,8 @@ def evaluate(
     if scorer is None:  # reference-clip features cached next to the methods' work folders
         scorer = functools.partial(default_scorer, cache_dir=workdir.parent / "cache" / "score")
     scored_rows = [r for r in rows if str(r["clip_id"]) in pred]
+    # a protocol may name its own default metrics (eat-mead: those EAT's code reports)
+    metrics = list(metrics) if metrics else (list(getattr(proto, "default_metrics", ()) or ()) or None)
     scores = scorer(pred, ref, proto, metrics, scored_rows, device, **scorer_kwargs)
     values = {k: v for k, v in scores.items() if "unavailable" not in v}
     unavailable = {k: v["unavailable"] for k, v in scores.items() if "unavailable" in v}
