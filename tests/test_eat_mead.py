@@ -334,3 +334,33 @@ def test_eat_mead_equals_eats_definition_on_real_degraded_pairs(mead_dev, tmp_pa
     assert report.metrics["psnr"].counts["n_frames"] == sum(lengths)
     assert report.metrics["psnr"].value == pytest.approx(psnr_ref, abs=1e-9)
     assert report.metrics["ssim"].value == pytest.approx(ssim_ref, abs=1e-9)
+
+
+def test_score_feeds_fid_eats_five_paired_frames_per_clip_as_bgr(clips, monkeypatch):
+    import lesbench.metrics.fid as fid_mod
+
+    pred, ref = clips
+    batches: list[np.ndarray] = []
+    # what is checked here is which frames reach the network; the distance itself is tested in
+    # test_metrics_fid.py (a 2048-d matrix square root would take most of this test's time)
+    monkeypatch.setattr(fid_mod, "frechet_distance", lambda mu1, s1, mu2, s2: float(np.sum((mu1 - mu2) ** 2)))
+
+    class Recorder:
+        sha256 = "0" * 64
+
+        def __call__(self, frames: np.ndarray) -> np.ndarray:
+            batches.append(frames.copy())
+            rng = np.random.default_rng(len(batches))
+            return rng.normal(size=(len(frames), 2048))
+
+    report = score(pred, ref=ref, metrics=["fid"], protocol="eat-mead",
+                   metric_options={"fid": {"extractor": Recorder(), "load": False}})
+    fid = report.metrics["fid"]
+    assert fid.unavailable is None and np.isfinite(fid.value)
+    assert fid.counts == {"n_clips": 3, "n_pred_frames": 15, "n_ref_frames": 15}
+    # clip W009_front_happy_3_001 (12 generated vs 9 reference frames) comes first by key
+    fake, gt = _decoded(pred / "W009_front_happy_3_001.mp4"), _decoded(ref / "W009_front_happy_3_001.mp4")
+    fake_p, gt_p = _eat_pairs(fake, gt)
+    samp = np.linspace(0, 9, 5, False).astype(np.int32)
+    got = {b.tobytes() for b in batches}
+    assert fake_p[samp][..., ::-1].tobytes() in got and gt_p[samp][..., ::-1].tobytes() in got
