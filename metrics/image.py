@@ -366,4 +366,5 @@ def lpips(pred: np.ndarray, ref: np.ndarray, net: str = "alex", device: str | No
     return float(lpips_frames(pred, ref, load_lpips(net, device)).mean())
 
 
-__all__ = ["PSNR", "SSIM", "LPIPS", "psnr", "ssim", "lpips", "psnr_frames", "ssim_frames", "load_lpips"]
+__all__ = ["PSNR", "SSIM", "LPIPS", "psnr", "ssim", "lpips", "psnr_frames", "ssim_frames", "ssim_taps",
+           "apply_identical_rule", "load_lpips"]

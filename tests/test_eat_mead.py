@@ -23,7 +23,7 @@ from lesbench.errors import LesbenchError
 from lesbench.metrics.base import Metric
 from lesbench.metrics.fid import FID, to_channel_order
 from lesbench.metrics.image import PSNR, SSIM, apply_identical_rule, psnr_frames, ssim_frames
-from lesbench.metrics.protocol import canonical_clip_id, load_protocol, paired_indices, read_clip_list
+from lesbench.metrics.protocol import canonical_clip_id, load_protocol, read_clip_list
 from lesbench.metrics.score import bootstrap_ci, bootstrap_ci_weighted, score
 
 
