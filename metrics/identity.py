@@ -167,6 +167,10 @@ class CSIM(Metric):
         self.count += int(ok.sum())
         self.per_clip.append(float(vals[ok].mean()) if ok.any() else float("nan"))
 
+    def frame_counts(self) -> dict[str, int]:
+        """Frames in the mean (``n_frames``) and generated frames without a face (``n_no_face``)."""
+        return {"n_frames": int(self.count), "n_no_face": int(self.n_no_face)}
+
     def compute(self) -> float:
         """Mean over frames with a face; NaN when no generated frame had one (see ``n_no_face``)."""
         if self.count == 0:

@@ -6,16 +6,27 @@ averages clips. Settings follow common talking-head evaluations and scikit-image
 tests use as the reference:
 
 **PSNR** (dB, higher is better): ``10 log10(255² / MSE)`` over all pixels and channels of a
-frame (``skimage.metrics.peak_signal_noise_ratio(ref, pred, data_range=255)``). Identical frames
-give ``inf`` (as scikit-image); a clip's value is the mean over frames.
+frame (``skimage.metrics.peak_signal_noise_ratio(ref, pred, data_range=255)``, which is also
+what scikit-image infers for uint8 without ``data_range``). Identical frames have MSE 0 and an
+infinite PSNR; :class:`PSNR` follows the protocol's rule for them (``identical="cap"``: the
+frame counts as ``cap_db`` dB; ``"skip"``: it is left out of the mean) and counts them
+(``n_identical``) either way. A clip's value is the mean over its frames.
 
 **SSIM** (unitless, in [-1, 1], higher is better; Wang et al. 2004, "Image quality assessment:
-from error visibility to structural similarity", IEEE TIP): Gaussian window σ = 1.5 truncated at
-3.5σ (11×11), population covariance, K1 = 0.01, K2 = 0.03, data range 255, computed on each RGB
-channel and averaged, border of 5 px (the window radius) excluded — exactly
-``structural_similarity(ref, pred, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False, data_range=255)``. Implemented as separable float64 convolutions in
-torch (batched over frames), not by calling scikit-image.
+from error visibility to structural similarity", IEEE TIP), K1 = 0.01, K2 = 0.03, data range
+255, computed on each RGB channel and averaged, the border of the window radius excluded.
+Two windows:
+
+- ``window="gaussian"`` (default, mead-v1): Gaussian σ = 1.5 truncated at 3.5σ (11×11),
+  population covariance — exactly ``structural_similarity(ref, pred, channel_axis=-1,
+  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)``;
+- ``window="uniform"`` (eat-mead): 7×7 box, sample covariance (variances × 49/48) —
+  scikit-image's defaults, i.e. ``structural_similarity(ref, pred, channel_axis=-1)`` on uint8,
+  which is what EAT's ``structural_similarity(gt, fake, multichannel=True)`` meant
+  (``multichannel=True`` was renamed ``channel_axis=-1`` in scikit-image 0.19).
+
+Implemented as separable float64 'valid' convolutions in torch (batched over frames), not by
+calling scikit-image; the tests compare both windows with scikit-image.
 
 **LPIPS** (unitless, lower is better; Zhang et al. 2018, "The unreasonable effectiveness of deep
 features as a perceptual metric", CVPR) through the ``lpips`` package (v0.1 linear layers shipped
@@ -53,7 +64,8 @@ def _pair(pred: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def psnr_frames(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE) -> np.ndarray:
-    """Per-frame PSNR ``(T,)`` float64 in dB for frames ``(T, H, W, 3)``."""
+    """Per-frame PSNR ``(T,)`` float64 in dB for frames ``(T, H, W, 3)``; ``inf`` where a
+    frame pair is identical."""
     pred, ref = _pair(pred, ref)
     diff = pred.astype(np.float64) - ref.astype(np.float64)
     mse = (diff * diff).reshape(len(diff), -1).mean(axis=1)
@@ -68,20 +80,46 @@ def _gaussian_taps(sigma: float = SSIM_SIGMA, truncate: float = SSIM_TRUNCATE) -
     return w / w.sum()
 
 
+SSIM_WINDOWS = ("gaussian", "uniform")
+
+
+def ssim_taps(window: str = "gaussian", win_size: int | None = None) -> np.ndarray:
+    """1-D window taps (summing to 1): Gaussian σ 1.5 (11 taps unless ``win_size``) or a box of
+    ``win_size`` (default 7, scikit-image's)."""
+    if window == "gaussian":
+        taps = _gaussian_taps()
+        if win_size is not None and win_size != len(taps):
+            raise ValueError(f"the Gaussian SSIM window has {len(taps)} taps (sigma 1.5), not {win_size}")
+        return taps
+    if window == "uniform":
+        k = 7 if win_size is None else int(win_size)
+        if k < 3 or k % 2 == 0:
+            raise ValueError(f"SSIM window size must be odd and >= 3, got {k}")
+        return np.full(k, 1.0 / k)
+    raise ValueError(f"SSIM window must be one of {SSIM_WINDOWS}, got {window!r}")
+
+
 def ssim_frames(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE, device: str | None = None,
-                batch: int = 16) -> np.ndarray:
+                batch: int = 16, window: str = "gaussian", win_size: int | None = None,
+                sample_covariance: bool | None = None) -> np.ndarray:
     """Per-frame SSIM ``(T,)`` float64 for frames ``(T, H, W, 3)`` (settings in the module doc).
 
+    ``window``: ``gaussian`` or ``uniform``; ``sample_covariance`` (default: False for the
+    Gaussian window, True for the uniform one, as the two settings in the module doc) scales
+    variances and covariance by ``N / (N - 1)``, N = window area, as scikit-image does.
     'valid' separable convolutions give exactly the interior that scikit-image keeps after
     cropping the window radius, so no border padding is needed.
     """
     import torch
 
     pred, ref = _pair(pred, ref)
-    taps = [float(t) for t in _gaussian_taps()]
+    taps = [float(t) for t in ssim_taps(window, win_size)]
     k = len(taps)
     if min(pred.shape[1:3]) < k:
         raise ValueError(f"SSIM needs frames of at least {k}x{k} px, got {pred.shape[1:3]}")
+    if sample_covariance is None:
+        sample_covariance = window == "uniform"
+    cov_norm = k * k / (k * k - 1.0) if sample_covariance else 1.0
     dev = torch.device(device or "cpu")
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
@@ -106,26 +144,49 @@ def ssim_frames(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANG
         y = y.permute(0, 3, 1, 2).reshape(n * 3, 1, *y.shape[1:3])
         stacked = blur(torch.cat([x, y, x * x, y * y, x * y], dim=0))
         ux, uy, uxx, uyy, uxy = stacked.chunk(5, dim=0)
-        vx = uxx - ux * ux
-        vy = uyy - uy * uy
-        vxy = uxy - ux * uy
+        vx = (uxx - ux * ux) * cov_norm
+        vy = (uyy - uy * uy) * cov_norm
+        vxy = (uxy - ux * uy) * cov_norm
         s_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
         out[s : s + n] = s_map.reshape(n, -1).mean(dim=1).cpu().numpy()
     return out
 
 
-def psnr(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE) -> float:
-    """Functional twin of :class:`PSNR`: mean per-frame PSNR (dB) of a clip."""
-    return float(psnr_frames(pred, ref, data_range).mean())
+PSNR_IDENTICAL_RULES = ("cap", "skip")
 
 
-def ssim(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE, device: str | None = None) -> float:
+def apply_identical_rule(values: np.ndarray, identical: str = "cap", cap_db: float = 100.0) -> tuple[np.ndarray, int]:
+    """Per-frame PSNR values ``(T,)`` after the rule for identical frames (infinite PSNR):
+    ``cap`` replaces them by ``cap_db``, ``skip`` drops them. Returns ``(values, n_identical)``."""
+    if identical not in PSNR_IDENTICAL_RULES:
+        raise ValueError(f"PSNR rule for identical frames must be one of {PSNR_IDENTICAL_RULES}, got {identical!r}")
+    values = np.asarray(values, np.float64)
+    inf = np.isposinf(values)
+    if identical == "cap":
+        return np.where(inf, float(cap_db), values), int(inf.sum())
+    return values[~inf], int(inf.sum())
+
+
+def psnr(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE, identical: str = "cap",
+         cap_db: float = 100.0) -> float:
+    """Functional twin of :class:`PSNR`: mean per-frame PSNR (dB) of a clip, identical frames
+    handled by ``identical`` (NaN when every frame is identical and the rule is ``skip``)."""
+    vals, _ = apply_identical_rule(psnr_frames(pred, ref, data_range), identical, cap_db)
+    return float(vals.mean()) if len(vals) else float("nan")
+
+
+def ssim(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE, device: str | None = None,
+         window: str = "gaussian", win_size: int | None = None, sample_covariance: bool | None = None) -> float:
     """Functional twin of :class:`SSIM`: mean per-frame SSIM of a clip."""
-    return float(ssim_frames(pred, ref, data_range, device).mean())
+    return float(ssim_frames(pred, ref, data_range, device, window=window, win_size=win_size,
+                             sample_covariance=sample_covariance).mean())
 
 
 class _FrameMeanMetric(Metric):
-    """Mean of a per-frame value over all frames given to ``update``; also keeps clip means."""
+    """Mean of a per-frame value over all frames given to ``update``; also keeps clip means.
+
+    :meth:`frame_counts` reports how many frames the mean is over (``n_frames``) and how many were
+    given but could not be counted in it, by reason (``n_identical`` for PSNR's ``skip``)."""
 
     inputs: ClassVar[tuple[str, ...]] = ("pred_video", "ref_video")
 
@@ -133,6 +194,7 @@ class _FrameMeanMetric(Metric):
         self.total = 0.0
         self.count = 0
         self.per_clip: list[float] = []
+        self._counts: dict[str, int] = {}
 
     def _frames(self, pred: np.ndarray, ref: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -141,34 +203,69 @@ class _FrameMeanMetric(Metric):
         vals = self._frames(pred_video, ref_video)
         self.total += float(vals.sum())
         self.count += len(vals)
-        self.per_clip.append(float(vals.mean()))
+        if len(vals):
+            self.per_clip.append(float(vals.mean()))
+
+    def frame_counts(self) -> dict[str, int]:
+        """Frame counts of the values given so far: ``n_frames`` in the mean, plus exclusions."""
+        return {"n_frames": int(self.count), **self._counts}
 
     def compute(self) -> float:
         if self.count == 0:
-            raise ValueError(f"{self.name}: no frames were given")
+            extra = ", ".join(f"{k}={v}" for k, v in self._counts.items() if v)
+            raise ValueError(f"{self.name}: no frame could be scored" + (f" ({extra})" if extra else ""))
         return self.total / self.count
 
 
 class PSNR(_FrameMeanMetric):
-    """Peak signal-to-noise ratio in dB, per frame, averaged (see module doc)."""
+    """Peak signal-to-noise ratio in dB, per frame, averaged (see module doc).
+
+    ``identical``: ``cap`` (identical frames count as ``cap_db`` dB) or ``skip`` (left out of
+    the mean); either way they are counted in ``frame_counts()["n_identical"]``.
+    """
 
     name = "psnr"
-    version = "rgb-255/1"
+    version = "rgb-255/2"
     higher_is_better = True
 
+    def __init__(self, device: str | None = None, identical: str = "cap", cap_db: float = 100.0) -> None:
+        if identical not in PSNR_IDENTICAL_RULES:
+            raise ValueError(f"PSNR rule for identical frames must be one of {PSNR_IDENTICAL_RULES}, got {identical!r}")
+        self.identical, self.cap_db = identical, float(cap_db)
+        super().__init__(device=device)
+
     def _frames(self, pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        return psnr_frames(pred, ref)
+        vals, n_identical = apply_identical_rule(psnr_frames(pred, ref), self.identical, self.cap_db)
+        self._counts["n_identical"] = self._counts.get("n_identical", 0) + n_identical
+        return vals
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "identical": self.identical, "cap_db": self.cap_db}
 
 
 class SSIM(_FrameMeanMetric):
-    """Structural similarity, per frame, averaged (see module doc for the exact settings)."""
+    """Structural similarity, per frame, averaged (see module doc for the two windows)."""
 
     name = "ssim"
-    version = "rgb-gauss1.5-255/1"
     higher_is_better = True
+    VERSIONS: ClassVar[dict[str, str]] = {"gaussian": "rgb-gauss1.5-255/1", "uniform": "rgb-uniform7-sample-255/1"}
+    version = VERSIONS["gaussian"]
+
+    def __init__(self, device: str | None = None, window: str = "gaussian", win_size: int | None = None,
+                 sample_covariance: bool | None = None) -> None:
+        ssim_taps(window, win_size)  # validates the window now, not at the first clip
+        self.window, self.win_size, self.sample_covariance = window, win_size, sample_covariance
+        default = (window == "gaussian" and win_size in (None, 11) and not sample_covariance) or \
+                  (window == "uniform" and win_size in (None, 7) and sample_covariance in (None, True))
+        k = len(ssim_taps(window, win_size))
+        cov = "sample" if (window == "uniform" if sample_covariance is None else sample_covariance) else "population"
+        # the instance's version names exactly what changes the number
+        self.version = self.VERSIONS[window] if default else f"rgb-{window}{k}-{cov}-255/1"  # type: ignore[misc]
+        super().__init__(device=device)
 
     def _frames(self, pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        return ssim_frames(pred, ref, device=self.device)
+        return ssim_frames(pred, ref, device=self.device, window=self.window, win_size=self.win_size,
+                           sample_covariance=self.sample_covariance)
 
 
 # --- LPIPS ------------------------------------------------------------------------------------
@@ -269,4 +366,5 @@ def lpips(pred: np.ndarray, ref: np.ndarray, net: str = "alex", device: str | No
     return float(lpips_frames(pred, ref, load_lpips(net, device)).mean())
 
 
-__all__ = ["PSNR", "SSIM", "LPIPS", "psnr", "ssim", "lpips", "psnr_frames", "ssim_frames", "load_lpips"]
+__all__ = ["PSNR", "SSIM", "LPIPS", "psnr", "ssim", "lpips", "psnr_frames", "ssim_frames", "ssim_taps",
+           "apply_identical_rule", "load_lpips"]

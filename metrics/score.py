@@ -16,14 +16,28 @@ Inputs (PRED and REF alike):
   MEAD clip id (``M003_front_angry_3_001.mp4``) is keyed by that id, so a flat folder of
   generated videos pairs with a MEAD reference tree.
 
-PRED and REF clips pair by key; clips only in PRED are scored by the metrics that need no
-reference and listed. Each video is decoded and face-tracked ONCE (one MediaPipe tracker for
-the run) and the result is shared by every metric. A clip without an audio stream, without a
+PRED and REF clips pair by key, or by the clip id both keys name (an EAT-style file
+``W009_con_3_028.mp4`` pairs with the MEAD clip ``W009_front_contempt_3_028``); clips only in
+PRED are scored by the metrics that need no reference and listed. A clip list (``clips``, or
+the protocol's ``clip_list``) and the protocol's ``test_clips.filter_speakers`` select the
+clips scored; every clip left out is listed with the reason.
+
+Frames: a metric that reads both videos gets *paired* frames — the protocol's pairing
+(``linspace``: ``m = min`` of the two lengths, evenly spaced in the longer clip), then its
+frame sampling of those pairs — so clips of different lengths are scored, never dropped.
+Values that cannot be computed (PSNR of identical frames, frames or clips without a face) follow
+the protocol's rule and are counted in :attr:`MetricResult.counts` / ``skipped``; counts are
+sums, never averaged or given a confidence interval.
+
+Each video is decoded and face-tracked ONCE (one MediaPipe tracker for the run) and the result
+is shared by every metric. A clip without an audio stream, without a
 face, or that cannot be decoded is reported per clip with the reason; it never stops the run.
 A metric that cannot run here (weights or package missing) is listed as unavailable with the
 reason, whether it finds out when constructed or only in ``update``/``compute`` (it is then
 skipped for the remaining clips; the other metrics go on). With ``cache_dir`` the reference
-clips' face tables and Inception features are cached on disk (:class:`FeatureCache`). Aggregates are means over clips with a seeded percentile bootstrap CI (over clips).
+clips' face tables and Inception features are cached on disk (:class:`FeatureCache`).
+Aggregates are means over clips (protocol ``aggregate: clips``) or over all frames of all clips
+pooled (``aggregate: frames``), with a seeded percentile bootstrap CI that resamples clips.
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ import numpy as np
 
 from lesbench.errors import DatasetError, LesbenchError, MediaError
 from lesbench.metrics.base import Metric, MetricResult, MetricUnavailable
-from lesbench.metrics.protocol import Protocol, load_protocol
+from lesbench.metrics.protocol import Protocol, canonical_clip_id, load_protocol, read_clip_list
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +333,9 @@ class ClipStatus:
     emotion: str | None = None
     level: int | None = None
     n_frames: int | None = None
+    #: reference frames, and frame pairs the paired metrics read (protocol pairing)
+    n_ref_frames: int | None = None
+    n_paired: int | None = None
     has_audio: bool | None = None
     face_ratio: float | None = None
     issues: list[str] = field(default_factory=list)
@@ -337,6 +354,10 @@ class ScoreReport:
     lesbench_version: str
     seconds: float
     unpaired: list[str] = field(default_factory=list)
+    #: clips found under PRED but not scored (clip list, speaker filter): key -> reason
+    excluded: dict[str, str] = field(default_factory=dict)
+    #: the clip list used: path, sha256, listed, missing (listed clips without a video)
+    clip_list: dict[str, Any] | None = None
 
     @property
     def results(self) -> dict[str, MetricResult]:
@@ -355,6 +376,8 @@ class ScoreReport:
             "metrics": {k: asdict(m) for k, m in self.metrics.items()},
             "clips": [asdict(c) for c in self.clips],
             "unpaired": self.unpaired,
+            "excluded": self.excluded,
+            "clip_list": self.clip_list,
             "seconds": self.seconds,
         })
 
@@ -377,7 +400,7 @@ class ScoreReport:
                 continue
             values = m.value if isinstance(m.value, dict) else {name: m.value}
             cis = m.ci95 if isinstance(m.ci95, dict) else {}
-            n = len([v for v in m.per_clip.values() if v is not None]) if m.per_clip else "-"
+            n = m.counts.get("n_clips", "-")
             for key, val in values.items():
                 if not isinstance(val, (int, float)):
                     continue
@@ -386,6 +409,14 @@ class ScoreReport:
                 label = name if key == name else f"{name}.{key}"
                 better = {True: "higher", False: "lower", None: "-"}[_better(name, key, m.higher_is_better)]
                 lines.append(f"{label:<28}{val:>12.4g}  {ci_s:<22}{n!s:>5}  {better:<7}{m.version}")
+        counted = [(k, m) for k, m in self.metrics.items() if m.unavailable is None and (m.counts or m.skipped)]
+        if counted:
+            lines += ["", "counts (sums over clips; not averaged):"]
+            for k, m in counted:
+                text = "  ".join(f"{c}={v}" for c, v in m.counts.items())
+                if m.skipped:
+                    text += "  skipped: " + "; ".join(f"{why} ({v})" for why, v in m.skipped.items())
+                lines.append(f"  {k:<26}{text}")
         missing = {k: m for k, m in self.metrics.items() if m.unavailable is not None}
         if missing:
             lines += ["", "unavailable:"] + [f"  {k}: {m.unavailable}" for k, m in missing.items()]
@@ -394,6 +425,15 @@ class ScoreReport:
             lines += ["", "clip issues:"] + [f"  {c.key}: {'; '.join(c.issues)}" for c in issues]
         if self.unpaired:
             lines += ["", f"not paired with a reference: {len(self.unpaired)} clip(s)"]
+        if self.excluded:
+            reasons: dict[str, int] = {}
+            for why in self.excluded.values():
+                reasons[why] = reasons.get(why, 0) + 1
+            lines += ["", f"not scored: {len(self.excluded)} clip(s): "
+                      + "; ".join(f"{why} ({v})" for why, v in reasons.items())]
+        if self.clip_list and self.clip_list.get("missing"):
+            lines += [f"listed in {self.clip_list['path']} without a generated video: "
+                      f"{len(self.clip_list['missing'])} clip(s)"]
         return "\n".join(lines)
 
 
@@ -416,13 +456,35 @@ def _better(name: str, key: str, default: bool | None) -> bool | None:
 
 def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
     """Percentile bootstrap CI of the mean over clips (seeded); None with fewer than 2 values."""
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
-    if len(x) < 2:
+    x = [v for v in values if v is not None and np.isfinite(v)]
+    return bootstrap_ci_weighted(x, [1.0] * len(x), n, seed, level)
+
+
+def bootstrap_ci_weighted(values: Sequence[float], weights: Sequence[float], n: int = 1000, seed: int = 0,
+                          level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap CI of a pooled mean ``sum(v w) / sum(w)`` (clip means ``v`` over
+    ``w`` frames each), resampling clips (seeded); None with fewer than 2 clips."""
+    v = np.asarray(values, np.float64)
+    w = np.asarray(weights, np.float64)
+    keep = np.isfinite(v) & (w > 0)
+    v, w = v[keep], w[keep]
+    if len(v) < 2:
         return None
     rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
+    idx = rng.integers(0, len(v), size=(n, len(v)))
+    means = (v[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
     a = (1 - level) / 2
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def _split_counts(value: Any) -> tuple[Any, dict[str, int]]:
+    """``(value without its n_* entries, those entries as int counts)`` (counts are summed,
+    never averaged)."""
+    if not isinstance(value, dict):
+        return value, {}
+    counts = {k: int(v) for k, v in value.items() if k.startswith("n_") and isinstance(v, (int, float, np.number))
+              and np.isfinite(v)}
+    return {k: v for k, v in value.items() if not k.startswith("n_")}, counts
 
 
 def _scalars(value: Any) -> dict[str, float]:
@@ -468,18 +530,82 @@ def _make_metric(name: str, protocol: Protocol, device: str | None, options: dic
         kwargs.update(vshift=protocol.lse_vshift, crop_scale=protocol.lse_crop_scale)
     elif name == "lmd":
         kwargs.update(landmarks=protocol.lmd_landmarks, crop_size=protocol.crop_size, pairing=protocol.pairing)
+        if protocol.lmd_definition != "lesbench":  # only named when not the default definition
+            kwargs.update(definition=protocol.lmd_definition)
     elif name == "fid":
-        kwargs.update(method=protocol.fid_method)
+        kwargs.update(method=protocol.fid_method, channel_order=protocol.fid_channel_order)
+    elif name == "kid":
+        kwargs.update(channel_order=protocol.fid_channel_order)
+    elif name == "psnr":
+        kwargs.update(identical=protocol.psnr_identical, cap_db=protocol.psnr_cap_db)
+    elif name == "ssim":
+        kwargs.update(window=protocol.ssim_window, win_size=protocol.ssim_win_size,
+                      sample_covariance=protocol.ssim_sample_covariance)
     elif name == "au":
         kwargs.update(thresholds=protocol.au_threshold_vector(), pairing=protocol.pairing)
     kwargs.update(options.get(name, {}))
     return cls(**kwargs)
 
 
+def _select_clips(pred_entries: dict[str, ClipEntry], proto: Protocol,
+                  clips: str | Path | Sequence[str] | None
+                  ) -> tuple[dict[str, ClipEntry], dict[str, str], dict[str, Any] | None]:
+    """Apply the clip list (``clips``, else the protocol's ``clip_list``) and the protocol's
+    speaker filter: ``(kept entries, excluded key -> reason, clip-list record)``."""
+    source = clips if clips is not None else proto.clip_list
+    listed: tuple[str, ...] | None = None
+    record: dict[str, Any] | None = None
+    if source is not None:
+        if isinstance(source, (str, Path)):
+            from lesbench.weights import file_sha256
+
+            listed = read_clip_list(source)
+            record = {"path": str(source), "sha256": file_sha256(Path(source)), "n_listed": len(listed)}
+        else:
+            listed = tuple(canonical_clip_id(c) or str(c) for c in source)
+            record = {"path": None, "n_listed": len(listed)}
+    keep: dict[str, ClipEntry] = {}
+    excluded: dict[str, str] = {}
+    found: set[str] = set()
+    for key, entry in pred_entries.items():
+        cid = canonical_clip_id(key) or key
+        speaker = entry.speaker or (cid.split("_", 1)[0] if canonical_clip_id(key) else None)
+        if proto.filter_speakers and proto.test_speakers and speaker not in proto.test_speakers:
+            excluded[key] = (f"speaker {speaker} is not a test speaker of {proto.name}" if speaker
+                             else f"speaker unknown (file name), {proto.name} scores test speakers only")
+            continue
+        if listed is not None and cid not in listed:
+            excluded[key] = "not in the clip list"
+            continue
+        found.add(cid)
+        keep[key] = entry
+    if record is not None and listed is not None:
+        record["missing"] = [c for c in listed if c not in found]
+    return keep, excluded, record
+
+
+def _pair_refs(pred_entries: dict[str, ClipEntry], ref_entries: dict[str, ClipEntry]) -> dict[str, ClipEntry]:
+    """PRED key -> its REF entry: same key, else the same clip id (EAT-style names vs MEAD ids)."""
+    by_id: dict[str, ClipEntry | None] = {}
+    for key, entry in ref_entries.items():
+        cid = canonical_clip_id(key)
+        if cid is not None:
+            by_id[cid] = None if cid in by_id else entry  # ambiguous ids pair with nothing
+    out: dict[str, ClipEntry] = {}
+    for key in pred_entries:
+        if key in ref_entries:
+            out[key] = ref_entries[key]
+            continue
+        cid = canonical_clip_id(key)
+        if cid is not None and by_id.get(cid) is not None:
+            out[key] = by_id[cid]  # type: ignore[assignment]
+    return out
+
+
 def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] | None = None, metrics: Sequence[str] | None = None,
           protocol: str | Path | Protocol = "mead-v1", device: str | None = None,
           metric_options: dict[str, dict] | None = None, progress: bool = False,
-          cache_dir: str | Path | None = None) -> ScoreReport:
+          cache_dir: str | Path | None = None, clips: str | Path | Sequence[str] | None = None) -> ScoreReport:
     """Score the videos under ``pred`` (against ``ref``) with ``metrics`` under ``protocol``.
 
     ``cache_dir``: where reference clips' face tables and Inception features are cached
@@ -488,16 +614,20 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
     ``metric_options``: extra constructor arguments per metric name (e.g.
     ``{"lse": {"weights_path": "syncnet_v2.model"}}``,
     ``{"controllability": {"directions": {...}}}``).
+
+    ``clips``: score only these clips: a text file (one clip id or EAT-style name per line,
+    :func:`~lesbench.metrics.protocol.read_clip_list`) or a sequence of ids; default: the
+    protocol's ``clip_list`` (None: every clip).
     """
     import lesbench
     from lesbench.registry import METRICS
 
     t0 = time.perf_counter()
     proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
-    names = list(metrics) if metrics else list(DEFAULT_METRICS)
+    names = list(metrics) if metrics else list(proto.default_metrics or DEFAULT_METRICS)
     options = metric_options or {}
-    pred_entries = discover(pred)
-    ref_entries = discover(ref) if ref is not None else {}
+    pred_entries, excluded, clip_record = _select_clips(discover(pred), proto, clips)
+    ref_entries = _pair_refs(pred_entries, discover(ref)) if ref is not None else {}
 
     results: dict[str, MetricResult] = {}
     instances: dict[str, Metric] = {}
@@ -517,6 +647,10 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
         except (LesbenchError, ImportError, OSError) as exc:
             results[name] = MetricResult(name, "-", None, unavailable=f"{type(exc).__name__}: {exc}")
             continue
+        except TypeError as exc:  # this lesbench's metric lacks a setting the protocol names
+            results[name] = MetricResult(name, "-", None, unavailable=f"protocol {proto.id} asks for a setting "
+                                         f"this lesbench's {name!r} metric does not have ({exc})")
+            continue
         needs_ref = bool(REF_INPUTS & set(m.inputs))
         if needs_ref and ref is None:
             results[name] = MetricResult(name, str(m.version), m.higher_is_better,
@@ -535,6 +669,7 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
     # reported as unavailable and skipped for the remaining clips; the other metrics go on.
     dead: dict[str, str] = {}
     per_clip: dict[str, dict[str, Any]] = {n: {} for n in instances}
+    clip_counts: dict[str, dict[str, dict[str, int]]] = {n: {} for n in instances}
     unpaired = sorted(set(pred_entries) - set(ref_entries)) if ref is not None else []
     try:
         for i, key in enumerate(sorted(pred_entries)):
@@ -553,9 +688,9 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
             except MediaError as exc:
                 st.issues.append(f"pred video unreadable: {exc.problem}")
                 for n in instances:
-                    per_clip[n][key] = None
+                    per_clip[n][key] = {"skipped": "generated video unreadable"}
                 continue
-            _score_clip(key, st, pv, rv, proto, instances, units, per_clip, dead)
+            _score_clip(key, st, pv, rv, proto, instances, units, per_clip, dead, clip_counts)
     finally:
         tracker.close()
 
@@ -564,34 +699,7 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
         if name in dead:
             res.unavailable = dead[name]
             continue
-        try:
-            if units[name] == "dataset":
-                value = m.compute()
-                res.value = value if isinstance(value, dict) else float(value)
-                res.per_clip = {k: ("ok" if v is True else v) for k, v in per_clip[name].items()}
-                continue
-            ok = {k: v for k, v in per_clip[name].items() if isinstance(v, dict) and "value" in v}
-            res.per_clip = {k: (v["value"] if isinstance(v, dict) and "value" in v else v)
-                            for k, v in per_clip[name].items()}
-            if not ok:
-                res.unavailable = "no clip could be scored (see clip issues)"
-                continue
-            keys = list(_scalars(next(iter(ok.values()))["value"]))
-            agg: dict[str, float] = {}
-            cis: dict[str, tuple[float, float] | None] = {}
-            for k in keys:
-                vals = [_scalars(v["value"]).get(k, float("nan")) for v in ok.values()]
-                finite = [x for x in vals if np.isfinite(x)]
-                agg[k] = float(np.mean(finite)) if finite else float("nan")
-                cis[k] = bootstrap_ci(finite, proto.bootstrap_n, proto.bootstrap_seed, proto.bootstrap_level)
-            if keys == [""]:
-                res.value, res.ci95 = agg[""], cis[""]
-            else:
-                res.value, res.ci95 = agg, cis
-        except MetricUnavailable as exc:
-            res.value, res.ci95, res.unavailable = None, None, exc.reason
-        except (ValueError, LesbenchError) as exc:
-            res.unavailable = f"could not compute: {exc}"
+        _summarise(name, m, res, units[name], per_clip[name], clip_counts[name], proto)
 
     weights = {}
     try:
@@ -608,7 +716,95 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
         return None if x is None else (f"{len(x)} videos" if isinstance(x, dict) else str(x))
 
     return ScoreReport(proto.as_dict(), str(where(pred)), where(ref), results, statuses, weights,
-                       lesbench.__version__, round(time.perf_counter() - t0, 3), unpaired)
+                       lesbench.__version__, round(time.perf_counter() - t0, 3), unpaired,
+                       dict(sorted(excluded.items())), clip_record)
+
+
+def _summarise(name: str, m: Metric, res: MetricResult, unit: str, clips: dict[str, Any],
+               counts: dict[str, dict[str, int]], proto: Protocol) -> None:
+    """Fill ``res`` from the per-clip outcomes ``clips`` (key -> ``{"value"}``, ``{"skipped"}``
+    or True for a dataset metric's update) and per-clip ``counts``."""
+    total: dict[str, int] = {}
+    for c in counts.values():
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + int(v)
+    skipped: dict[str, int] = {}
+    for v in clips.values():
+        if isinstance(v, dict) and "skipped" in v:
+            skipped[str(v["skipped"])] = skipped.get(str(v["skipped"]), 0) + 1
+    res.skipped = skipped
+    try:
+        if unit == "dataset":
+            value, extra = _split_counts(m.compute())
+            total.update(extra)
+            total.update(_metric_counts(m))
+            res.value = value if isinstance(value, dict) else float(value)
+            res.per_clip = {k: ("ok" if v is True else v) for k, v in clips.items()}
+            res.counts = {"n_clips": sum(1 for v in clips.values() if v is True), **total}
+            return
+        ok = {k: v for k, v in clips.items() if isinstance(v, dict) and "value" in v}
+        res.per_clip = {k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in clips.items()}
+        res.counts = {"n_clips": len(ok), **total}
+        if not ok:
+            res.unavailable = "no clip could be scored (see clip issues)"
+            return
+        keys = list(_scalars(next(iter(ok.values()))["value"]))
+        aggregate = proto.sampling(name).aggregate if name in proto.frames else "clips"
+        agg: dict[str, float] = {}
+        cis: dict[str, tuple[float, float] | None] = {}
+        for k in keys:
+            vals = {c: _scalars(v["value"]).get(k, float("nan")) for c, v in ok.items()}
+            finite = {c: x for c, x in vals.items() if np.isfinite(x)}
+            if len(finite) < len(vals):  # counted, never silently left out
+                res.counts[f"n_clips_no_value{'_' + k if k else ''}"] = len(vals) - len(finite)
+            if aggregate == "frames":
+                frames = [counts.get(c, {}).get("n_frames") for c in finite]
+                if any(x is None for x in frames):
+                    raise ValueError(f"{name}: aggregate 'frames' needs per-frame counts, which this metric "
+                                     "does not report")
+                w = [float(x) for x in frames if x is not None]
+                wsum = float(sum(w))
+                agg[k] = float(np.dot(list(finite.values()), w) / wsum) if wsum > 0 else float("nan")
+                cis[k] = bootstrap_ci_weighted(list(finite.values()), w, proto.bootstrap_n, proto.bootstrap_seed,
+                                               proto.bootstrap_level)
+            else:
+                agg[k] = float(np.mean(list(finite.values()))) if finite else float("nan")
+                cis[k] = bootstrap_ci(list(finite.values()), proto.bootstrap_n, proto.bootstrap_seed,
+                                      proto.bootstrap_level)
+        if keys == [""]:
+            res.value, res.ci95 = agg[""], cis[""]
+        else:
+            res.value, res.ci95 = agg, cis
+    except MetricUnavailable as exc:
+        res.value, res.ci95, res.unavailable = None, None, exc.reason
+    except (ValueError, LesbenchError) as exc:
+        res.unavailable = f"could not compute: {exc}"
+
+
+def _metric_counts(m: Metric) -> dict[str, int]:
+    """Counts a metric instance reports through ``frame_counts()`` (frames in its mean, values
+    it could not compute), or {}."""
+    fn = getattr(m, "frame_counts", None)
+    return {k: int(v) for k, v in (fn() or {}).items()} if callable(fn) else {}
+
+
+def _clip_value(m: Metric, clip_counts: dict[str, dict[str, dict[str, int]]], name: str, key: str) -> dict[str, Any]:
+    """One clip's outcome of a per-clip metric: ``{"value": ...}`` or, when nothing could be
+    computed, ``{"skipped": reason}``; its counts (``n_*`` outputs, ``frame_counts()``) go to
+    ``clip_counts[name][key]``."""
+    counts = _metric_counts(m)
+    try:
+        value, extra = _split_counts(m.compute())
+    except ValueError:
+        clip_counts.setdefault(name, {})[key] = counts
+        raise
+    counts.update(extra)
+    clip_counts.setdefault(name, {})[key] = counts
+    scalars = _scalars(value)
+    if scalars and not any(np.isfinite(v) for v in scalars.values()):
+        why = ", ".join(f"{k}={v}" for k, v in counts.items() if k != "n_frames" and v)
+        return {"skipped": f"no computable value ({why})" if why else "no computable value"}
+    return {"value": value}
 
 
 @dataclass
@@ -620,15 +816,22 @@ class _CachedFeatures:
 
 def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, proto: Protocol,
                 instances: dict[str, Metric], units: dict[str, str], per_clip: dict[str, dict[str, Any]],
-                dead: dict[str, str] | None = None) -> None:
+                dead: dict[str, str] | None = None,
+                clip_counts: dict[str, dict[str, dict[str, int]]] | None = None) -> None:
     dead = {} if dead is None else dead
+    clip_counts = {} if clip_counts is None else clip_counts
     ref_ok = rv is not None
     if rv is not None:
         try:
-            _ = rv.frames
+            st.n_ref_frames = int(len(rv.frames))
         except MediaError as exc:
             st.issues.append(f"reference video unreadable: {exc.problem}")
             ref_ok = False
+    if ref_ok and rv is not None:
+        st.n_paired = min(len(pv.frames), len(rv.frames))
+        if len(pv.frames) != len(rv.frames):
+            st.issues.append(f"lengths differ ({len(pv.frames)} generated vs {len(rv.frames)} reference frames): "
+                             f"{st.n_paired} frame pairs by {proto.pairing}")
     need_audio = any(getattr(m, "needs_audio", False) or "audio" in m.inputs for m in instances.values())
     need_face = any(getattr(m, "needs_face", False) for m in instances.values())
     audio = None
@@ -664,17 +867,23 @@ def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, p
                 per_clip[name][key] = {"skipped": "no face"}
                 continue
         sampling = proto.sampling(name)
+        if "pred_video" in inputs and "ref_video" in inputs and rv is not None:
+            # paired metric: the protocol's pairing of the two clips, then its sampling of the pairs
+            pred_idx, ref_idx = proto.paired_frame_indices(name, len(pv.frames), len(rv.frames))
+        else:
+            pred_idx = sampling.indices(len(pv.frames))
+            ref_idx = sampling.indices(len(rv.frames)) if ref_ok and rv is not None else np.zeros(0, np.int64)
         args: dict[str, Any] = {}
         for inp in m.inputs:
             if inp == "pred_video":
-                args[inp] = pv.frames[sampling.indices(len(pv.frames))]
+                args[inp] = pv.frames[pred_idx]
             elif inp == "ref_video":
-                idx = sampling.indices(len(rv.frames))  # type: ignore[union-attr]
-                if rv.cache is not None and hasattr(m, "update_features") and hasattr(m, "extractor"):
+                idx = ref_idx
+                if rv.cache is not None and hasattr(m, "update_features") and hasattr(m, "features"):
                     # Inception metrics: the reference clip's features come from the cache
-                    args[inp] = _CachedFeatures(rv.cache.inception(
-                        rv.entry.video, idx, m.extractor.sha256,  # type: ignore[union-attr]
-                        lambda: m.extractor(rv.frames[idx])))  # type: ignore[union-attr]
+                    args[inp] = _CachedFeatures(rv.cache.inception(  # type: ignore[union-attr]
+                        rv.entry.video, idx, m.feature_key,  # type: ignore[union-attr,attr-defined]
+                        lambda: m.features(rv.frames[idx])))  # type: ignore[union-attr,attr-defined]
                 else:
                     args[inp] = rv.frames[idx]  # type: ignore[union-attr]
             elif inp == "audio":
@@ -702,16 +911,16 @@ def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, p
                 if units[name] != "dataset":
                     m.reset()
                 pred_frames = args.get("pred_video")
-                m.update_features(pred=m.extractor(pred_frames) if pred_frames is not None and len(pred_frames) else None,
-                                  ref=args["ref_video"].features)
-                per_clip[name][key] = True if units[name] == "dataset" else {"value": m.compute()}
+                pred_feats = m.features(pred_frames) if pred_frames is not None and len(pred_frames) else None  # type: ignore[attr-defined]
+                m.update_features(pred=pred_feats, ref=args["ref_video"].features)  # type: ignore[attr-defined]
+                per_clip[name][key] = True if units[name] == "dataset" else _clip_value(m, clip_counts, name, key)
             elif units[name] == "dataset":
                 m.update(**args)
                 per_clip[name][key] = True
             else:
                 m.reset()
                 m.update(**args)
-                per_clip[name][key] = {"value": m.compute()}
+                per_clip[name][key] = _clip_value(m, clip_counts, name, key)
             # per-clip remarks a metric wants shown (e.g. sync: no mouth motion)
             st.issues.extend(f"{name}: {note}" for note in getattr(m, "clip_notes", ()) or ())
         except MetricUnavailable as exc:

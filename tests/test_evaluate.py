@@ -369,3 +369,60 @@ def test_score_records_the_trained_classifiers_weights(tmp_path):
     clf = _au_classifier_file(tmp_path / "emotion-au-w.safetensors")
     assert _metric_weights(EmotionAccuracy(classifier=str(clf), device="cpu")) == {
         "emotion-au-w": hashlib.sha256(clf.read_bytes()).hexdigest()}
+
+
+def test_external_videos_keep_their_length_and_are_paired_by_the_scorer(prepared, tmp_path):
+    """A shorter external video is scored (linspace pairing), not trimmed/padded; a video at the
+    crop size is scored from its own file (no re-encoding); a clip list selects test clips."""
+    from lesbench.evaluate import evaluate
+    from lesbench.metrics.protocol import paired_indices
+
+    data = PreparedData.open(prepared)
+    videos = tmp_path / "eat_out"
+    videos.mkdir()
+    gt = data.read_crop("W002_front_happy_3_002")
+    short = gt[[i for i in range(len(gt)) if i % 3 != 2]]  # every third frame dropped: 7 of 10
+    io_mod.write_video(videos / "W002_hap_3_002.mp4", short, fps=25)
+    io_mod.write_video(videos / "W002_neu_1_001.mp4", data.read_crop("W002_front_neutral_1_001"), fps=25)
+    res = evaluate("external", prepared, out=tmp_path / "res", metrics=["psnr"], control=False,
+                   method_options={"videos": videos, "card": "eat"},
+                   clips=["W002_hap_3_002", "W002_front_neutral_1_001", "M030_sur_3_001"])
+    rec = res.record
+    assert res.videos["W002_front_happy_3_002"] == videos / "W002_hap_3_002.mp4"  # its own file
+    assert rec["generation"]["lengths_differ"] == {"W002_front_happy_3_002": [7, 10]}
+    assert rec["dataset"]["clip_list"]["missing"] == ["M030_front_surprised_3_001"]
+    assert rec["dataset"]["n_test_clips"] == 2
+    psnr = rec["scores"]["psnr"]
+    assert psnr["counts"] == {"n_clips": 2, "n_frames": 17, "n_identical": 0}
+    # by hand: the short clip against the reference paired by linspace, plus the other clip
+    p = io_mod.read_frames(videos / "W002_hap_3_002.mp4", fps=25)
+    r = io_mod.read_frames(data.crop_path("W002_front_happy_3_002"), fps=25)
+    ip, ir = paired_indices(len(p), len(r))
+    assert ir.tolist() == [0, 1, 2, 4, 5, 7, 8]
+    short_psnr = np.mean([_psnr(p[a], r[b]) for a, b in zip(ip, ir)])
+    p2 = io_mod.read_frames(videos / "W002_neu_1_001.mp4", fps=25)
+    r2 = io_mod.read_frames(data.crop_path("W002_front_neutral_1_001"), fps=25)
+    other = np.mean([_psnr(a, b) for a, b in zip(p2, r2)])
+    assert psnr["value"] == pytest.approx((short_psnr + other) / 2, abs=1e-9)
+
+
+def test_cli_evaluate_with_an_eat_mead_protocol_and_a_clip_list(prepared, tmp_path, capsys):
+    """`lesbench evaluate --protocol <eat-mead> --clips FILE`: the protocol's speakers and the
+    listed clips are evaluated, PSNR pooled over frames, counts printed."""
+    import yaml
+
+    from lesbench.metrics.protocol import load_protocol
+
+    raw = dict(load_protocol("eat-mead").raw)
+    raw["test_speakers"] = ["W002"]  # the fake data's test speaker stands in for EAT's four
+    proto = tmp_path / "eat-like.yaml"
+    proto.write_text(yaml.safe_dump(raw))
+    lst = tmp_path / "clips.txt"
+    lst.write_text("W002_neu_1_001\nW002_hap_3_002\n")
+    assert main(["evaluate", "--method", "ground-truth", "--data", str(prepared), "--protocol", str(proto),
+                 "--clips", str(lst), "--metrics", "psnr,ssim", "--no-control", "--out", str(tmp_path / "res")]) == 0
+    out = capsys.readouterr().out
+    assert "eat-mead@1.0" in out and "2/2 clips generated" in out
+    assert "n_clips=2 n_frames=20" in out  # counts, printed as counts
+    rec = json.loads(next((tmp_path / "res" / "eat-mead").rglob("ground-truth.json")).read_text())
+    assert rec["dataset"]["clip_list"]["missing"] == [] and rec["scores"]["ssim"]["version"] == "rgb-uniform7-sample-255/1"

@@ -88,7 +88,7 @@ def test_score_folders(folders, tmp_path):
     assert report.metrics["sync"].per_clip["happy/level_3/mute"] == {"skipped": "no audio"}
     assert report.metrics["lse"].unavailable and "syncnet_v2.model" in report.metrics["lse"].unavailable
     assert "not a registered metric" in report.metrics["nonexistent"].unavailable
-    assert report.protocol["id"] == "mead-v1@1.0"
+    assert report.protocol["id"] == "mead-v1@1.1"
     assert len(report.weights["mediapipe-face-landmarker"]) == 64
     table = report.table()
     assert "lmd.m_lmd" in table and "unavailable:" in table and "clip issues:" in table

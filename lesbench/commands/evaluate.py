@@ -35,6 +35,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device for methods/metrics that use one")
     p.add_argument("--workdir", default=None, help="where generated videos and caches go (default OUT/work/<method>)")
     p.add_argument("--max-clips", type=int, default=None, help="only the first N test clips (smoke runs)")
+    p.add_argument("--clips", default=None, metavar="FILE",
+                   help="evaluate only the test clips listed in FILE (one clip id or EAT-style name such as "
+                        "M003_ang_3_001 per line; e.g. EAT's 100-clip subset); default: the protocol's clip_list")
     p.add_argument("--les", default=None,
                    help="LES folder that measures the controllability sweep (default: the one in --checkpoint)")
     p.add_argument("--no-control", action="store_true",
@@ -87,19 +90,29 @@ def _run(args: argparse.Namespace) -> int:
     res = evaluate(args.method, args.data, protocol=args.protocol, out=args.out, workdir=args.workdir,
                    seed=args.seed, device=args.device, metrics=metrics, method_options=options,
                    max_clips=args.max_clips, progress=lambda msg: print(msg, file=sys.stderr),
-                   les=args.les, control=not args.no_control, metric_options=metric_options)
+                   les=args.les, control=not args.no_control, metric_options=metric_options, clips=args.clips)
     rec = res.record
     print(f"{rec['method']} on {rec['dataset']['name']} ({rec['protocol']['id']}): "
           f"{rec['generation']['n_generated']}/{rec['dataset']['n_test_clips']} clips generated")
     for name, s in rec["scores"].items():
         ci = s.get("ci95")
         ci_text = f"  [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
-        print(f"  {name:<20} {s['value']:.4f}{ci_text}")
+        counts = s.get("counts") or {}
+        count_text = "  " + " ".join(f"{k}={v}" for k, v in counts.items() if k != "skipped") if counts else ""
+        skipped = counts.get("skipped") or {}
+        skip_text = "  skipped: " + "; ".join(f"{why} ({n})" for why, n in skipped.items()) if skipped else ""
+        print(f"  {name:<20} {s['value']:.4f}{ci_text}{count_text}{skip_text}")
     for name, why in rec["unavailable"].items():
         print(f"  {name:<20} unavailable: {why}")
     clf = rec.get("metric_options", {}).get("emotion", {}).get("classifier")
     if isinstance(clf, dict) and clf.get("sha256"):
         print(f"  emotion classifier: {clf['name']} (sha256 {clf['sha256'][:12]}…)")
+    for clip_id, (n_gen, n_ref) in rec["generation"].get("lengths_differ", {}).items():
+        print(f"  {clip_id}: {n_gen} generated vs {n_ref} reference frames (paired by the protocol)")
+    missing = (rec["dataset"].get("clip_list") or {}).get("missing") or []
+    if missing:
+        print(f"  {len(missing)} listed clip(s) are not test clips of this data set: {', '.join(missing[:5])}"
+              + (" ..." if len(missing) > 5 else ""))
     for clip_id, why in rec["generation"]["failures"].items():
         print(f"  failed {clip_id}: {why}")
     print(f"wrote {res.path}")

@@ -11,7 +11,9 @@ Score generated videos (PRED) against references (REF) under a versioned protoco
 
 PRED and REF are folders of videos paired by relative path, MEAD-layout trees (emotion and
 level read from the path) or prepared data sets (dataset.json present: crops/ are used).
-Prints one line per metric value with a bootstrap 95% CI over clips; metrics that cannot run
+Clips of different lengths are paired frame by frame (the protocol's linspace rule). Prints
+one line per metric value with a bootstrap 95% CI over clips, then counts (clips and frames
+scored, values that could not be computed, by reason); metrics that cannot run
 here (missing weights or packages) are listed with the reason, and clips without audio or
 without a face are listed per clip. --json writes everything (per-clip values, versions,
 protocol, weight sha256).
@@ -19,6 +21,7 @@ protocol, weight sha256).
 examples:
   lesbench score gen/ --ref mead/ --metrics lmd,sync,au
   lesbench score gen/ --metrics sync --json sync.json
+  lesbench score eat_out/ --ref mead/ --protocol eat-mead --metrics psnr,ssim,lmd,fid --clips mead100.txt
 """
 
 
@@ -26,9 +29,14 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pred", help="generated videos: folder, MEAD tree or prepared data set")
     p.add_argument("--ref", default=None, help="reference videos, paired with PRED by relative path / clip id")
     p.add_argument("--metrics", default=None,
-                   help="comma-separated metric names (default: fid,psnr,ssim,lpips,csim,lmd,sync,lse,au,emotion;"
-                        " `lesbench ls metrics` lists them)")
-    p.add_argument("--protocol", default="mead-v1", help="protocol name or path of a protocol .yaml (default mead-v1)")
+                   help="comma-separated metric names (default: the protocol's `metrics`, else fid,psnr,ssim,"
+                        "lpips,csim,lmd,sync,lse,au,emotion; `lesbench ls metrics` lists them)")
+    p.add_argument("--protocol", default="mead-v1",
+                   help="protocol name or path of a protocol .yaml (default mead-v1; eat-mead reproduces EAT's "
+                        "evaluation code, see docs/protocols.md)")
+    p.add_argument("--clips", default=None, metavar="FILE",
+                   help="score only the clips listed in FILE (one clip id or EAT-style name such as "
+                        "M003_ang_3_001 per line); default: the protocol's clip_list, else every clip")
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the full report here")
     p.add_argument("--syncnet-weights", default=None, metavar="PATH",
                    help="syncnet_v2.model for LSE-C/LSE-D (else lesbench's weights resolver)")
@@ -42,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     options = {"lse": {"weights_path": args.syncnet_weights}} if args.syncnet_weights else {}
     report = score(args.pred, ref=args.ref, metrics=metrics, protocol=args.protocol, device=args.device,
-                   metric_options=options, progress=args.progress)
+                   metric_options=options, progress=args.progress, clips=args.clips)
     print(report.table())
     if args.json_out:
         path = report.write_json(args.json_out)
