@@ -377,3 +377,67 @@ def test_crop_equals_syncnet_python(syncnet_python, tmp_path, monkeypatch):
     ours, track = crops_for_syncnet(frames_rgb, boxes, crop_scale=ref_obj.cfg.crop_scale)
     assert len(written) == n and track.first == 0
     np.testing.assert_array_equal(ours, np.stack(written))
+
+
+# --------------------------------------------------------------------------------------------
+# The metric: detector choice, version, recorded weights, the crop it scores
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_installed_weights(tmp_path, monkeypatch):
+    """An empty weights cache, offline, no weight environment variables."""
+    monkeypatch.setenv("LESBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LESBENCH_OFFLINE", "1")
+    for var in ("LESBENCH_WEIGHT_SYNCNET_V2", "LESBENCH_WEIGHT_SYNCNET_S3FD",
+                "LESBENCH_WEIGHTS_SYNCNET_V2", "LESBENCH_WEIGHTS_SYNCNET_S3FD"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_metric_names_its_detector_and_records_the_files_it_used(tmp_path, no_installed_weights):
+    from lesbench.metrics.lse import build_s3fd
+    from lesbench.metrics.score import _metric_weights
+    from lesbench.weights import file_sha256
+
+    syncnet = tmp_path / "my_syncnet.model"
+    torch.manual_seed(0)
+    torch.save(build_syncnet().state_dict(), syncnet)
+    m = LSE(weights_path=syncnet, device="cpu")
+    assert m.version == "syncnet_v2/2+mediapipe"
+    assert "S3FD weights not found" in m.describe()["detector"]
+    # score's record: the explicitly given file's sha256, not a second resolution by name
+    assert _metric_weights(m) == {"syncnet-v2": file_sha256(syncnet)}
+
+    s3fd = tmp_path / "sfd_face.pth"
+    torch.save(build_s3fd().state_dict(), s3fd)
+    m = LSE(weights_path=syncnet, device="cpu", s3fd_weights_path=s3fd)
+    assert m.version == "syncnet_v2/2+s3fd"
+    assert _metric_weights(m) == {"syncnet-v2": file_sha256(syncnet), "syncnet-s3fd": file_sha256(s3fd)}
+    assert LSE(weights_path=syncnet, device="cpu", s3fd_weights_path=s3fd, detector="mediapipe").version \
+        == "syncnet_v2/2+mediapipe"
+
+    with pytest.raises(MetricUnavailable) as exc:
+        LSE(weights_path=syncnet, device="cpu", detector="s3fd")
+    assert "sfd_face.pth" in exc.value.reason and "supply" in exc.value.reason.lower()
+    torch.save({"vgg.0.weight": torch.zeros(3)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match=r"bad\.pth: not an S3FD"):
+        S3FDDetector(tmp_path / "bad.pth", device="cpu")
+
+
+def test_metric_scores_the_track_and_the_audio_under_it(no_installed_weights):
+    rng = np.random.default_rng(0)
+    n = 14
+    frames = rng.integers(0, 256, (n, 120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[40 + t, 30, 100 + t, 95] for t in range(n)], float)
+    boxes[:2] = np.nan  # no face in the first two frames: the track starts at frame 2
+    boxes[6] = np.nan   # one frame without a box inside: interpolated
+    audio = rng.normal(0, 0.1, n * 640).astype(np.float32)
+    scorer = SyncNetScorer(random_init_seed=0, device="cpu")
+    m = LSE(scorer=scorer, detector="mediapipe", vshift=3)
+    got = m.update(frames, boxes, audio)
+    crops, track = crops_for_syncnet(frames, boxes)
+    want = scorer.score(crops, audio[2 * 640:], vshift=3)
+    assert got.crop == {"detector": "mediapipe", "first_frame": 2, "n_frames": 12, "n_video_frames": 14,
+                        "n_interpolated": 1}
+    assert (got.lse_d, got.lse_c, got.offset) == (want.lse_d, want.lse_c, want.offset)
+    assert m.compute() == pytest.approx(got.as_dict())
