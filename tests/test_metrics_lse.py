@@ -228,9 +228,7 @@ def syncnet_python(monkeypatch):
 def _random_reference_syncnet(path: Path, seed: int = 0) -> None:
     """A random syncnet_python SyncNet saved as syncnet_v2.model is: a state dict of tensors in
     torch's pre-1.6 serialisation, without the num_batches_tracked entries (the released file
-    predates them). Running statistics are random too, so that eval mode is not the identity;
-    both heads end in the same large bias, so that the zero-padded audio at the ends of the
-    offset range is far from everything and the best offset lies inside the range."""
+    predates them). Running statistics are random too, so that eval mode is not the identity."""
     model_mod = importlib.import_module("syncnet_python.SyncNetModel")
     torch.manual_seed(seed)
     net = model_mod.S()
@@ -241,9 +239,6 @@ def _random_reference_syncnet(path: Path, seed: int = 0) -> None:
                 buf.copy_(torch.randn(buf.shape, generator=g) * 0.1)
             elif name.endswith("running_var"):
                 buf.copy_(torch.rand(buf.shape, generator=g) + 0.5)
-        bias = torch.randn(1024, generator=g) * 3
-        net.netfcaud[3].bias.copy_(bias)
-        net.netfclip[3].bias.copy_(bias)
     state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     torch.save(state, path, _use_new_zipfile_serialization=False)
 
@@ -300,8 +295,11 @@ def test_lse_equals_syncnet_python_on_the_same_crops(syncnet_python, tmp_path):
     ours = scorer.score(crops, pcm.astype(np.float32) / 32768.0)  # float audio, as lesbench.io gives it
     assert abs(ours.lse_c - ref_conf) < 1e-3
     assert abs(ours.lse_d - ref_dist) < 1e-3
+    # A random network's embeddings barely change over a clip, so the best offset is where the
+    # zero padding helps most: one end of the range, which end depending on the clip. That
+    # still tells the two signs apart (syncnet_python: vshift - argmin; lesbench: argmin - vshift).
+    assert ref_offset != 0
     assert ours.av_offset == ref_offset and ours.offset == -ref_offset
-    assert abs(ref_offset) < 15  # an offset inside the range, not a boundary artefact
     assert ours.framewise_conf.shape == ref_framewise.shape == (n_frames - 5,)
     np.testing.assert_allclose(ours.framewise_conf, ref_framewise, atol=1e-3)
     gap = np.sort(ours.mdist)[1] - ours.mdist.min()
