@@ -379,11 +379,13 @@ def crop_face(frame: np.ndarray, cx: float, cy: float, half_size: float, crop_sc
     pad = int(bs * (1 + 2 * crop_scale))
     padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(110, 110, 110))
     my, mx = cy + pad, cx + pad
-    crop = padded[int(my - bs): int(my + bs * (1 + 2 * crop_scale)), int(mx - bs * (1 + crop_scale)): int(mx + bs * (1 + crop_scale))]
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
+    rows = slice(int(my - bs), int(my + bs * (1 + 2 * crop_scale)))
+    cols = slice(int(mx - bs * (1 + crop_scale)), int(mx + bs * (1 + crop_scale)))
+    return cv2.resize(padded[rows, cols], (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def crops_for_syncnet(frames_rgb: np.ndarray, bboxes: np.ndarray, crop_scale: float = 0.4) -> tuple[np.ndarray, FaceTrack]:
+def crops_for_syncnet(frames_rgb: np.ndarray, bboxes: np.ndarray,
+                      crop_scale: float = 0.4) -> tuple[np.ndarray, FaceTrack]:
     """(n, 224, 224, 3) BGR crops of the frames of the face track through ``bboxes`` (T, 4)
     (NaN rows: no face; see :func:`face_track`), and the track (its ``first`` frame says where
     the crops start in the clip)."""
@@ -689,10 +691,16 @@ class LSE(Metric):
 
     def reset(self) -> None:
         self.results: list[LSEResult] = []
+        #: remarks on the clips scored since the last reset (``lesbench score`` lists them per clip)
+        self.clip_notes: list[str] = []
 
     def update(self, pred_video: np.ndarray, pred_face: Any, audio: np.ndarray) -> LSEResult:
         """One clip: ``pred_video`` (T, H, W, 3) uint8 RGB at 25 fps, ``pred_face`` its frames
-        table (``bbox`` column; used without S3FD) or (T, 4) boxes, ``audio`` (N,) 16 kHz mono."""
+        table (``bbox`` column; used without S3FD) or (T, 4) boxes, ``audio`` (N,) 16 kHz mono.
+
+        Frames outside the face track and boxes filled in are reported in ``clip_notes`` (and in
+        the result's ``crop``); a clip where the detector finds no face raises ``ValueError``."""
+        detector = "s3fd" if self.detector is not None else "mediapipe"
         if self.detector is not None:
             bboxes = self.detector.track(pred_video)
         elif hasattr(pred_face, "columns"):
@@ -700,12 +708,20 @@ class LSE(Metric):
                                for b in pred_face["bbox"]])
         else:
             bboxes = np.asarray(pred_face, np.float64)
+        if not np.isfinite(bboxes).all(axis=1).any():
+            raise ValueError(f"{detector} found no face in any of the {len(pred_video)} frames")
         crops, track = crops_for_syncnet(pred_video, bboxes, self.crop_scale)
         clip_audio = np.asarray(audio).reshape(-1)[track.first * 640:(track.first + len(track)) * 640]
         result = self.scorer.score(crops, clip_audio, 16000, self.vshift)
-        result.crop = {"detector": "s3fd" if self.detector is not None else "mediapipe",
-                       "first_frame": track.first, "n_frames": len(track), "n_video_frames": int(len(pred_video)),
-                       "n_interpolated": track.n_interpolated}
+        n_video = int(len(pred_video))
+        result.crop = {"detector": detector, "first_frame": track.first, "n_frames": len(track),
+                       "n_video_frames": n_video, "n_interpolated": track.n_interpolated}
+        if len(track) < n_video:
+            self.clip_notes.append(f"scored frames {track.first}-{track.first + len(track) - 1} of {n_video} "
+                                   f"(the {detector} face track)")
+        if track.n_interpolated:
+            n = track.n_interpolated
+            self.clip_notes.append(f"{n} frame{'s' if n != 1 else ''} without a {detector} face box: box interpolated")
         self.results.append(result)
         return result
 

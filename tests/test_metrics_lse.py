@@ -439,3 +439,8 @@ def test_metric_scores_the_track_and_the_audio_under_it(no_installed_weights):
                         "n_interpolated": 1}
     assert (got.lse_d, got.lse_c, got.offset) == (want.lse_d, want.lse_c, want.offset)
     assert m.compute() == pytest.approx(got.as_dict())
+    assert m.clip_notes == ["scored frames 2-13 of 14 (the mediapipe face track)",
+                            "1 frame without a mediapipe face box: box interpolated"]
+    m.reset()
+    with pytest.raises(ValueError, match="mediapipe found no face in any of the 14 frames"):
+        m.update(frames, np.full((n, 4), np.nan), audio)
