@@ -355,8 +355,14 @@ def test_crop_equals_syncnet_python(syncnet_python, tmp_path, monkeypatch):
         def release(self):
             pass
 
-    monkeypatch.setattr(pipeline.cv2, "VideoWriter", CatchWriter)
-    monkeypatch.setattr(pipeline.subprocess, "run", lambda *a, **k: None)
+    class Cv2WithCatchWriter(types.ModuleType):  # cv2 for that module only, its writer replaced
+        VideoWriter = CatchWriter
+
+        def __getattr__(self, name):
+            return getattr(cv2, name)
+
+    monkeypatch.setattr(pipeline, "cv2", Cv2WithCatchWriter("cv2"))
+    monkeypatch.setattr(pipeline, "subprocess", types.SimpleNamespace(run=lambda *a, **k: None))
 
     rng = np.random.default_rng(1)
     n = 30
