@@ -506,8 +506,8 @@ def greedy_nms(boxes: np.ndarray, scores: np.ndarray, max_iou: float, top_k: int
 class S3FDDetector:
     """S3FD face boxes as syncnet_python's pre-processing gets them: the RGB frame scaled by
     ``scale`` (0.25), candidates with face probability > 0.05 decoded (variances 0.1, 0.2),
-    NMS at IoU 0.3 over the best 5000, the best 750 kept; then those above ``conf_th`` (0.9),
-    NMS at IoU 0.1. ``weights``: explicit ``sfd_face.pth``, else ``lesbench.weights``."""
+    NMS at IoU 0.3 over the best 5000, the best 750 kept; of those, the ones above ``conf_th``
+    (0.9), NMS at IoU 0.1. ``weights``: explicit ``sfd_face.pth``, else ``lesbench.weights``."""
 
     def __init__(self, weights: str | Path | None = None, device: str | None = None,
                  scale: float = 0.25, conf_th: float = 0.9) -> None:
@@ -545,10 +545,13 @@ class S3FDDetector:
             centre = priors[:, :2] + loc[:, :2] * 0.1 * priors[:, 2:]
             wh = priors[:, 2:] * torch.exp(loc[:, 2:] * 0.2)
             boxes = torch.cat([centre - wh / 2, centre + wh / 2], dim=1)
-        cand = torch.nonzero(prob > 0.05).flatten().numpy()
+        # The reference runs NMS over every box above 0.05 and keeps those above conf_th after.
+        # In greedy NMS a box is removed only by better-scored ones, so starting from the boxes
+        # above conf_th keeps exactly the same ones (the 5000 and 750 caps included) and skips
+        # the thousands of weak candidates.
+        cand = torch.nonzero(prob > max(0.05, self.conf_th)).flatten().numpy()
         scores, boxes_np = prob.numpy()[cand], boxes.numpy()[cand]
         keep = greedy_nms(boxes_np, scores, 0.3, top_k=5000)[:750]
-        keep = keep[scores[keep] > self.conf_th]
         px = (boxes[cand][keep] * torch.tensor([w, h, w, h], dtype=torch.float32)).numpy().astype(np.float64)
         det = np.concatenate([px, scores[keep, None].astype(np.float64)], axis=1)
         return det[greedy_nms(det[:, :4], det[:, 4], 0.1)] if len(det) else np.zeros((0, 5))

@@ -450,3 +450,34 @@ def test_metric_scores_the_track_and_the_audio_under_it(no_installed_weights):
     m.reset()
     with pytest.raises(ValueError, match="mediapipe found no face in any of the 14 frames"):
         m.update(frames, np.full((n, 4), np.nan), audio)
+
+
+def test_metric_with_s3fd_crops_around_its_boxes(tmp_path, no_installed_weights):
+    import cv2
+
+    from lesbench.metrics.lse import build_s3fd
+
+    torch.manual_seed(0)
+    net = build_s3fd()
+    with torch.no_grad():  # sharper random class scores, so that some boxes pass 0.9
+        for layer in net.conf:
+            layer.weight.mul_(20.0)
+            layer.bias.zero_()
+    path = tmp_path / "sfd_face.pth"
+    torch.save(net.state_dict(), path)
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 256, (160, 200, 3)).astype(np.uint8), (7, 7), 2)
+    # a still picture: random weights' boxes jump between frames, a real face's would not
+    frames = np.stack([base] * 9)
+    audio = rng.normal(0, 0.1, 9 * 640).astype(np.float32)
+    scorer = SyncNetScorer(random_init_seed=0, device="cpu")
+    m = LSE(scorer=scorer, s3fd_weights_path=path, vshift=2)
+    assert m.version == "syncnet_v2/2+s3fd"
+    got = m.update(frames, np.full((9, 4), np.nan), audio)  # the frames table's boxes are not used
+    first = m.detector.detect(base)
+    assert len(first) >= 1
+    boxes = np.tile(first[0, :4], (9, 1))  # the best box of the first frame, found again in each
+    crops, track = crops_for_syncnet(frames, boxes)
+    want = scorer.score(crops, audio[track.first * 640:(track.first + len(track)) * 640], vshift=2)
+    assert got.crop["detector"] == "s3fd" and got.crop["first_frame"] == track.first
+    assert (got.lse_d, got.lse_c, got.offset) == (want.lse_d, want.lse_c, want.offset)
