@@ -674,9 +674,13 @@ class LSE(Metric):
                  detector: str = "auto", s3fd_weights_path: str | Path | None = None) -> None:
         self.vshift, self.crop_scale = vshift, crop_scale
         super().__init__(device)
-        # Raises MetricUnavailable at construction when the weights are missing.
-        self.scorer = scorer or SyncNetScorer(weights_path, device)
-        self.detector, self.detector_note = load_face_detector(detector, s3fd_weights_path, device)
+        # MetricUnavailable at construction when a weight file is missing or is not what it
+        # should be (the message names the file), so that the other metrics of a run go on.
+        try:
+            self.scorer = scorer or SyncNetScorer(weights_path, device)
+            self.detector, self.detector_note = load_face_detector(detector, s3fd_weights_path, device)
+        except ValueError as exc:
+            raise MetricUnavailable("lse", str(exc)) from None
         self.version = f"{VERSION}+{'s3fd' if self.detector is not None else 'mediapipe'}"  # type: ignore[misc]
 
     def describe(self) -> dict[str, Any]:

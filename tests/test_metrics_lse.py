@@ -20,8 +20,8 @@ torch = pytest.importorskip("torch")
 from lesbench.metrics.base import MetricUnavailable  # noqa: E402
 from lesbench.metrics.lse import (  # noqa: E402
     LSE, S3FDDetector, SyncNetScorer, build_syncnet, crop_face, crops_for_syncnet, face_track,
-    follow_face, load_syncnet_weights, lse_from_embeddings, median_filter, offset_distances,
-    syncnet_mfcc,
+    follow_face, load_face_detector, load_syncnet_weights, lse_from_embeddings, median_filter,
+    offset_distances, syncnet_mfcc,
 )
 
 
@@ -426,6 +426,10 @@ def test_metric_names_its_detector_and_records_the_files_it_used(tmp_path, no_in
     torch.save({"vgg.0.weight": torch.zeros(3)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match=r"bad\.pth: not an S3FD"):
         S3FDDetector(tmp_path / "bad.pth", device="cpu")
+    with pytest.raises(MetricUnavailable, match=r"bad\.pth: not an S3FD"):  # the run's other metrics go on
+        LSE(weights_path=syncnet, device="cpu", s3fd_weights_path=tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="unknown face detector 'dlib'"):
+        load_face_detector("dlib")
 
 
 def test_metric_scores_the_track_and_the_audio_under_it(no_installed_weights):
