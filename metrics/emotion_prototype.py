@@ -48,6 +48,7 @@ import numpy as np
 
 from lesbench.metrics._face import aus_array
 from lesbench.metrics.base import Metric
+from lesbench.metrics.emotion import aus_from_face_table
 from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES, EMOTIONS, FACS_PROTOTYPES
 
 VERSION = "facs-proto/1"
@@ -148,12 +149,10 @@ def face_inputs(face: Any) -> tuple[np.ndarray, np.ndarray | None]:
     blendshapes; asymmetry when it has blendshapes) or a plain (T, 17) AU array (no asymmetry).
     Frames without a face are NaN."""
     if hasattr(face, "columns"):
-        if all(c in face.columns for c in AU_NAMES):
-            aus = aus_array(face)
-        else:
-            from lesbench.metrics.emotion import aus_from_face_table
-
-            aus = aus_from_face_table(face)
+        aus = aus_array(face) if all(c in face.columns for c in AU_NAMES) else aus_from_face_table(face)
+        aus = np.array(aus, np.float64)
+        if "face" in face.columns:
+            aus[~np.asarray(face["face"], bool)] = np.nan
         asym = None
         if "blendshapes" in face.columns:
             rows = [np.full(len(BLENDSHAPE_NAMES), np.nan) if v is None else np.asarray(v, np.float64)
@@ -241,7 +240,8 @@ class EmotionPrototype(Metric):
     def __init__(self, device: str | None = None, baseline: str | np.ndarray = "neutral",
                  threshold: float = NEUTRAL_THRESHOLD) -> None:
         if isinstance(baseline, str) and baseline not in ("neutral", "none"):
-            raise ValueError(f"emotion-prototype: baseline must be 'neutral', 'none' or a (17,) array, got {baseline!r}")
+            raise ValueError("emotion-prototype: baseline must be 'neutral', 'none' or a (17,) array, "
+                             f"got {baseline!r}")
         if not isinstance(baseline, str):
             baseline = np.asarray(baseline, np.float64).reshape(-1)
             if baseline.shape != (len(AU_NAMES),):

@@ -105,6 +105,17 @@ def test_contempt_from_one_sided_smile_and_dimple():
     assert classify_prototype(aus, "contempt").predicted is None
 
 
+def test_face_table_without_au_columns_uses_the_blendshape_mapping():
+    from lesbench.pipelines.action_units import au_from_blendshapes
+
+    bs = _blendshapes(3, mouthSmileLeft=0.7, mouthSmileRight=0.5, browDownLeft=0.4, browDownRight=0.4)
+    table = pd.DataFrame({"face": [True, False, True], "blendshapes": list(bs.astype(np.float32))})
+    aus, asym = face_inputs(table)
+    np.testing.assert_allclose(aus[0], au_from_blendshapes(bs[:1].astype(np.float32))[0], rtol=1e-6)
+    assert np.isnan(asym[1]) and np.isnan(aus[1]).all()  # no face: dropped on both inputs
+    assert asym[0] == pytest.approx(0.1)  # (|0.7 - 0.5| + |0 - 0|) / 2
+
+
 def test_metric_uses_the_neutral_target_clips_as_baseline():
     resting = _vector({}, 0.25)
     clips = [(np.repeat(resting[None], 6, axis=0), "neutral")]
