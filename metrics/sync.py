@@ -385,6 +385,9 @@ def calibrate_sync(landmarks: Any, audio: np.ndarray, sr: int = 16000, fps: floa
         return r, NullCalibration(None, nan, nan, nan, nan, np.zeros(0), none, reason=f"invalid clip: {r.reason}")
     if r.still:  # no mouth motion: no sync evidence, chance level by definition
         return r, NullCalibration(r.confidence, 0.0, 50.0, nan, nan, np.zeros(0), none, reason="still mouth")
+    if n_null <= 0:
+        return r, NullCalibration(r.confidence, nan, nan, nan, nan, np.zeros(0), none,
+                                  reason="calibration off (n_null 0)")
     rotations = null_rotations(r.n_frames, max_shift, n_null, margin)
     if len(rotations) < 2:
         return r, NullCalibration(r.confidence, nan, nan, nan, nan, np.zeros(0), rotations,

@@ -219,6 +219,8 @@ def test_still_and_short_clips_are_calibrated_as_documented():
     out = m.compute()
     assert out["n_uncalibrated"] == 1 and np.isnan(out["confidence_z"])
     assert np.isfinite(out["confidence"]) and any("no sync null" in n for n in m.clip_notes)
+    off = calibrate_sync(lm, audio, n_null=0)[1]
+    assert np.isnan(off.z) and "off" in off.reason
 
 
 def test_calibrated_metric_and_twin_agree():
