@@ -55,8 +55,8 @@ needed, otherwise the result is marked invalid with the reason.
 Null calibration (new in version 3; the version-2 outputs are unchanged)
 -----------------------------------------------------------------------
 The confidence alone does not say whether a clip is in sync: it depends on how predictable the
-clip's mouth is from its voice at *any* alignment (on a real clip, matched audio scored 0.43 and
-the same video with other speech 0.21-0.40). So each clip is also scored against a null made
+clip's mouth is from its voice at *any* alignment (on retalking_2, matched audio scores 0.43
+and the same video with other or misaligned speech 0.19-0.38). So each clip is also scored against a null made
 from the *same video* with its *own audio at a wrong alignment*: the audio (cut or zero-padded
 to the video's duration ``T / fps``) is rotated circularly by ``d`` frames for
 ``n_null`` rotations ``d`` spaced evenly (rounded to whole frames) over
@@ -70,7 +70,7 @@ rhythm. No randomness: the rule is deterministic. Then
   0.01 correlation units so a near-constant null cannot give an unbounded z);
 - ``confidence_pct`` = percentage of null confidences below the clip's (ties count half), 0..100.
 
-Clips shorter than ``2 (K + null_margin) + 1`` frames have no rotation far enough away: their z
+Clips shorter than ``2 (K + null_margin) + 2`` frames (52) have too few rotations: their z
 and percentile are NaN, counted in ``n_uncalibrated`` with the reason in the clip notes. A still
 mouth (see the gate) carries no sync evidence: z = 0, percentile 50 (chance), not NaN, so a
 method whose mouths do not move cannot drop out of the mean.
