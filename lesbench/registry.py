@@ -116,6 +116,7 @@ METRICS: Registry = Registry(
         "lpips": "lesbench.metrics.image:LPIPS",
         "csim": "lesbench.metrics.identity:CSIM",
         "emotion": "lesbench.metrics.emotion:EmotionAccuracy",
+        "emotion-prototype": "lesbench.metrics.emotion_prototype:EmotionPrototype",
     },
 )
 

@@ -51,6 +51,34 @@ On synthetic clips with exact alignment the estimate is within 0.45 frames.
 
 Only frames with a face are used; at least ``min_frames`` paired frames (default 25) are
 needed, otherwise the result is marked invalid with the reason.
+
+Null calibration (new in version 3; the version-2 outputs are unchanged)
+-----------------------------------------------------------------------
+The confidence alone does not say whether a clip is in sync: it depends on how predictable the
+clip's mouth is from its voice at *any* alignment (on retalking_2, matched audio scores 0.43
+and the same video with other or misaligned speech 0.19-0.38). So each clip is also scored against a null made
+from the *same video* with its *own audio at a wrong alignment*: the audio (cut or zero-padded
+to the video's duration ``T / fps``) is rotated circularly by ``d`` frames for
+``n_null`` rotations ``d`` spaced evenly (rounded to whole frames) over
+``[K + null_margin, T - K - null_margin]`` (``K`` = ``max_shift``, ``null_margin`` = 10 frames
+= 0.4 s), and :func:`av_sync` is run on each. A rotation by ``d`` puts the true alignment at
+shift ``d`` (or ``d - T``), outside the searched ``-K..K`` by at least the margin, so every null
+confidence is that of audio that is wrong for this video while keeping its voice, loudness and
+rhythm. No randomness: the rule is deterministic. Then
+
+- ``confidence_z`` = (confidence - mean(null)) / sd(null) (sample sd, ddof 1; floored at
+  0.01 correlation units so a near-constant null cannot give an unbounded z);
+- ``confidence_pct`` = percentage of null confidences below the clip's (ties count half), 0..100.
+
+Clips shorter than ``2 (K + null_margin) + 2`` frames (52) have too few rotations: their z
+and percentile are NaN, counted in ``n_uncalibrated`` with the reason in the clip notes. A still
+mouth (see the gate) carries no sync evidence: z = 0, percentile 50 (chance), not NaN, so a
+method whose mouths do not move cannot drop out of the mean.
+
+Measured on the real speech-dev clips (docs/instruments.md): with their own audio, retalking_2
+(5 s) z 1.51 / percentile 95 and retalking_4 (6.6 s) z 4.54 / 100; the same videos with another
+clip's speech, their speech reversed or delayed 1.2 s: z -0.93..0.85, percentile 20-80. Short
+clips give a wide null: read z with the clip length in mind.
 """
 
 from __future__ import annotations
@@ -63,11 +91,18 @@ import numpy as np
 from lesbench.metrics._face import interocular, landmarks_array
 from lesbench.metrics.base import Metric
 
-VERSION = "xval-logmel-ridge/2"
+VERSION = "xval-logmel-ridge/3"
 
 #: Mouth motion (std of the inter-ocular-normalised mouth shape) below which a clip is "still":
 #: confidence 0, offset undefined. Full confidence weight from ``2 * MIN_MOUTH_MOTION`` on.
 MIN_MOUTH_MOTION = 0.005
+
+#: Null calibration: number of circular audio rotations and how far (frames) beyond the searched
+#: shift range the true alignment must lie.
+N_NULL = 20
+NULL_MARGIN = 10
+#: Floor of the null's standard deviation (correlation units) in ``confidence_z``.
+MIN_NULL_SD = 0.01
 
 #: Inner-lip landmark pairs (upper, lower) and lip corners in MediaPipe's 478-point topology.
 INNER_LIP_PAIRS: tuple[tuple[int, int], ...] = ((13, 14), (82, 87), (312, 317))
@@ -281,51 +316,192 @@ def shift_audio(audio: np.ndarray, frames: int, sr: int = 16000, fps: float = 25
     return audio.copy()
 
 
+def null_rotations(n_frames: int, max_shift: int = 15, n_null: int = N_NULL, margin: int = NULL_MARGIN) -> np.ndarray:
+    """(n,) int rotations in frames for the null of a clip of ``n_frames``: ``n_null`` values
+    evenly spaced (rounded, duplicates dropped) over ``[max_shift + margin, n_frames -
+    max_shift - margin]``; empty when that range is empty (clip too short)."""
+    lo, hi = max_shift + margin, n_frames - max_shift - margin
+    if hi < lo or n_null <= 0:
+        return np.zeros(0, np.int64)
+    return np.unique(np.round(np.linspace(lo, hi, n_null)).astype(np.int64))
+
+
+def rotate_audio(audio: np.ndarray, frames: int, n_frames: int, sr: int = 16000, fps: float = 25.0) -> np.ndarray:
+    """``audio`` cut or zero-padded to ``n_frames / fps`` seconds, then delayed circularly by
+    ``frames`` video frames (what is heard at frame ``i`` was said at frame ``i - frames``)."""
+    audio = np.asarray(audio, np.float64).reshape(-1)
+    n = int(round(n_frames * sr / fps))
+    clip = np.zeros(n)
+    clip[: min(n, len(audio))] = audio[:n]
+    return np.roll(clip, int(round(frames * sr / fps)))
+
+
+@dataclass
+class NullCalibration:
+    """A clip's confidence against its own rotated-audio null (see the module docstring).
+
+    ``z`` (null standard deviations) and ``percentile`` (0..100) of the confidence; NaN when no
+    null could be made (``reason`` says why). ``null`` (n,) the null confidences, ``rotations``
+    (n,) frames; ``null_mean``, ``null_sd`` (ddof 1) correlation units.
+    """
+
+    confidence: float | None
+    z: float
+    percentile: float
+    null_mean: float
+    null_sd: float
+    null: np.ndarray
+    rotations: np.ndarray
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"confidence_z": self.z, "confidence_pct": self.percentile, "null_mean": self.null_mean,
+                "null_sd": self.null_sd, "n_null": len(self.null), "null_reason": self.reason}
+
+
+def standardise(value: float, null: np.ndarray, min_sd: float = MIN_NULL_SD) -> tuple[float, float, float, float]:
+    """``(z, percentile, null mean, null sd)`` of ``value`` against ``null`` (n >= 2):
+    z = (value - mean) / max(sd (ddof 1), ``min_sd``); percentile = 100 x (#below + #equal / 2) / n."""
+    null = np.asarray(null, np.float64)
+    mean, sd = float(null.mean()), float(null.std(ddof=1))
+    z = (value - mean) / max(sd, min_sd)
+    pct = 100.0 * (float((null < value).sum()) + 0.5 * float((null == value).sum())) / len(null)
+    return float(z), pct, mean, sd
+
+
+def calibrate_sync(landmarks: Any, audio: np.ndarray, sr: int = 16000, fps: float = 25.0, max_shift: int = 15,
+                   n_null: int = N_NULL, margin: int = NULL_MARGIN, frame_times: np.ndarray | None = None,
+                   result: SyncResult | None = None, **kwargs: Any) -> tuple[SyncResult, NullCalibration]:
+    """:func:`av_sync` of the clip and its confidences against the rotated-audio null.
+
+    ``landmarks``/``audio``/``frame_times`` as for :func:`av_sync` (extra ``kwargs`` go to it);
+    ``result``: the clip's own :func:`av_sync` result when already computed.
+    """
+    r = result if result is not None else av_sync(landmarks, audio, sr, fps, max_shift, frame_times=frame_times,
+                                                   **kwargs)
+    nan = float("nan")
+    none = np.zeros(0, np.int64)
+    if not r.valid:
+        return r, NullCalibration(None, nan, nan, nan, nan, np.zeros(0), none, reason=f"invalid clip: {r.reason}")
+    if r.still:  # no mouth motion: no sync evidence, chance level by definition
+        return r, NullCalibration(r.confidence, 0.0, 50.0, nan, nan, np.zeros(0), none, reason="still mouth")
+    if n_null <= 0:
+        return r, NullCalibration(r.confidence, nan, nan, nan, nan, np.zeros(0), none,
+                                  reason="calibration off (n_null 0)")
+    rotations = null_rotations(r.n_frames, max_shift, n_null, margin)
+    if len(rotations) < 2:
+        return r, NullCalibration(r.confidence, nan, nan, nan, nan, np.zeros(0), rotations,
+                                  reason=f"clip too short for a null ({r.n_frames} frames; need "
+                                         f"{2 * (max_shift + margin) + 2} for 2 rotations)")
+    null = []
+    for d in rotations:
+        nr = av_sync(landmarks, rotate_audio(audio, int(d), r.n_frames, sr, fps), sr, fps, max_shift,
+                     frame_times=frame_times, **kwargs)
+        # a rotation without usable audio (silence) carries no sync evidence: 0
+        null.append(nr.confidence if nr.valid and nr.confidence is not None else 0.0)
+    null_arr = np.asarray(null, np.float64)
+    z, pct, mean, sd = standardise(float(r.confidence), null_arr)
+    return r, NullCalibration(r.confidence, z, pct, mean, sd, null_arr, rotations)
+
+
+def sync_vs_reference(pred_face: Any, ref_face: Any, audio: np.ndarray, sr: int = 16000, fps: float = 25.0,
+                      max_shift: int = 15, n_null: int = N_NULL, **kwargs: Any) -> dict[str, Any]:
+    """A generated clip's sync next to its reference clip's, on the same audio.
+
+    Returns ``pred_*`` and ``ref_*`` for ``offset`` (frames), ``confidence``, ``confidence_z``
+    and ``confidence_pct``, plus ``delta_offset`` = pred - ref offset, ``delta_abs_offset`` =
+    |pred offset| - |ref offset| (frames; > 0: the generated clip is further out of sync than
+    its reference), ``delta_confidence`` and ``delta_z`` (pred - ref; NaN where either side is
+    undefined). Ground truth itself is not perfectly in sync (real recordings measure about
+    +-1 frame), so the difference is the fair reading for a method that copies the reference's
+    timing.
+    """
+    out: dict[str, Any] = {}
+    for side, face in (("pred", pred_face), ("ref", ref_face)):
+        r, cal = calibrate_sync(face, audio, sr, fps, max_shift, n_null, **kwargs)
+        out[f"{side}_offset"] = r.offset
+        out[f"{side}_confidence"] = r.confidence
+        out[f"{side}_confidence_z"] = cal.z
+        out[f"{side}_confidence_pct"] = cal.percentile
+        out[f"{side}_note"] = r.note or r.reason or cal.reason
+
+    def diff(a: Any, b: Any) -> float:
+        return float(a) - float(b) if a is not None and b is not None else float("nan")
+
+    out["delta_offset"] = diff(out["pred_offset"], out["ref_offset"])
+    out["delta_abs_offset"] = diff(None if out["pred_offset"] is None else abs(out["pred_offset"]),
+                                   None if out["ref_offset"] is None else abs(out["ref_offset"]))
+    out["delta_confidence"] = diff(out["pred_confidence"], out["ref_confidence"])
+    out["delta_z"] = diff(out["pred_confidence_z"], out["ref_confidence_z"])
+    return out
+
+
 class AVSync(Metric):
     """Weight-free AV offset/confidence (``sync``); per clip ``offset``, ``abs_offset``,
-    ``confidence``; :meth:`compute` gives their means over the clips updated so far.
+    ``confidence``, and the null-calibrated ``confidence_z`` / ``confidence_pct`` (see the
+    module docstring); :meth:`compute` gives their means over the clips updated so far.
 
-    Still clips (no mouth motion) count with confidence 0 and are left out of the offset means
-    (``offset``/``abs_offset`` are NaN when every clip is still); ``n_still`` counts them and
-    :attr:`clip_notes` holds their notes (``lesbench score`` lists them as clip issues)."""
+    Still clips (no mouth motion) count with confidence 0 (z 0, percentile 50) and are left out
+    of the offset means (``offset``/``abs_offset`` are NaN when every clip is still); ``n_still``
+    counts them and :attr:`clip_notes` holds their notes (``lesbench score`` lists them as clip
+    issues). Clips too short for a null are left out of the z/percentile means and counted in
+    ``n_uncalibrated``. ``n_null=0`` turns the calibration off (z, percentile NaN)."""
 
     name: ClassVar[str] = "sync"
     version: ClassVar[str] = VERSION
-    higher_is_better: ClassVar[bool | None] = None  # offset: closest to 0; confidence: higher
+    higher_is_better: ClassVar[bool | None] = None  # offset: closest to 0; confidence, z, pct: higher
     inputs: ClassVar[tuple[str, ...]] = ("pred_face", "audio")
     needs_audio: ClassVar[bool] = True
     needs_face: ClassVar[bool] = True
 
-    def __init__(self, device: str | None = None, max_shift: int = 15, sr: int = 16000, fps: float = 25.0) -> None:
+    def __init__(self, device: str | None = None, max_shift: int = 15, sr: int = 16000, fps: float = 25.0,
+                 n_null: int = N_NULL, null_margin: int = NULL_MARGIN) -> None:
         self.max_shift, self.sr, self.fps = max_shift, sr, fps
+        self.n_null, self.null_margin = n_null, null_margin
         super().__init__(device)
 
     def reset(self) -> None:
         self.results: list[SyncResult] = []
+        self.nulls: list[NullCalibration] = []
         self.clip_notes: list[str] = []
 
     def update(self, pred_face: Any, audio: np.ndarray) -> None:
-        r = av_sync(pred_face, audio, self.sr, self.fps, self.max_shift)
+        r, cal = calibrate_sync(pred_face, audio, self.sr, self.fps, self.max_shift, self.n_null, self.null_margin)
         self.results.append(r)
+        self.nulls.append(cal)
         if r.note:
             self.clip_notes.append(r.note)
+        if r.valid and not r.still and not np.isfinite(cal.z) and self.n_null > 0:
+            self.clip_notes.append(f"no sync null: {cal.reason}")
 
     def compute(self) -> dict[str, float]:
-        ok = [r for r in self.results if r.valid]
+        ok = [(r, c) for r, c in zip(self.results, self.nulls) if r.valid]
         if not ok:
             reasons = "; ".join(sorted({r.reason for r in self.results})) or "no clips"
             raise ValueError(f"sync: no valid clip ({reasons})")
-        moving = [r for r in ok if r.offset is not None]
+        moving = [r for r, _ in ok if r.offset is not None]
+        calibrated = [c for _, c in ok if np.isfinite(c.z)]
         return {
             "offset": float(np.mean([r.offset for r in moving])) if moving else float("nan"),
             "abs_offset": float(np.mean([abs(r.offset) for r in moving])) if moving else float("nan"),
-            "confidence": float(np.mean([r.confidence for r in ok])),
+            "confidence": float(np.mean([r.confidence for r, _ in ok])),
             "n_still": float(len(ok) - len(moving)),
+            "confidence_z": float(np.mean([c.z for c in calibrated])) if calibrated else float("nan"),
+            "confidence_pct": float(np.mean([c.percentile for c in calibrated])) if calibrated else float("nan"),
+            "n_uncalibrated": float(len(ok) - len(calibrated)),
         }
 
 
 def sync_offset(landmarks: Any, audio: np.ndarray, sr: int = 16000, fps: float = 25.0,
                 max_shift: int = 15) -> tuple[int | None, float | None]:
-    """Functional twin of :class:`AVSync`: ``(offset, confidence)`` of one clip."""
+    """Functional twin of :class:`AVSync`'s version-2 outputs: ``(offset, confidence)`` of one clip."""
     r = av_sync(landmarks, audio, sr, fps, max_shift)
     return r.offset, r.confidence
+
+
+def sync_calibrated(landmarks: Any, audio: np.ndarray, sr: int = 16000, fps: float = 25.0, max_shift: int = 15,
+                    n_null: int = N_NULL, null_margin: int = NULL_MARGIN) -> dict[str, Any]:
+    """Functional twin of :class:`AVSync` on one clip: ``offset``, ``confidence``,
+    ``confidence_z``, ``confidence_pct`` (and ``null_mean``, ``null_sd``, ``n_null``)."""
+    r, cal = calibrate_sync(landmarks, audio, sr, fps, max_shift, n_null, null_margin)
+    return {"offset": r.offset, "confidence": r.confidence, **cal.as_dict()}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lesbench.metrics.sync import AVSync, av_sync, audio_frame_features, mouth_shape, shift_audio, sync_offset
+from lesbench.metrics.sync import (AVSync, NULL_MARGIN, av_sync, audio_frame_features, calibrate_sync, mouth_shape,
+                                   null_rotations, rotate_audio, shift_audio, standardise, sync_calibrated,
+                                   sync_offset, sync_vs_reference)
 
 from _sync_synthetic import synthetic_clip
 
@@ -66,7 +68,7 @@ def test_missing_face_and_silence_are_reported_not_raised():
 
 def test_metric_class_and_twin_agree():
     lm, audio = synthetic_clip(120, seed=3)
-    m = AVSync()
+    m = AVSync(n_null=0)  # the version-2 outputs; the calibrated ones are checked below
     m.update(lm, shift_audio(audio, 4))
     m.update(lm, shift_audio(audio, -2))
     out = m.compute()
@@ -132,7 +134,7 @@ def test_a_still_mouth_scores_worst():
         assert r.valid and r.still and r.confidence == 0.0 and r.offset is None
         assert "no mouth motion" in r.note and r.motion < 0.005
     assert not real.still and real.confidence > 0.3 and real.motion > 0.01
-    m = AVSync()
+    m = AVSync(n_null=4)
     m.update(_still(lm, 0.001), audio)
     out = m.compute()
     assert out["confidence"] == 0.0 and np.isnan(out["offset"]) and out["n_still"] == 1
@@ -152,3 +154,116 @@ def test_gate_ramp_is_continuous_and_can_be_disabled():
     assert r.confidence == pytest.approx(ungated.confidence * 0.5, rel=1e-6)
     still_ungated = av_sync(_still(lm, 0.001), audio, min_motion=0.0)
     assert still_ungated.offset is not None and not still_ungated.still
+
+
+# --- null calibration --------------------------------------------------------------------------
+
+
+def test_null_rotations_stay_outside_the_searched_shifts():
+    rot = null_rotations(125, max_shift=15, n_null=20)
+    assert len(rot) == 20 and rot[0] == 25 and rot[-1] == 100
+    # the true alignment of rotated audio (shift d or d - T) is beyond +-K by the margin
+    assert all(min(d, 125 - d) >= 15 + NULL_MARGIN for d in rot)
+    assert len(null_rotations(49, max_shift=15)) == 0  # 25 > 49 - 25: no room
+    assert list(null_rotations(50, max_shift=15)) == [25]  # one rotation: too few for a null
+    assert list(null_rotations(51, max_shift=15)) == [25, 26]
+    assert len(null_rotations(300, n_null=0)) == 0
+
+
+def test_rotate_audio_is_circular_over_the_video_span():
+    a = np.arange(10 * 640, dtype=np.float32)
+    r = rotate_audio(a, 1, n_frames=10)
+    assert len(r) == 6400 and r[0] == 9 * 640 and r[640] == 0
+    longer = rotate_audio(np.arange(12 * 640, dtype=np.float32), 2, n_frames=10)  # cut to the video first
+    assert len(longer) == 6400 and longer[0] == 8 * 640
+    shorter = rotate_audio(np.ones(5 * 640, np.float32), 0, n_frames=10)  # zero-padded
+    assert shorter[:3200].sum() == 3200 and shorter[3200:].sum() == 0
+
+
+def test_standardise_hand_computed():
+    z, pct, mean, sd = standardise(3.0, np.array([0.0, 1.0, 2.0, 3.0]))
+    assert mean == 1.5 and sd == pytest.approx(np.sqrt(5 / 3))
+    assert z == pytest.approx(1.5 / np.sqrt(5 / 3)) and pct == pytest.approx(87.5)  # 3 below + half a tie
+    z, pct, _, _ = standardise(0.5, np.full(5, 0.5))  # constant null: sd floored at 0.01
+    assert z == 0.0 and pct == 50.0
+    assert standardise(0.6, np.full(5, 0.5))[0] == pytest.approx(10.0)
+
+
+def _mismatched(audio: np.ndarray, other: np.ndarray) -> dict[str, np.ndarray]:
+    return {"other clip": other[: len(audio)], "time-reversed": audio[::-1].copy(),
+            "delayed 30 frames": shift_audio(audio, 30)}
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_synthetic_matched_clip_stands_above_its_null_and_mismatched_audio(seed):
+    lm, audio = synthetic_clip(150, seed=seed)
+    _, other = synthetic_clip(150, seed=seed + 7)
+    r, cal = calibrate_sync(lm, audio, n_null=10)
+    assert len(cal.null) == 10 and cal.null_sd > 0
+    assert cal.confidence == r.confidence == av_sync(lm, audio).confidence  # version-2 value unchanged
+    assert cal.z > 3 and cal.percentile == 100.0
+    for name, a in _mismatched(audio, other).items():
+        bad = calibrate_sync(lm, a, n_null=10)[1]
+        assert bad.z < cal.z - 2, (name, bad.z, cal.z)
+
+
+def test_still_and_short_clips_are_calibrated_as_documented():
+    lm, audio = synthetic_clip(150, seed=0)
+    _, still = calibrate_sync(_still(lm, 0.001), audio, n_null=5)
+    assert still.z == 0.0 and still.percentile == 50.0 and still.reason == "still mouth"
+    short_lm, short_audio = synthetic_clip(45, seed=0)  # 45 < 2 x (15 + 10) + 2 frames
+    r, cal = calibrate_sync(short_lm, short_audio)
+    assert r.valid and np.isnan(cal.z) and np.isnan(cal.percentile) and "too short" in cal.reason
+    m = AVSync(n_null=5)
+    m.update(short_lm, short_audio)
+    out = m.compute()
+    assert out["n_uncalibrated"] == 1 and np.isnan(out["confidence_z"])
+    assert np.isfinite(out["confidence"]) and any("no sync null" in n for n in m.clip_notes)
+    off = calibrate_sync(lm, audio, n_null=0)[1]
+    assert np.isnan(off.z) and "off" in off.reason
+
+
+def test_calibrated_metric_and_twin_agree():
+    lm, audio = synthetic_clip(120, seed=3)
+    m = AVSync(n_null=6)
+    clips = [shift_audio(audio, 4), audio]
+    for a in clips:
+        m.update(lm, a)
+    out = m.compute()
+    twins = [sync_calibrated(lm, a, n_null=6) for a in clips]
+    assert out["confidence_z"] == pytest.approx(np.mean([t["confidence_z"] for t in twins]))
+    assert out["confidence_pct"] == pytest.approx(np.mean([t["confidence_pct"] for t in twins]))
+    assert out["confidence"] == pytest.approx(np.mean([t["confidence"] for t in twins]))
+    assert out["n_uncalibrated"] == 0 and all(t["n_null"] == 6 for t in twins)
+    # the version-2 outputs are the same numbers as before
+    assert out["offset"] == pytest.approx(np.mean([sync_offset(lm, a)[0] for a in clips]))
+
+
+def test_sync_vs_reference():
+    lm, audio = synthetic_clip(150, seed=1)
+    same = sync_vs_reference(lm, lm, audio, n_null=4)
+    assert same["delta_offset"] == 0 and same["delta_confidence"] == 0 and same["delta_z"] == 0
+    late = np.concatenate([np.repeat(lm[:1], 3, axis=0), lm[:-3]])  # the video 3 frames late: audio leads
+    out = sync_vs_reference(late, lm, audio, n_null=4)
+    assert out["ref_offset"] == 0 and abs(out["pred_offset"] + 3) <= 1
+    assert abs(out["delta_offset"] + 3) <= 1 and out["delta_abs_offset"] >= 2
+    still = sync_vs_reference(_still(lm, 0.001), lm, audio, n_null=4)
+    assert still["pred_offset"] is None and np.isnan(still["delta_offset"])
+    assert still["delta_confidence"] == pytest.approx(-still["ref_confidence"]) and still["pred_confidence_z"] == 0
+
+
+@pytest.mark.meaddev
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["retalking_2.mp4", "retalking_4.mp4"])
+def test_real_matched_clip_stands_above_its_null_and_mismatched_audio(real_clips, name):
+    """Real speech: the clip with its own audio is above the clip with other audio (another
+    clip's speech, its own speech reversed or delayed 1.2 s), in z and in percentile."""
+    lm, audio, _ = real_clips[name]
+    other_name = "retalking_4.mp4" if name == "retalking_2.mp4" else "retalking_2.mp4"
+    other = np.resize(real_clips[other_name][1], len(audio))
+    _, matched = calibrate_sync(lm, audio)
+    bad = {k: calibrate_sync(lm, a)[1] for k, a in _mismatched(audio, other).items()}
+    print(name, "matched z", round(matched.z, 2), "pct", matched.percentile,
+          {k: (round(c.z, 2), c.percentile) for k, c in bad.items()})
+    assert matched.percentile >= 90
+    assert all(matched.z > c.z + 0.5 and matched.percentile > c.percentile for c in bad.values())
