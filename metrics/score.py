@@ -438,8 +438,8 @@ class ScoreReport:
 
 
 def _better(name: str, key: str, default: bool | None) -> bool | None:
-    lower = {"lse_d", "m_lmd", "f_lmd", "mae", "abs_offset", "fid", "kid", "lpips"}
-    higher = {"lse_c", "confidence", "accuracy", "f1", "pearson", "spearman", "r2"}
+    lower = {"lse_d", "m_lmd", "f_lmd", "m_lvd", "f_lvd", "mae", "abs_offset", "fid", "kid", "lpips"}
+    higher = {"lse_c", "confidence", "confidence_z", "confidence_pct", "accuracy", "f1", "pearson", "spearman", "r2"}
     if key in lower:
         return False
     if key in higher:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The real-data folder sits beside the checkout; LESBENCH_SHARED_DATA points elsewhere (a git
+# worktree, a copy of the data on another disk).
+SHARED_DATA = Path(os.environ.get("LESBENCH_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
