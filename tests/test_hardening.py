@@ -1,0 +1,111 @@
+"""Names from files stay inert: paths stay inside the output folder, and tables render names
+from results files and method cards as text (Markdown, CSV, LaTeX), never as structure."""
+
+import csv
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lesbench.sanitize import UnsafeNameError, csv_cell, latex_text, md_code, md_text, safe_join, safe_name
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------------- safe paths
+
+@pytest.mark.parametrize("bad", ["../x", "../../x", "/abs", "a/b", "a\\b", "..", ".", "", "  ", "x\ny", "x\x00y"])
+def test_safe_name_refuses_names_that_are_not_one_component(bad):
+    with pytest.raises(UnsafeNameError) as exc:
+        safe_name(bad, what="protocol name", source="/tmp/p.yaml")
+    assert "/tmp/p.yaml" in str(exc.value) and "protocol name" in str(exc.value)
+
+
+def test_safe_name_keeps_plain_names_and_slugs_labels():
+    assert safe_name("mead-v1") == "mead-v1"
+    assert safe_name("M003_front_angry_3_001.mp4") == "M003_front_angry_3_001.mp4"
+    assert safe_name("my data/set v2", replace=True) == "my-data-set-v2"
+    assert safe_name("../../x", replace=True) == "..-..-x"  # no separator left: one component
+    with pytest.raises(UnsafeNameError):
+        safe_name("..", replace=True)
+
+
+def test_safe_join_stays_under_root(tmp_path):
+    assert safe_join(tmp_path, "a", "b.json") == tmp_path / "a" / "b.json"
+    for bad in ("..", "/etc", "../../x"):
+        with pytest.raises(UnsafeNameError):
+            safe_join(tmp_path, "a", bad)
+
+
+# ----------------------------------------------------------------------------------- evaluate
+
+def _write_prepared(root: Path, name: str) -> Path:
+    """A two-clip prepared set (one test clip + its neutral source) as evaluate reads it."""
+    import numpy as np
+    import pandas as pd
+
+    from lesbench.io import write_video
+
+    (root / "crops").mkdir(parents=True)
+    rows = []
+    for i, (cid, emo) in enumerate([("W002_front_neutral_1_001", "neutral"), ("W002_front_happy_3_001", "happy")]):
+        frames = np.full((4, 32, 32, 3), 60 + 40 * i, np.uint8)
+        write_video(root / "crops" / f"{cid}.mp4", frames, fps=25, audio=np.zeros(2560, np.float32), sr=16000)
+        rows.append(dict(clip_id=cid, speaker="W002", view="front", emotion=emo, level=3 if i else 1,
+                         sentence="001", split="test", status="ok"))
+    pd.DataFrame(rows).to_parquet(root / "clips.parquet")
+    (root / "dataset.json").write_text(json.dumps({"format_version": "1.0", "name": name}))
+    return root
+
+
+def _scorer(pred, ref, protocol, metrics, clips, device=None):
+    return {"psnr": {"value": 30.0, "ci95": None, "version": "t", "higher_is_better": True, "n": len(pred)}}
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("proto_name", ["../../escaped", "/ABS/escaped", "a/b"])
+def test_protocol_name_cannot_write_outside_out(tmp_path, proto_name):
+    from lesbench.evaluate import evaluate
+
+    proto_text = (REPO / "metrics" / "protocols" / "demo-v1.yaml").read_text()
+    proto_name = proto_name.replace("/ABS", str(tmp_path / "abs"))
+    proto = tmp_path / "proto.yaml"
+    proto.write_text(re.sub(r"(?m)^name: .*$", f"name: {json.dumps(proto_name)}", proto_text))
+    data = _write_prepared(tmp_path / "prepared", "tiny")
+    out = tmp_path / "sandbox" / "a" / "out"
+    before = _tree(tmp_path)
+    with pytest.raises(UnsafeNameError) as exc:
+        evaluate("static", data, protocol=proto, out=out, scorer=_scorer, control=False)
+    assert str(proto) in str(exc.value)
+    assert _tree(tmp_path) == before  # nothing written anywhere, inside out or outside
+
+
+def test_dataset_name_from_dataset_json_stays_inside_out(tmp_path):
+    from lesbench.evaluate import evaluate
+
+    data = _write_prepared(tmp_path / "prepared", "..")
+    out = tmp_path / "sandbox" / "out"
+    with pytest.raises(UnsafeNameError) as exc:
+        evaluate("static", data, protocol="demo-v1", out=out, scorer=_scorer, control=False)
+    assert "dataset.json" in str(exc.value)
+    assert not (tmp_path / "sandbox" / "demo-v1").exists()
+
+    data2 = _write_prepared(tmp_path / "prepared2", "../../../outside")
+    res = evaluate("static", data2, protocol="demo-v1", out=out, scorer=_scorer, control=False)
+    assert res.path == out / "demo-v1" / "..-..-..-outside" / "static.json"
+    assert res.path.is_file()
+    assert {p.name for p in tmp_path.iterdir()} == {"prepared", "prepared2", "sandbox"}
+
+
+def test_leaderboard_latex_out_with_bib_suffix_is_refused(tmp_path, capsys):
+    from lesbench.cli import main
+
+    target = tmp_path / "table.bib"
+    assert main(["leaderboard", "--format", "latex", "--out", str(target)]) == 2
+    assert "another suffix" in capsys.readouterr().err and not target.exists()
