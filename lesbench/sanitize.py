@@ -127,8 +127,14 @@ def md_code(text: object) -> str:
     Inside a code span HTML and Markdown are literal already; what still matters is a new line
     (folded), a backtick (the span is delimited by a longer run of backticks) and ``|``, which
     GitHub-flavoured tables split on even inside code (escaped as ``\\|``, which tables unescape).
+    Text with ``& < >`` is written as :func:`md_text` instead, so no raw HTML is in the output.
     """
-    s = _one_line(text).replace("|", "\\|")
+    s = _one_line(text)
+    if any(c in s for c in _MD_ENTITY):
+        # literal inside a code span for CommonMark, but not for every Markdown tool that
+        # reads the file: no raw HTML in the output bytes, so escaped text instead of code
+        return md_text(s)
+    s = s.replace("|", "\\|")
     longest = max((len(run) for run in re.findall(r"`+", s)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if s.startswith("`") or s.endswith("`") else ""

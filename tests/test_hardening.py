@@ -109,3 +109,100 @@ def test_leaderboard_latex_out_with_bib_suffix_is_refused(tmp_path, capsys):
     target = tmp_path / "table.bib"
     assert main(["leaderboard", "--format", "latex", "--out", str(target)]) == 2
     assert "another suffix" in capsys.readouterr().err and not target.exists()
+
+
+# ----------------------------------------------------------------------------------- renderers
+
+EVIL_NAME = "Evil\n# Heading\n| x | y |\n<script>alert(1)</script> `code` [a](http://t)"
+EVIL_DATASET = "tiny\n\n<img src=x>"
+EVIL_METRIC = "=HYPERLINK(\"http://x\",\"y\")"
+
+
+@pytest.fixture()
+def evil_leaderboard(tmp_path):
+    """Packaged cards plus one card and one results file whose names try to be structure."""
+    import yaml
+
+    from lesbench.leaderboard import build_leaderboard, cards_dir
+
+    cards = tmp_path / "methods"
+    shutil.copytree(cards_dir(), cards)
+    card = yaml.safe_load((cards / "static.yaml").read_text())
+    card["name"] = EVIL_NAME
+    (cards / "evil.yaml").write_text(yaml.safe_dump(card))
+    results = tmp_path / "results"
+    results.mkdir()
+    src = REPO / "leaderboards" / "results" / "demo-v1" / "lesbench-demo" / "static.json"
+    good = json.loads(src.read_text())
+    evil = json.loads(src.read_text())
+    evil["method"] = evil["card"] = "evil"
+    evil["dataset"]["name"] = good["dataset"]["name"] = EVIL_DATASET
+    evil["scores"][EVIL_METRIC] = {"value": -0.5, "ci95": None, "version": "1", "higher_is_better": True}
+    (results / "static.json").write_text(json.dumps(good))
+    (results / "evil.json").write_text(json.dumps(evil))
+    return build_leaderboard(results, cards=cards, include_reported=False)
+
+
+def _md_table_rows(md: str) -> list[list[str]]:
+    """Rows of the first pipe table (GFM: split on unescaped |)."""
+    rows = []
+    for line in md.splitlines():
+        if line.startswith("|"):
+            rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
+        elif rows:
+            break
+    return rows
+
+
+def test_markdown_renders_injected_names_inert(evil_leaderboard):
+    from lesbench.leaderboard import render
+
+    md = render(evil_leaderboard, "md")
+    rows = _md_table_rows(md)
+    assert len(rows) == 2 + 2  # header, separator, two methods: no extra rows
+    assert len({len(r) for r in rows}) == 1  # every row has the header's cell count
+    assert "<script>" not in md and "<img" not in md
+    assert not any(line.startswith("# ") for line in md.splitlines())
+    assert "](http" not in md.replace("\\](http", "")  # no live link
+    evil_row = next(r for r in rows if "Evil" in r[0])
+    assert evil_row[0] == ("Evil # Heading \\| x \\| y \\| &lt;script&gt;alert(1)&lt;/script&gt; "
+                           "\\`code\\` \\[a\\](http://t)")
+    # the data set (with a blank line) stays on the heading line
+    heading = next(line for line in md.splitlines() if line.startswith("### Measured"))
+    assert "tiny &lt;img src=x&gt;" in heading
+
+
+def test_csv_cells_never_start_a_formula_and_numbers_stay_numbers(evil_leaderboard):
+    from lesbench.leaderboard import render
+
+    rows = list(csv.DictReader(io.StringIO(render(evil_leaderboard, "csv"))))
+    metrics = {r["metric"] for r in rows}
+    assert "'" + EVIL_METRIC in metrics and EVIL_METRIC not in metrics
+    for r in rows:
+        for key, cell in r.items():
+            if cell[:1] in ("=", "+", "@", "\t", "\r"):
+                pytest.fail(f"{key} starts a formula: {cell!r}")
+            if cell.startswith("-"):
+                float(cell)  # only negative numbers may start with '-'
+    evil_value = next(r["value"] for r in rows if r["metric"] == "'" + EVIL_METRIC)
+    assert float(evil_value) == -0.5
+
+
+def test_latex_has_no_paragraph_break_inside_a_caption(evil_leaderboard):
+    from lesbench.leaderboard import render
+
+    tex = render(evil_leaderboard, "latex")
+    for caption in re.findall(r"\\caption\{.*?\}\n\\label", tex, flags=re.S):
+        assert "\n\n" not in caption and "\n" not in caption.removesuffix("\n\\label")
+    assert "\n\n" not in tex.split("\\begin{table}")[1]  # nowhere inside the table either
+    assert r"Evil \# Heading $|$ x $|$ y $|$ \textless{}script\textgreater{}" in tex
+
+
+def test_escapers_hand_checked():
+    assert md_text("a|b\nc") == "a\\|b c"
+    assert md_text("# h") == "\\# h" and md_text("1. x") == "1\\. x"
+    assert md_text("<b>&") == "&lt;b&gt;&amp;"
+    assert md_code("a`b") == "``a`b``" and md_code("x|y") == "`x\\|y`" and md_code("`") == "`` ` ``"
+    assert [csv_cell(v) for v in ("=1+1", "+1x", "-x", "@SUM", "\tx", "\rx", "-0.38", "-1e-3", "abc")] == \
+        ["'=1+1", "'+1x", "'-x", "'@SUM", "'\tx", "'\rx", "-0.38", "-1e-3", "abc"]
+    assert latex_text("a_b\n\nc%") == r"a\_b c\%"
