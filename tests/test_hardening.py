@@ -206,3 +206,103 @@ def test_escapers_hand_checked():
     assert [csv_cell(v) for v in ("=1+1", "+1x", "-x", "@SUM", "\tx", "\rx", "-0.38", "-1e-3", "abc")] == \
         ["'=1+1", "'+1x", "'-x", "'@SUM", "'\tx", "'\rx", "-0.38", "-1e-3", "abc"]
     assert latex_text("a_b\n\nc%") == r"a\_b c\%"
+
+
+# ----------------------------------------------------------------------------------- weights
+
+@pytest.fixture()
+def small_run(tmp_path) -> Path:
+    """A run folder written by the training code's own checkpoint writer, for a small model
+    (no data set needed: the weights and their record are what is under test)."""
+    import torch
+
+    from lesbench.model.config import load_config
+    from lesbench.model.train import _save_checkpoint, build_model
+
+    cfg = load_config()
+    dims = {"n_mel": 8, "n_exp": 4, "n_id": 3, "n_cond": 0}
+    torch.manual_seed(0)
+    model = build_model(cfg, **dims)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.zeros(1, 5, 8), torch.zeros(1, 3), None, torch.zeros(1, 5, dtype=torch.bool))[0].sum().backward()
+    opt.step()
+    run = tmp_path / "run"
+    run.mkdir()
+    _save_checkpoint(run, model, opt, 1, [], {"format": "lesbench-les-talker", "config": cfg.to_dict(), "dims": dims,
+                                               "emotions": ["happy"]})
+    return run
+
+
+def _flip_a_weight(path: Path) -> None:
+    """Change one byte of tensor data: still a valid safetensors file, different weights."""
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_run_records_weight_digests_and_refuses_modified_weights(small_run):
+    from lesbench.errors import ChecksumError
+    from lesbench.model.train import load_run_weights
+    from lesbench.weights import file_sha256, load_safetensors
+
+    meta = json.loads((small_run / "checkpoint.json").read_text())
+    model_file = small_run / "model.safetensors"
+    assert meta["weights_sha256"]["model.safetensors"] == file_sha256(model_file)
+    assert meta["weights_sha256"]["optimizer.safetensors"] == file_sha256(small_run / "optimizer.safetensors")
+    tensors, digest = load_run_weights(small_run)
+    assert digest == meta["weights_sha256"]["model.safetensors"] and tensors
+
+    expected = digest
+    _flip_a_weight(model_file)
+    load_safetensors(model_file)  # still a readable safetensors file ...
+    with pytest.raises(ChecksumError) as exc:  # ... but not the one training wrote
+        load_run_weights(small_run)
+    msg = str(exc.value)
+    assert str(model_file) in msg and expected in msg and file_sha256(model_file) in msg
+    assert "checkpoint.json" in msg and "lesbench train" in msg
+
+
+@pytest.mark.parametrize("content", [b"not a safetensors file", b"", b"\x08\x00\x00\x00\x00\x00\x00\x00{bad json"])
+def test_cli_not_safetensors_is_one_line_without_traceback(small_run, tmp_path, capsys, content):
+    from lesbench.cli import main
+
+    (small_run / "model.safetensors").write_bytes(content)
+    rc = main(["generate", "--checkpoint", str(small_run), "--source", str(tmp_path / "x.png"),
+               "--audio", str(tmp_path / "x.wav"), "--out", str(tmp_path / "o.mp4"), "--emotion", "happy",
+               "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and not (tmp_path / "o.mp4").exists()
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{small_run / 'model.safetensors'}: not a readable safetensors file" in err
+
+
+def test_cli_modified_weights_are_refused(small_run, tmp_path, capsys):
+    from lesbench.cli import main
+
+    _flip_a_weight(small_run / "model.safetensors")
+    rc = main(["generate", "--checkpoint", str(small_run), "--source", str(tmp_path / "x.png"),
+               "--audio", str(tmp_path / "x.wav"), "--out", str(tmp_path / "o.mp4"), "--emotion", "happy",
+               "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "does not match" in err and "Traceback" not in err
+
+
+def test_emotion_classifier_card_records_sha256_and_load_checks_it(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from lesbench.errors import ChecksumError
+    from lesbench.metrics.emotion_classifier import CARD_FORMAT, MeadEmotionClassifier, _torch_modules
+    from lesbench.weights import file_sha256
+
+    AUFrameMLP, _ = _torch_modules()
+    torch.manual_seed(0)
+    tensors = {f"au.{k}": v.contiguous() for k, v in AUFrameMLP().state_dict().items()}
+    card = {"format": CARD_FORMAT, "name": "t", "features": "au"}
+    path = tmp_path / "clf.safetensors"
+    save_file(tensors, str(path), metadata={"card": json.dumps(card)})
+    (tmp_path / "clf.json").write_text(json.dumps({**card, "sha256": file_sha256(path)}))
+    assert MeadEmotionClassifier.load(path, device="cpu").sha256 == file_sha256(path)
+    _flip_a_weight(path)
+    with pytest.raises(ChecksumError, match="clf.json"):
+        MeadEmotionClassifier.load(path, device="cpu")
