@@ -306,3 +306,58 @@ def test_emotion_classifier_card_records_sha256_and_load_checks_it(tmp_path):
     _flip_a_weight(path)
     with pytest.raises(ChecksumError, match="clf.json"):
         MeadEmotionClassifier.load(path, device="cpu")
+
+
+# ----------------------------------------------------------------------------------- native logs
+
+def test_filter_native_lines_drops_routine_lines_and_rewords_the_rest():
+    from lesbench.pipelines.face import filter_native_lines
+
+    text = (
+        "WARNING: Logging before InitGoogle() is written to STDERR\n"
+        "W0000 00:00:1795939426.815305    8306 face_landmarker_graph.cc:181] Sets FaceBlendshapesGraph "
+        "acceleration to xnnpack by default.\n"
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+        "W0000 00:00:1795939426.843165    8311 inference_feedback_manager.cc:121] Feedback manager requires "
+        "a model with a single signature inference. Disabling support for feedback tensors.\n"
+        "I0000 00:00:1.0 1 gl_context_egl.cc:85] Successfully initialized EGL.\n"
+        "E0000 00:00:1795939426.9 8311 calculator_graph.cc:9] model file is truncated\n"
+        "a Python warning\n"
+    )
+    assert filter_native_lines(text) == [
+        "lesbench: MediaPipe (calculator_graph.cc:9): model file is truncated", "a Python warning"]
+
+
+_CREATE_TRACKER = (
+    "import numpy as np\n"
+    "from lesbench.pipelines.face import FaceTracker\n"
+    "t = FaceTracker()\n"
+    "print(int(t.track([np.zeros((64, 64, 3), np.uint8)] * 2, fps=25.0)['face'].sum()))\n"
+)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_landmarker_creation_is_quiet_unless_verbose(verbose, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("mediapipe")
+    from lesbench.weights import WeightsNotFoundError, resolve
+
+    try:
+        resolve("mediapipe-face-landmarker")
+    except WeightsNotFoundError:
+        pytest.skip("face_landmarker.task not installed")
+    env = {k: v for k, v in os.environ.items() if k != "LESBENCH_VERBOSE"}
+    if verbose:
+        env["LESBENCH_VERBOSE"] = "1"
+    out = subprocess.run([sys.executable, "-c", _CREATE_TRACKER], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"  # blank frames: no face, and the tracker ran
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    if verbose:  # MediaPipe's own start-up lines are back (5 with mediapipe 0.10 on CPU)
+        assert any("XNNPACK" in x for x in lines) and len(lines) >= 3
+    else:
+        assert lines == []
