@@ -337,7 +337,7 @@ _CREATE_TRACKER = (
 
 
 @pytest.mark.parametrize("verbose", [False, True])
-def test_landmarker_creation_is_quiet_unless_verbose(verbose, monkeypatch):
+def test_landmarker_creation_is_quiet_unless_verbose(verbose):
     import os
     import subprocess
     import sys
