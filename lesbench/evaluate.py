@@ -406,6 +406,8 @@ def evaluate(
     prepared = PreparedData.open(data, cache_dir=workdir.parent / "cache")
     dataset_name = dataset_label(prepared.info, data)
     dataset_folder = safe_name(dataset_name, what="data set name", source=prepared.paths["dataset"], replace=True)
+    for clip_id in prepared.clips["clip_id"]:  # file names of videos and caches, under workdir
+        safe_name(f"{clip_id}.mp4", what="clip id", source=prepared.paths["clips"])
 
     _set_seed(seed)
     instance.setup(prepared)
@@ -448,8 +450,7 @@ def evaluate(
             if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[0] != n_frames or frames.shape[3] != 3:
                 raise LesbenchError(
                     f"{method} returned {frames.dtype} {frames.shape}; expected uint8 ({n_frames}, H, W, 3)")
-            clip_file = safe_name(f"{clip_id}.mp4", what="clip id", source=prepared.paths["clips"])
-            path = write_video(video_dir / clip_file, frames, fps=schema.FPS, audio=request_audio,
+            path = write_video(video_dir / f"{clip_id}.mp4", frames, fps=schema.FPS, audio=request_audio,
                                sr=schema.SAMPLE_RATE)
             pred[clip_id] = path
             ref[clip_id] = crop

@@ -103,6 +103,21 @@ def test_dataset_name_from_dataset_json_stays_inside_out(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {"prepared", "prepared2", "sandbox"}
 
 
+def test_clip_id_with_a_path_is_refused_before_generating(tmp_path):
+    import pandas as pd
+
+    from lesbench.evaluate import evaluate
+
+    data = _write_prepared(tmp_path / "prepared", "tiny")
+    clips = pd.read_parquet(data / "clips.parquet")
+    clips.loc[1, "clip_id"] = "../../../escaped"
+    clips.to_parquet(data / "clips.parquet")
+    with pytest.raises(UnsafeNameError, match="clips.parquet: clip id"):
+        evaluate("static", data, protocol="demo-v1", out=tmp_path / "out", scorer=_scorer, control=False)
+    assert {p.name for p in tmp_path.iterdir()} == {"prepared", "out"}
+    assert not any(p.suffix == ".mp4" for p in (tmp_path / "out").rglob("*"))
+
+
 def test_leaderboard_latex_out_with_bib_suffix_is_refused(tmp_path, capsys):
     from lesbench.cli import main
 
