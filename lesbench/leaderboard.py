@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from lesbench.errors import LesbenchError
-from lesbench.sanitize import csv_cell, latex_text, md_code, md_text
+from lesbench.sanitize import csv_cell, latex_text, md_code, md_text, plot_text
 
 #: Version of the measured-results file format written by ``lesbench evaluate``.
 RESULTS_FORMAT_VERSION = "1"
@@ -730,17 +730,18 @@ def render_png(lb: Leaderboard) -> bytes:
         for t in lb.measured:
             best = _best(t)
             for m in t.metrics:
-                names = [lb.cards[r.card].name for r in t.rows if m in r.scores]
+                names = [plot_text(lb.cards[r.card].name) for r in t.rows if m in r.scores]
                 vals = [r.scores[m].value for r in t.rows if m in r.scores]
                 bold = [r.method in best.get(m, set()) for r in t.rows if m in r.scores]
-                panels.append((f"{_display(m).label}{_arrow(m, t)}  [{t.benchmark} / {t.dataset}]", names, vals, bold))
+                panels.append((plot_text(f"{_display(m).label}{_arrow(m, t)}  [{t.benchmark} / {t.dataset}]"),
+                               names, vals, bold))
         title = "lesbench measured results"
     else:
         metrics = sorted({m for r in lb.reported for m in r.values}, key=_metric_sort_key)
         for m in metrics:
             rows = [r for r in lb.reported if m in r.values]
-            names = [f"{lb.cards[r.method].name} ({r.protocol}){'' if r.verified else ' †'}" for r in rows]
-            panels.append((f"{_display(m).label}{_arrow(m)} (reported)", names, [r.values[m] for r in rows],
+            names = [plot_text(f"{lb.cards[r.method].name} ({r.protocol}){'' if r.verified else ' †'}") for r in rows]
+            panels.append((plot_text(f"{_display(m).label}{_arrow(m)} (reported)"), names, [r.values[m] for r in rows],
                            [False] * len(rows)))
         title = "Reported by papers (each under its own protocol; not comparable)"
     n = max(1, len(panels))

@@ -14,6 +14,8 @@ one rule per output:
   ``@``, tab or carriage return gets a ``'``), numbers kept as numbers.
 - :func:`latex_text`: LaTeX special characters, and new lines folded into spaces (a blank line
   in a ``\\caption{}`` is a paragraph break, which is an error there).
+- :func:`plot_text`: labels of matplotlib charts (``$`` would start mathtext, which fails on
+  most names that contain it).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from lesbench.errors import LesbenchError
 
-__all__ = ["UnsafeNameError", "safe_name", "safe_join", "md_text", "md_code", "csv_cell", "latex_text"]
+__all__ = ["UnsafeNameError", "safe_name", "safe_join", "md_text", "md_code", "csv_cell", "latex_text", "plot_text"]
 
 
 class UnsafeNameError(LesbenchError):
@@ -174,3 +176,11 @@ def latex_text(text: object) -> str:
     """``text`` as LaTeX text: special characters escaped, and every run of whitespace (new
     lines included) one space, so a name can never open a new paragraph."""
     return "".join(_TEX_SPECIAL.get(c, c) for c in _one_line(text))
+
+
+# ----------------------------------------------------------------------------------- plots
+
+def plot_text(text: object) -> str:
+    """``text`` as a literal matplotlib label: one line, ``$`` escaped so it never starts
+    mathtext (a name like ``$5 model`` would otherwise fail to render)."""
+    return _one_line(text).replace("$", r"\$")

@@ -376,3 +376,14 @@ def test_landmarker_creation_is_quiet_unless_verbose(verbose):
         assert any("XNNPACK" in x for x in lines) and len(lines) >= 3
     else:
         assert lines == []
+
+
+def test_png_renders_a_name_with_dollar_signs(evil_leaderboard):
+    import dataclasses
+
+    from lesbench.leaderboard import render
+
+    cards = dict(evil_leaderboard.cards)
+    cards["evil"] = dataclasses.replace(cards["evil"], name="costs $5^{ and $\\frac{")  # broken mathtext
+    png = render(dataclasses.replace(evil_leaderboard, cards=cards), "png")
+    assert png.startswith(b"\x89PNG")
