@@ -347,7 +347,7 @@ def _package_file(spec: WeightSpec) -> tuple[Path | None, str]:
 
 
 @lru_cache(maxsize=256)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+def _sha256_cached(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -355,11 +355,19 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, remembered per (path, size, mtime) for this process."""
+def file_sha256(path: str | os.PathLike[str], *, fresh: bool = False) -> str:
+    """Hex sha256 of a file, remembered per (path, size, mtime, ctime, inode) for this process.
+
+    ``fresh=True`` always reads the file: for checks where a stale digest would accept a changed
+    file (file times have a granularity of milliseconds, and an in-place rewrite of the same size
+    within it keeps every key).
+    """
     p = Path(path).resolve()
     st = p.stat()
-    return _sha256_cached(str(p), st.st_size, st.st_mtime_ns)
+    key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if fresh:
+        return _sha256_cached.__wrapped__(*key)
+    return _sha256_cached(*key)
 
 
 def check_recorded_sha256(path: str | os.PathLike[str], expected: str | None, *, recorded_in: str | os.PathLike[str],
@@ -375,7 +383,7 @@ def check_recorded_sha256(path: str | os.PathLike[str], expected: str | None, *,
     ``expected`` None (a file written before digests were recorded) returns the digest
     unchecked, with a log message.
     """
-    actual = file_sha256(path)
+    actual = file_sha256(path, fresh=True)
     if expected is None:
         log.warning("%s: no sha256 recorded in %s (written by an older lesbench): not checked", path, recorded_in)
         return actual

@@ -273,7 +273,7 @@ def test_run_records_weight_digests_and_refuses_modified_weights(small_run):
     with pytest.raises(ChecksumError) as exc:  # ... but not the one training wrote
         load_run_weights(small_run)
     msg = str(exc.value)
-    assert str(model_file) in msg and expected in msg and file_sha256(model_file) in msg
+    assert str(model_file) in msg and expected in msg and file_sha256(model_file, fresh=True) in msg
     assert "checkpoint.json" in msg and "lesbench train" in msg
 
 

@@ -431,7 +431,7 @@ def _save_checkpoint(run: Path, model, opt, epoch: int, history: list[dict], met
                 scalars[f"{pid}.{k}"] = v
     if tensors:
         _save_safetensors(tensors, run / OPTIM_FILE)
-    digests = {name: file_sha256(run / name) for name in (MODEL_FILE, OPTIM_FILE) if (run / name).is_file()}
+    digests = {name: file_sha256(run / name, fresh=True) for name in (MODEL_FILE, OPTIM_FILE) if (run / name).is_file()}
     _atomic_write_text(run / STATE_FILE, json.dumps({"epoch": epoch, "param_groups": sd["param_groups"],
                                                      "scalars": scalars, "history": history}, indent=1))
     _atomic_write_text(run / META_FILE, json.dumps({**meta, "epoch": epoch, "history": history,
