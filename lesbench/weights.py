@@ -385,7 +385,8 @@ def check_recorded_sha256(path: str | os.PathLike[str], expected: str | None, *,
     """
     actual = file_sha256(path, fresh=True)
     if expected is None:
-        log.warning("%s: no sha256 recorded in %s (written by an older lesbench): not checked", path, recorded_in)
+        log.warning("%s: no sha256 recorded in %s (absent, or written by an older lesbench): not checked",
+                    path, recorded_in)
         return actual
     if actual != str(expected).lower():
         raise ChecksumError(

@@ -272,7 +272,7 @@ def train_classifier(prepared: str | Path, out: str | Path | None = None, featur
     tmp_card = card_path.with_suffix(".tmp.json")
     # the weights' sha256 can only live outside the file it hashes: the card beside it records
     # it, and load() refuses weights that no longer match
-    tmp_card.write_text(json.dumps({**card, "sha256": file_sha256(out)}, indent=2) + "\n")
+    tmp_card.write_text(json.dumps({**card, "sha256": file_sha256(out, fresh=True)}, indent=2) + "\n")
     tmp_card.replace(card_path)
     log(f"held-out ({len(held)} clips): clip accuracy {acc['clip_accuracy']:.3f}, "
         f"frame accuracy {acc['frame_accuracy']:.3f}; wrote {out} and {card_path}")

@@ -211,7 +211,7 @@ def save_refiner(net: RefineNet, path: str | Path, config: RefineConfig, size: i
     save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp), metadata=meta)
     _sort_safetensors_metadata(tmp)
     tmp.replace(path)
-    return file_sha256(path)
+    return file_sha256(path, fresh=True)
 
 
 def _sort_safetensors_metadata(path: Path) -> None:
