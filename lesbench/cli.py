@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lesbench {__version__}")
+    parser.add_argument("--verbose", dest="native_logs", action="store_true",
+                        help="show MediaPipe/TF Lite's own start-up logging (hidden by default; also "
+                             "LESBENCH_VERBOSE=1), in this process and its workers")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in _discover_commands():
         p = sub.add_parser(
@@ -54,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     run = getattr(args, "_run", None)
+    if args.native_logs:  # through the environment, so that Dask and multiprocessing workers see it
+        import os
+
+        os.environ["LESBENCH_VERBOSE"] = "1"
     if run is None:
         parser.print_help()
         return 0

@@ -31,5 +31,9 @@ class ChecksumError(LesbenchError):
     """A model file exists but its sha256 does not match the registered one."""
 
 
+class WeightsFormatError(LesbenchError):
+    """A weights file exists but is not in the expected format (e.g. not a safetensors file)."""
+
+
 class DatasetError(LesbenchError):
     """A data-set root or prepared data set is unusable (nothing found, wrong format version...)."""

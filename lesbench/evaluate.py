@@ -44,6 +44,7 @@ import numpy as np
 
 from lesbench import __version__, schema
 from lesbench.errors import LesbenchError
+from lesbench.sanitize import safe_join, safe_name
 
 #: ``scorer(pred, ref, protocol, metrics, clips, device) -> {metric: record}``; a record is a
 #: dict with ``value``, ``ci95`` (or None), ``version``, ``higher_is_better``, ``n`` — or
@@ -421,11 +422,15 @@ def evaluate(
     instance: Method = cls(seed=seed, device=device, **options)
     card = getattr(instance, "card_key", None) or cls.card or method
     result_name = card if method == "external" else method
+    # names from the protocol file and the method card become folders under ``out``: checked
+    # here, before anything is generated, so a bad name writes nothing anywhere
+    safe_name(result_name, what="method name", source="method card" if method == "external" else None)
+    safe_name(proto_summary["name"], what="protocol name", source=proto_summary["source"] or None)
     base_out = Path(out) if out is not None else None
     if workdir:
         workdir = Path(workdir)
     elif base_out is not None:
-        workdir = base_out / "work" / result_name
+        workdir = safe_join(base_out / "work", result_name, what="method name")
     else:  # no output folder: generated videos go to a temporary folder, never the cwd
         import tempfile
 
@@ -433,6 +438,9 @@ def evaluate(
     workdir.mkdir(parents=True, exist_ok=True)
     prepared = PreparedData.open(data, cache_dir=workdir.parent / "cache")
     dataset_name = dataset_label(prepared.info, data)
+    dataset_folder = safe_name(dataset_name, what="data set name", source=prepared.paths["dataset"], replace=True)
+    for clip_id in prepared.clips["clip_id"]:  # file names of videos and caches, under workdir
+        safe_name(f"{clip_id}.mp4", what="clip id", source=prepared.paths["clips"])
 
     _set_seed(seed)
     instance.setup(prepared)
@@ -583,8 +591,7 @@ def evaluate(
 
     out_path = None
     if base_out is not None:
-        safe_ds = "".join(c if c.isalnum() or c in "-_." else "-" for c in dataset_name)
-        out_path = base_out / proto_summary["name"] / safe_ds / f"{result_name}.json"
+        out_path = safe_join(base_out, proto_summary["name"], dataset_folder, f"{result_name}.json")
         validate_result(record, out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = out_path.with_suffix(".json.tmp")

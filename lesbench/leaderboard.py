@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from lesbench.errors import LesbenchError
+from lesbench.sanitize import csv_cell, latex_text, md_code, md_text, plot_text
 
 #: Version of the measured-results file format written by ``lesbench evaluate``.
 RESULTS_FORMAT_VERSION = "1"
@@ -506,10 +507,6 @@ def _measured_source(r: ResultRow) -> str:
 
 # ----------------------------------------------------------------------------------- markdown
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def render_markdown(lb: Leaderboard, heading_level: int = 3) -> str:
     h = "#" * heading_level
     out: list[str] = []
@@ -517,18 +514,18 @@ def render_markdown(lb: Leaderboard, heading_level: int = 3) -> str:
         out.append(f"{h} Measured results\n\nNo measured results yet: run `lesbench evaluate`.\n")
     for t in lb.measured:
         best = _best(t)
-        out.append(f"{h} Measured: `{t.benchmark}` on `{t.dataset}`\n")
+        out.append(f"{h} Measured: {md_code(t.benchmark)} on {md_code(t.dataset)}\n")
         out.append(
-            f"Protocol `{t.benchmark}`, data set `{t.dataset}`; every number measured by lesbench "
+            f"Protocol {md_code(t.benchmark)}, data set {md_code(t.dataset)}; every number measured by lesbench "
             "(95% confidence intervals in the CSV). Bold: best non-reference value. "
             "Ground truth is the reference row.\n"
         )
-        header = ["Method", "Cite", *(_md_escape(_display(m).label) + _arrow(m, t) for m in t.metrics), "Source"]
+        header = ["Method", "Cite", *(md_text(_display(m).label) + _arrow(m, t) for m in t.metrics), "Source"]
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join(["---", "---", *(["---:"] * len(t.metrics)), "---"]) + "|")
         for r in t.rows:
             card = lb.cards[r.card]
-            cells = [_md_escape(card.measured_name or card.name), f"`{card.cite_key}`"]
+            cells = [md_text(card.measured_name or card.name), md_code(card.cite_key)]
             for m in t.metrics:
                 if m not in r.scores:
                     cells.append("–")
@@ -536,44 +533,33 @@ def render_markdown(lb: Leaderboard, heading_level: int = 3) -> str:
                 disp = _display(m)
                 text = _fmt(r.scores[m].value, disp.decimals)
                 cells.append(f"**{text}**" if r.method in best.get(m, set()) else text)
-            cells.append(_md_escape(_measured_source(r)))
+            cells.append(md_text(_measured_source(r)))
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     if lb.reported:
         out.append(f"{h} Reported by papers (not measured by lesbench, not comparable across protocols)\n")
         metrics = sorted({m for r in lb.reported for m in r.values}, key=_metric_sort_key)
         header = ["Method", "Reported by", "Data set", "Protocol",
-                  *(_md_escape(_display(m).label) + _arrow(m) for m in metrics), "Verified", "Source"]
+                  *(md_text(_display(m).label) + _arrow(m) for m in metrics), "Verified", "Source"]
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join(["---"] * 4 + ["---:"] * len(metrics) + ["---", "---"]) + "|")
         for r in lb.reported:
             by = lb.cards[r.reported_by].name if r.reported_by else "unidentified"
-            cells = [_md_escape(lb.cards[r.method].name), _md_escape(by), _md_escape(r.dataset), f"`{r.protocol}`"]
+            cells = [md_text(lb.cards[r.method].name), md_text(by), md_text(r.dataset), md_code(r.protocol)]
             for m in metrics:
                 cells.append(_fmt(r.values[m], _display(m).decimals) if m in r.values else "–")
             cells.append("yes" if r.verified else "**no**")
-            cells.append(_md_escape(r.source_label()))
+            cells.append(md_text(r.source_label()))
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
         out.append("Protocols of the reported rows:\n")
         for p, note in sorted({(r.protocol, r.protocol_note) for r in lb.reported}):
-            out.append(f"- `{p}`: {_md_escape(note)}")
+            out.append(f"- {md_code(p)}: {md_text(note)}")
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
 
 
 # ----------------------------------------------------------------------------------- latex
-
-_TEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "²": r"$^2$", "–": "--", "—": "---", "ρ": r"$\rho$", "|": r"$|$",
-}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_TEX_SPECIAL.get(c, c) for c in text)
-
 
 def _cite_keys_latex(lb: Leaderboard) -> list[str]:
     keys: set[str] = set()
@@ -610,19 +596,19 @@ def render_latex(lb: Leaderboard) -> str:
             r"\begin{table}[t]",
             r"\centering",
             r"\small",
-            rf"\caption{{Measured by lesbench under protocol \texttt{{{latex_escape(t.benchmark)}}} on "
-            rf"\texttt{{{latex_escape(t.dataset)}}}{ds_cite}. Bold: best non-reference value; "
+            rf"\caption{{Measured by lesbench under protocol \texttt{{{latex_text(t.benchmark)}}} on "
+            rf"\texttt{{{latex_text(t.dataset)}}}{ds_cite}. Bold: best non-reference value; "
             r"$\uparrow$/$\downarrow$: higher/lower is better.}",
             rf"\label{{tab:lesbench-{label}}}",
             r"\begin{tabular}{l" + "r" * len(t.metrics) + "}",
             r"\toprule",
-            "Method & " + " & ".join(latex_escape(_display(m).label) + _arrow(m, t, unicode=False)
+            "Method & " + " & ".join(latex_text(_display(m).label) + _arrow(m, t, unicode=False)
                                      for m in t.metrics) + r" \\",
             r"\midrule",
         ]
         for r in t.rows:
             card = lb.cards[r.card]
-            cells = [f"{latex_escape(card.measured_name or card.name)}~\\cite{{{card.cite_key}}}"]
+            cells = [f"{latex_text(card.measured_name or card.name)}~\\cite{{{card.cite_key}}}"]
             for m in t.metrics:
                 if m not in r.scores:
                     cells.append("--")
@@ -644,22 +630,22 @@ def render_latex(lb: Leaderboard) -> str:
             r"\begin{tabular}{llll" + "r" * len(metrics) + "}",
             r"\toprule",
             "Method & Reported by & Data set & Protocol & " + " & ".join(
-                latex_escape(_display(m).label) + _arrow(m, unicode=False) for m in metrics) + r" \\",
+                latex_text(_display(m).label) + _arrow(m, unicode=False) for m in metrics) + r" \\",
             r"\midrule",
         ]
         for r in lb.reported:
             card = lb.cards[r.method]
             if r.reported_by:
                 by = lb.cards[r.reported_by]
-                by_text = f"{latex_escape(by.name)}~\\cite{{{by.cite_key}}}"
+                by_text = f"{latex_text(by.name)}~\\cite{{{by.cite_key}}}"
             else:
                 by_text = "unidentified"
             mark = "" if r.verified else r"$^\dagger$"
-            ds_text = latex_escape(r.dataset)
+            ds_text = latex_text(r.dataset)
             if r.dataset.lower().startswith("mead") and "mead" in lb.cards:
                 ds_text += f"~\\cite{{{lb.cards['mead'].cite_key}}}"
-            cells = [f"{latex_escape(card.name)}~\\cite{{{card.cite_key}}}{mark}", by_text, ds_text,
-                     f"\\texttt{{{latex_escape(r.protocol)}}}"]
+            cells = [f"{latex_text(card.name)}~\\cite{{{card.cite_key}}}{mark}", by_text, ds_text,
+                     f"\\texttt{{{latex_text(r.protocol)}}}"]
             for m in metrics:
                 cells.append(_fmt(r.values[m], _display(m).decimals) if m in r.values else "--")
             out.append(" & ".join(cells) + r" \\")
@@ -685,10 +671,20 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 
 
+class _InertCsvWriter:
+    """A :func:`csv.writer` whose every cell goes through :func:`csv_cell` (no formulas)."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: Any) -> None:
+        self._writer.writerow([csv_cell(c) for c in row])
+
+
 def render_csv(lb: Leaderboard) -> str:
     """Long format: one row per number, each naming its protocol and source."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = _InertCsvWriter(csv.writer(buf, lineterminator="\n"))
     w.writerow(CSV_COLUMNS)
     for t in lb.measured:
         for r in t.rows:
@@ -734,17 +730,18 @@ def render_png(lb: Leaderboard) -> bytes:
         for t in lb.measured:
             best = _best(t)
             for m in t.metrics:
-                names = [lb.cards[r.card].name for r in t.rows if m in r.scores]
+                names = [plot_text(lb.cards[r.card].name) for r in t.rows if m in r.scores]
                 vals = [r.scores[m].value for r in t.rows if m in r.scores]
                 bold = [r.method in best.get(m, set()) for r in t.rows if m in r.scores]
-                panels.append((f"{_display(m).label}{_arrow(m, t)}  [{t.benchmark} / {t.dataset}]", names, vals, bold))
+                panels.append((plot_text(f"{_display(m).label}{_arrow(m, t)}  [{t.benchmark} / {t.dataset}]"),
+                               names, vals, bold))
         title = "lesbench measured results"
     else:
         metrics = sorted({m for r in lb.reported for m in r.values}, key=_metric_sort_key)
         for m in metrics:
             rows = [r for r in lb.reported if m in r.values]
-            names = [f"{lb.cards[r.method].name} ({r.protocol}){'' if r.verified else ' †'}" for r in rows]
-            panels.append((f"{_display(m).label}{_arrow(m)} (reported)", names, [r.values[m] for r in rows],
+            names = [plot_text(f"{lb.cards[r.method].name} ({r.protocol}){'' if r.verified else ' †'}") for r in rows]
+            panels.append((plot_text(f"{_display(m).label}{_arrow(m)} (reported)"), names, [r.values[m] for r in rows],
                            [False] * len(rows)))
         title = "Reported by papers (each under its own protocol; not comparable)"
     n = max(1, len(panels))

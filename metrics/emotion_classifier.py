@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lesbench.schema import AU_NAMES, EMOTIONS
+from lesbench.weights import file_sha256
 
 CARD_FORMAT = "lesbench-emotion-classifier/1"
 FEATURES = ("au", "crops", "both")
@@ -269,7 +270,9 @@ def train_classifier(prepared: str | Path, out: str | Path | None = None, featur
     tmp.replace(out)
     card_path = out.with_suffix(".json")
     tmp_card = card_path.with_suffix(".tmp.json")
-    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
+    # the weights' sha256 can only live outside the file it hashes: the card beside it records
+    # it, and load() refuses weights that no longer match
+    tmp_card.write_text(json.dumps({**card, "sha256": file_sha256(out, fresh=True)}, indent=2) + "\n")
     tmp_card.replace(card_path)
     log(f"held-out ({len(held)} clips): clip accuracy {acc['clip_accuracy']:.3f}, "
         f"frame accuracy {acc['frame_accuracy']:.3f}; wrote {out} and {card_path}")
@@ -325,22 +328,26 @@ class MeadEmotionClassifier:
     def load(cls, path: str | Path, device: str | None = None) -> "MeadEmotionClassifier":
         """Load ``FILE.safetensors`` (the card is read from its metadata, or ``FILE.json``)."""
         import torch
-        from safetensors import safe_open
-        from safetensors.torch import load_file
 
         from lesbench.errors import LesbenchError
-        from lesbench.weights import file_sha256
+        from lesbench.weights import check_recorded_sha256, load_safetensors
 
         path = Path(path)
         if not path.is_file():
             raise LesbenchError(f"{path}: emotion classifier file not found (train one with lesbench train-classifier)")
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        card = json.loads(meta["card"]) if "card" in meta else json.loads(path.with_suffix(".json").read_text())
+        state, meta = load_safetensors(path)
+        side_path = path.with_suffix(".json")
+        try:
+            side = json.loads(side_path.read_text()) if side_path.is_file() else {}
+        except ValueError as exc:
+            raise LesbenchError(f"{side_path}: not valid JSON ({exc})") from None
+        card = json.loads(meta["card"]) if "card" in meta else side
         if card.get("format") != CARD_FORMAT:
             raise LesbenchError(f"{path}: not a lesbench emotion classifier (format {card.get('format')!r})")
+        digest = check_recorded_sha256(
+            path, side.get("sha256") if isinstance(side, dict) else None, recorded_in=side_path,
+            remedy="Restore the file written by `lesbench train-classifier`, or train it again.")
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        state = load_file(str(path))
         AUFrameMLP, CropCNN = _torch_modules()
         models = {}
         for key, ctor in (("au", AUFrameMLP), ("crops", CropCNN)):
@@ -349,7 +356,7 @@ class MeadEmotionClassifier:
                 m = ctor()
                 m.load_state_dict(sub)
                 models[key] = m.to(dev).eval()
-        return cls(models, card["features"], card.get("name", path.stem), dev, card, file_sha256(path))
+        return cls(models, card["features"], card.get("name", path.stem), dev, card, digest)
 
     def predict_features(self, aus: np.ndarray | None = None, crops: np.ndarray | None = None) -> np.ndarray:
         """Frame probabilities ``(T, 8)`` from AUs ``(T, 17)`` and/or FER-style inputs ``(T, 1, 64, 64)``.

@@ -30,6 +30,15 @@ Columns (``frame_columns()``):
 
 Frames without a face have ``face = False`` and NaN in every number.
 
+MediaPipe's C++ logging: creating a landmarker makes MediaPipe and TF Lite write about five
+lines straight to the process's stderr (``WARNING: Logging before InitGoogle()``, ``INFO:
+Created TensorFlow Lite XNNPACK delegate``, ``W0000 ... inference_feedback_manager.cc``...),
+in every worker process, through progress bars. Environment variables do not stop them
+(measured: ``GLOG_minloglevel`` and ``TF_CPP_MIN_LOG_LEVEL`` leave all five), so
+:func:`quiet_native_stderr` points file descriptor 2 at a temporary file while the landmarker
+is created, then drops the known routine lines and shows anything else once, prefixed
+``lesbench: MediaPipe:``. ``LESBENCH_VERBOSE=1`` (``lesbench --verbose``) leaves stderr alone.
+
 Timestamps: VIDEO mode requires strictly increasing timestamps over the landmarker's life.
 The tracker keeps a running millisecond offset across clips, and before each new clip it feeds
 one blank frame so MediaPipe drops its tracking state; a clip's output is therefore the same
@@ -38,9 +47,15 @@ whichever clips the tracker processed before (tested).
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import re
+import sys
+import tempfile
 import threading
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -214,6 +229,73 @@ def analysis_shape(width: int, height: int, analysis_size: int | None) -> tuple[
 # --------------------------------------------------------------------------------------------
 
 
+#: Lines MediaPipe / TF Lite print while a landmarker is created that say nothing a user can
+#: act on (glog info lines of any source file, and these known warnings).
+_ROUTINE_NATIVE_LINE = re.compile(
+    r"^I\d{4} |Logging before InitGoogle|Created TensorFlow Lite XNNPACK delegate|"
+    r"inference_feedback_manager\.cc|face_landmarker_graph\.cc:\d+\] Sets FaceBlendshapesGraph acceleration|"
+    r"gl_context|GL version|Successfully initialized EGL")
+#: glog's line prefix: severity, date, time, thread, ``file:line]``.
+_GLOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ (?P<where>[^\]]+)\] ")
+
+
+def native_logs_verbose() -> bool:
+    """True when ``LESBENCH_VERBOSE`` is set (``lesbench --verbose`` sets it for workers too)."""
+    return os.environ.get("LESBENCH_VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@functools.lru_cache(maxsize=None)
+def _say_once(line: str) -> None:
+    """Show one kept native line, once per process (every worker creates a landmarker)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def filter_native_lines(text: str) -> list[str]:
+    """The lines of ``text`` worth showing, in lesbench's words: routine lines dropped, glog
+    prefixes (severity, time, thread) replaced by ``lesbench: MediaPipe:`` and the source file."""
+    kept = []
+    for line in text.splitlines():
+        if not line.strip() or _ROUTINE_NATIVE_LINE.search(line):
+            continue
+        m = _GLOG_PREFIX.match(line)
+        kept.append(f"lesbench: MediaPipe ({m.group('where')}): {line[m.end():]}" if m else line)
+    return kept
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Capture what native code writes to file descriptor 2 during the block; afterwards show
+    only lines that are not routine (:func:`filter_native_lines`), each once per process.
+
+    Python's own writes to ``sys.stderr`` in the block are captured too and shown afterwards
+    unchanged (unless routine); nothing is lost, only delayed. No-op when
+    :func:`native_logs_verbose` or when file descriptor 2 cannot be duplicated.
+    """
+    if native_logs_verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable fd 2 (closed, embedded interpreter)
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in filter_native_lines(capture.read().decode("utf-8", "replace")):
+                _say_once(line)
+
+
 class FaceTracker:
     """One MediaPipe FaceLandmarker in VIDEO mode, reused across clips.
 
@@ -259,7 +341,8 @@ class FaceTracker:
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        with quiet_native_stderr():
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
         # Close the graph before interpreter teardown: MediaPipe dispatches close() through a
         # thread pool that Python shuts down before ordinary atexit handlers run, after which
         # its own __del__ fails noisily. Threading's exit hooks run in reverse order of

@@ -254,7 +254,7 @@ def sha256_file(path: str | os.PathLike) -> str:
     :func:`verify_outputs`)."""
     from lesbench.weights import file_sha256
 
-    return file_sha256(path, cached=False)
+    return file_sha256(path, fresh=True)
 
 
 def verify_outputs(out: str | os.PathLike, record: DoneRecord) -> list[tuple[str, str]]:

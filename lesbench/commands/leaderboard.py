@@ -47,6 +47,10 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(out)
         return 0
     path = Path(args.out)
+    bib = path.with_suffix(".bib")
+    if args.format == "latex" and bib == path:  # the .bib would overwrite the table
+        raise LesbenchError(f"--out {path}: with --format latex the .bib is written next to the table with "
+                            f"the suffix .bib; give the table another suffix (e.g. {path.with_suffix('.tex').name})")
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(out, bytes):
         path.write_bytes(out)
@@ -54,7 +58,6 @@ def _run(args: argparse.Namespace) -> int:
         path.write_text(out, encoding="utf-8")
     print(f"wrote {path}")
     if args.format == "latex":
-        bib = path.with_suffix(".bib")
         bib.write_text(render_bib(lb), encoding="utf-8")
         print(f"wrote {bib} (cite keys used by {path.name})")
     return 0

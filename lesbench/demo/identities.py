@@ -195,13 +195,16 @@ class StillLandmarker:
     def __init__(self, model_path: str | os.PathLike | None = None) -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
+        from lesbench.pipelines.face import quiet_native_stderr
+
         path = Path(model_path) if model_path is not None else landmarker_model_path()
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
             running_mode=vision.RunningMode.IMAGE,
             num_faces=1,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        with quiet_native_stderr():  # MediaPipe's C++ start-up lines, as for FaceTracker
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
 
     def detect(self, image: np.ndarray) -> np.ndarray | None:
         """``(478, 3)`` float64 landmarks in pixels of ``image`` (RGB uint8), or None."""

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from lesbench.sanitize import safe_join
+
 STEPS: tuple[str, ...] = ("data", "prepare", "les", "train", "classifier", "edit", "evaluate", "leaderboard")
 
 #: Methods evaluated by the demo, in table order; the trained ones name their run folder.
@@ -214,7 +216,8 @@ def _step_edit(run: DemoRun, *, log, **_) -> None:
         requests.append(("happy+surprised", dict(mix={"happy": 0.5, "surprised": 0.5})))
     run.edits.mkdir(parents=True, exist_ok=True)
     for name, kwargs in requests:
-        path = run.edits / f"{row['speaker']}_{name}.mp4"
+        path = safe_join(run.edits, f"{row['speaker']}_{name}.mp4", what="speaker",
+                         source=run.prepared / "clips.parquet")
         generate(checkpoint, source, audio, path, generator=gen, **kwargs)
         log(f"wrote {path}")
     _edit_checks(run, gen, source, neutral[neutral["speaker"] == row["speaker"]], log=log)

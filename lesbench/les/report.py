@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lesbench.les.space import LinearEmotionSpace
+from lesbench.sanitize import md_text
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -30,7 +31,7 @@ def report_text(space: LinearEmotionSpace) -> str:
     lines = [
         "# Linear Emotion Space report",
         "",
-        f"LES format {space.version}; built from {prov.get('root', '?')} (split {prov.get('train_split', 'train')!r}, "
+        f"LES format {space.version}; built from {md_text(prov.get('root', '?'))} (split {md_text(repr(prov.get('train_split', 'train')))}, "
         f"{prov.get('n_train_clips', '?')} clips, {len(space.neutral_refs)} speakers with a neutral reference, "
         f"robust mean: {prov.get('robust', 'median')}).",
         f"dataset.json sha256: {prov.get('dataset.json_sha256')}",
@@ -52,7 +53,7 @@ def report_text(space: LinearEmotionSpace) -> str:
                 cells.append("n/a")
         tops = ", ".join(f"{au} {w:+.2f}" for au, w in d.top_aus(4))
         lines.append(
-            f"| {e} | {d.norm:.3f} | {cells[0]} | {cells[1]} | {cells[2]} | {_fmt(d.r2)} | {_fmt(d.monotonic)} | "
+            f"| {md_text(e)} | {d.norm:.3f} | {cells[0]} | {cells[1]} | {cells[2]} | {_fmt(d.r2)} | {_fmt(d.monotonic)} | "
             f"{_fmt(d.speaker_monotonic, 2)} | {tops} |"
         )
     sep = space.separation or {}
@@ -61,19 +62,19 @@ def report_text(space: LinearEmotionSpace) -> str:
         lines.append(f"No held-out clips: {sep.get('note', 'n/a')}.")
     else:
         lines.append(
-            f"{sep['n_clips']} clips of {len(sep['speakers'])} held-out speakers ({', '.join(sep['speakers'])}): "
+            f"{sep['n_clips']} clips of {len(sep['speakers'])} held-out speakers ({md_text(', '.join(sep['speakers']))}): "
             f"accuracy {sep['accuracy']:.3f} (chance {sep['chance']:.3f})."
         )
         lines.append("")
-        lines.append("Per emotion: " + ", ".join(f"{e} {_fmt(v, 2)}" for e, v in sep["per_emotion"].items()))
+        lines.append("Per emotion: " + ", ".join(f"{md_text(e)} {_fmt(v, 2)}" for e, v in sep["per_emotion"].items()))
         lines.append("Per level: " + ", ".join(f"level {k} {v:.2f}" for k, v in sep["per_level"].items()))
-        lines += ["", "Confusion (rows: true, columns: predicted):", "", "| | " + " | ".join(sep["emotions"]) + " |",
+        lines += ["", "Confusion (rows: true, columns: predicted):", "", "| | " + " | ".join(md_text(e) for e in sep["emotions"]) + " |",
                   "|---" * (len(sep["emotions"]) + 1) + "|"]
         for e, row in zip(sep["emotions"], sep["confusion"]):
-            lines.append(f"| {e} | " + " | ".join(str(v) for v in row) + " |")
+            lines.append(f"| {md_text(e)} | " + " | ".join(str(v) for v in row) + " |")
     skipped = prov.get("skipped_clips") or {}
     if skipped:
-        lines += ["", f"Skipped {len(skipped)} clip(s):"] + [f"- {k}: {v}" for k, v in sorted(skipped.items())[:20]]
+        lines += ["", f"Skipped {len(skipped)} clip(s):"] + [f"- {md_text(k)}: {md_text(v)}" for k, v in sorted(skipped.items())[:20]]
     return "\n".join(lines) + "\n"
 
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lesbench import schema
+from lesbench.sanitize import safe_join
 
 #: Largest |delta AU| of a brow or eye AU (held measurement) that counts as "unchanged".
 UNIT_TOLERANCE = 0.03
@@ -70,7 +71,7 @@ def edit_checks(
 
     def clip(name: str, **request: Any) -> dict[str, Any]:
         if name not in cache:
-            path = out / f"check_{name}.mp4"
+            path = safe_join(out, f"check_{name}.mp4", what="emotion name", source=generator.run_dir / "les")
             frames = generator.generate(source, audio, sample_rate=sample_rate, pose_motion=False,
                                         request=generator.request(**request))
             io.write_video(path, frames, fps=schema.FPS, audio=audio, sr=sample_rate)

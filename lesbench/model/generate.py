@@ -25,7 +25,6 @@ values above 1 extrapolate). ``mead_level=k`` asks for the LES level where MEAD 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,11 +70,10 @@ class Generator:
 
     def __init__(self, run_dir: str | Path, device: str | None = None, refine: bool | None = None) -> None:
         import torch
-        from safetensors.torch import load_file
 
         from lesbench.les.space import LinearEmotionSpace
         from lesbench.model.config import config_from_dict
-        from lesbench.model.train import META_FILE, MODEL_FILE, build_model, resolve_device
+        from lesbench.model.train import META_FILE, MODEL_FILE, build_model, load_run_weights, resolve_device
         from lesbench.pipelines.face_model import FaceModel
 
         run = Path(run_dir)
@@ -93,10 +91,15 @@ class Generator:
         self.device = resolve_device(device)
         dims = self.meta["dims"]
         self.model = build_model(self.config, n_mel=dims["n_mel"], n_exp=dims["n_exp"], n_id=dims["n_id"], n_cond=dims["n_cond"])
-        weights_path = run / MODEL_FILE
-        self.model.load_state_dict(load_file(str(weights_path), device="cpu"))
+        tensors, digest = load_run_weights(run, MODEL_FILE)  # sha256 checked against checkpoint.json
+        try:
+            self.model.load_state_dict(tensors)
+        except RuntimeError as exc:
+            raise LesbenchError(f"{run / MODEL_FILE}: weights do not fit the architecture in {meta_path} "
+                                f"({str(exc).splitlines()[0]})") from None
         self.model.to(self.device).eval()
-        self.revision = hashlib.sha256(weights_path.read_bytes()).hexdigest()[:16]
+        self.weights_sha256 = digest
+        self.revision = digest[:16]
         self.space = LinearEmotionSpace.load(run / "les")
         self.face_model = FaceModel.load(run / schema.FACE_MODEL)
         self.emotions: list[str] = list(self.meta["emotions"])

@@ -202,7 +202,7 @@ def save_refiner(net: RefineNet, path: str | Path, config: RefineConfig, size: i
     """Write weights (safetensors, config in its metadata) atomically; returns the file's sha256."""
     from safetensors.torch import save_file
 
-    from lesbench.les.prepared import sha256_file
+    from lesbench.weights import file_sha256
 
     path = Path(path)
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "size": str(int(size)),
@@ -211,7 +211,7 @@ def save_refiner(net: RefineNet, path: str | Path, config: RefineConfig, size: i
     save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp), metadata=meta)
     _sort_safetensors_metadata(tmp)
     tmp.replace(path)
-    return sha256_file(path)
+    return file_sha256(path, fresh=True)
 
 
 def _sort_safetensors_metadata(path: Path) -> None:
@@ -244,35 +244,30 @@ def load_refiner(path: str | Path, device: str | None = None) -> Refiner:
     The sha256 recorded in ``refine.json`` next to it (when present) must match. Raises
     :class:`RefineError` naming the file when it is missing, unreadable or not a refiner.
     """
-    from safetensors import safe_open
-
-    from lesbench.les.prepared import sha256_file
     from lesbench.model.train import resolve_device
+    from lesbench.weights import check_recorded_sha256, load_safetensors
 
     path = Path(path)
     if path.is_dir():
         path = path / REFINE_FILE
     if not path.is_file():
         raise RefineError(f"{path}: refiner checkpoint not found (train one with `lesbench train-refine`)")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for corrupt headers/data
-        raise RefineError(f"{path}: not a readable safetensors file ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise RefineError(f"{path}: not a LES-Talker refiner checkpoint (format {meta.get('format')!r})")
-    if meta.get("version") != FORMAT_VERSION:
-        raise RefineError(f"{path}: refiner format version {meta.get('version')!r}, this lesbench reads {FORMAT_VERSION}")
-    digest = sha256_file(path)
     side = path.with_name(REFINE_META)
+    recorded = None
     if side.is_file():
         try:
             recorded = json.loads(side.read_text()).get("sha256")
         except json.JSONDecodeError as exc:
             raise RefineError(f"{side}: not valid JSON ({exc})") from None
-        if recorded and recorded != digest:
-            raise RefineError(f"{path}: sha256 {digest[:16]}... does not match the {recorded[:16]}... recorded in {side}")
+    tensors, meta = load_safetensors(path)  # not a safetensors file: says so, before any digest
+    digest = check_recorded_sha256(
+        path, recorded, recorded_in=side,
+        remedy="Restore the file written by `lesbench train-refine`, retrain it "
+               f"(`lesbench train-refine --run {path.parent} --force`), or generate without it (--no-refine).")
+    if meta.get("format") != FORMAT:
+        raise RefineError(f"{path}: not a LES-Talker refiner checkpoint (format {meta.get('format')!r})")
+    if meta.get("version") != FORMAT_VERSION:
+        raise RefineError(f"{path}: refiner format version {meta.get('version')!r}, this lesbench reads {FORMAT_VERSION}")
     try:
         cfg = validate_refine(RefineConfig(**json.loads(meta["config"])), str(path))
         size = int(meta["size"])

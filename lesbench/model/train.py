@@ -8,7 +8,9 @@ A run folder holds everything generation needs and everything needed to continue
 
     RUN/config.yaml            the full configuration used
     RUN/checkpoint.json        meta: dimensions, condition, emotions, provenance (dataset.json
-                               sha256, LES hash, face model sha256), versions, history
+                               sha256, LES hash, face model sha256), versions, history, and
+                               ``weights_sha256``: the sha256 of model.safetensors and
+                               optimizer.safetensors, checked whenever they are loaded
     RUN/model.safetensors      weights + train-split statistics (buffers)
     RUN/optimizer.safetensors  AdamW state (tensors); RUN/state.json: epoch, param groups
     RUN/les/                   the LES artefact used; RUN/face_model.npz: the face model
@@ -34,6 +36,7 @@ import numpy as np
 from lesbench import __version__, schema
 from lesbench.errors import DatasetError, LesbenchError
 from lesbench.model.config import TrainConfig, load_config, save_config
+from lesbench.weights import check_recorded_sha256, file_sha256, load_safetensors
 
 MODEL_FILE = "model.safetensors"
 OPTIM_FILE = "optimizer.safetensors"
@@ -428,9 +431,11 @@ def _save_checkpoint(run: Path, model, opt, epoch: int, history: list[dict], met
                 scalars[f"{pid}.{k}"] = v
     if tensors:
         _save_safetensors(tensors, run / OPTIM_FILE)
+    digests = {name: file_sha256(run / name, fresh=True) for name in (MODEL_FILE, OPTIM_FILE) if (run / name).is_file()}
     _atomic_write_text(run / STATE_FILE, json.dumps({"epoch": epoch, "param_groups": sd["param_groups"],
                                                      "scalars": scalars, "history": history}, indent=1))
-    _atomic_write_text(run / META_FILE, json.dumps({**meta, "epoch": epoch, "history": history}, indent=1, default=float))
+    _atomic_write_text(run / META_FILE, json.dumps({**meta, "epoch": epoch, "history": history,
+                                                    "weights_sha256": digests}, indent=1, default=float))
     write_csv_log(run / LOG_FILE, LOG_FIELDS, history)
 
 
@@ -445,12 +450,29 @@ def write_csv_log(path: Path, fields, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-def _load_training_state(run: Path, model, opt, device) -> tuple[int, list[dict]]:
-    from safetensors.torch import load_file
+def load_run_weights(run: Path, name: str = MODEL_FILE, device: str = "cpu") -> tuple[dict, str]:
+    """``(tensors, sha256)`` of a run's ``model.safetensors`` (or ``optimizer.safetensors``),
+    checked against the sha256 that ``checkpoint.json`` recorded when the file was written.
 
+    Raises :class:`~lesbench.errors.WeightsFormatError` (not a safetensors file) or
+    :class:`~lesbench.errors.ChecksumError` (modified or replaced since training), naming the file.
+    """
+    meta_path = run / META_FILE
+    try:
+        recorded = (json.loads(meta_path.read_text()).get("weights_sha256") or {}).get(name)
+    except (OSError, ValueError) as exc:
+        raise LesbenchError(f"{meta_path}: cannot read the run's checkpoint record ({exc})") from None
+    tensors, _meta = load_safetensors(run / name, device=str(device))  # not safetensors: says so first
+    digest = check_recorded_sha256(
+        run / name, recorded, recorded_in=meta_path,
+        remedy=f"Restore the file written by `lesbench train`, or train the run again (`lesbench train --out {run}`).")
+    return tensors, digest
+
+
+def _load_training_state(run: Path, model, opt, device) -> tuple[int, list[dict]]:
     state = json.loads((run / STATE_FILE).read_text())
-    model.load_state_dict(load_file(str(run / MODEL_FILE), device=str(device)))
-    tensors = load_file(str(run / OPTIM_FILE), device=str(device)) if (run / OPTIM_FILE).is_file() else {}
+    model.load_state_dict(load_run_weights(run, MODEL_FILE, device=str(device))[0])
+    tensors = load_run_weights(run, OPTIM_FILE, device=str(device))[0] if (run / OPTIM_FILE).is_file() else {}
     opt_state: dict = {}
     for key, v in tensors.items():
         pid, _, name = key.partition(".")
