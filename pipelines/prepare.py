@@ -490,6 +490,16 @@ class _ProcessorPlugin(WorkerPlugin):
         return self._coeffs[sha]
 
 
+class _IgnoreInterrupts(WorkerPlugin):
+    """Workers of prepare's own local cluster ignore SIGINT. A terminal's Ctrl-C reaches the
+    whole process group; the client then revokes the lease and shuts its workers down, instead
+    of each worker dying on its own with a traceback."""
+
+    def setup(self, worker: Any) -> None:  # WorkerPlugin protocol
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _worker_plugin(name: "str | _ProcessorPlugin", config: PrepareConfig) -> _ProcessorPlugin:
     if isinstance(name, _ProcessorPlugin):  # in-process run (scheduler="sync")
         return name
@@ -598,6 +608,7 @@ class Runner:
             extra = {"local_directory": str(self.local_directory)} if self.local_directory else {}
             self._cluster = make_local_cluster(self.workers, **extra)
             self.client = Client(self._cluster)
+            self.client.register_plugin(_IgnoreInterrupts(), name="lesbench-ignore-sigint")
         self.dashboard = self.client.dashboard_link
         self.log(f"Dask dashboard: {self.dashboard}")
         for name, config in self._pending.items():
