@@ -879,9 +879,12 @@ def check_scheduler(address: str | None, timeout_s: float = 5.0) -> None:
     if address is None or address == "sync":
         return
     from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
 
     try:
         protocol, location = parse_address(address)
+        if protocol not in backends:
+            raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(sorted(backends))})")
         if protocol not in ("tcp", "tls"):
             return
         host, port = parse_host_port(location)
