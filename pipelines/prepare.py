@@ -21,6 +21,14 @@ a valid record; stale temp files are removed at start; results do not depend on 
 or task order (each clip is computed independently, the tracker is reset per clip, rows are
 sorted). Memory per worker is one clip's frames at ``work_size`` (clips longer than
 ``max_buffer_frames`` are decoded a second time for the crops instead of being held).
+
+Interruptions and failures (docs/prepare-interruptions.md): tasks check the run's
+:class:`RunLease` before every write, and an interrupted run revokes it before shutting its
+cluster down, so no clip still running then is recorded as done; a landmarker is never closed
+under a running clip (the clip raises instead). Ctrl-C / SIGTERM raise
+:class:`~lesbench.errors.Interrupted`; outputs that cannot be written (disk full) make failed
+rows, and the manifest is still written; arguments that cannot work raise
+:class:`~lesbench.errors.UsageError` before any work.
 """
 
 from __future__ import annotations
