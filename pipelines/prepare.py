@@ -1310,17 +1310,22 @@ def _coefficients_pass(out: Path, clips: list[schema.Clip], rows: dict[str, dict
 
 
 def _fit_task(frame_files: list[str], speakers: list[str], clip_ids: list[str], n_frames: int,
-              provenance: dict[str, Any], target: str, lease: RunLease | None = None) -> str:
-    """Fit the face model and save it (atomically) to ``target`` while ``lease`` is held."""
+              provenance: dict[str, Any], target: str, lease: RunLease | None = None) -> str | None:
+    """Fit the face model and save it (atomically) to ``target`` while ``lease`` is held.
+    Returns None, or why ``target`` could not be written: returned, not raised, since a full
+    disk is no task failure for Dask to retry and log as a crash."""
     from lesbench.pipelines.stages import CoeffsStage
 
     model = CoeffsStage().fit([Path(p) for p in frame_files], speakers, clip_ids, n_frames=n_frames,
                               provenance=provenance)
     if lease is not None:
         lease.check()
-    with writing(target):
-        model.save(target)
-    return target
+    try:
+        with writing(target):
+            model.save(target)
+    except OutputWriteError as exc:
+        return str(exc)
+    return None
 
 
 def _fit_face_model(out: Path, usable: list[schema.Clip], rows: dict[str, dict[str, Any]], stage: Any,
@@ -1368,9 +1373,11 @@ def _fit_face_model(out: Path, usable: list[schema.Clip], rows: dict[str, dict[s
     # On a worker: one BLAS thread there (the nanny sets it), where a multi-threaded BLAS in this
     # process was measured 4-7x slower on a busy 2-core machine; and on a remote cluster the
     # fit runs next to the data.
-    runner.call(_fit_task, [str(p) for p in frame_files], [c.speaker for c in train],
-                [c.clip_id for c in train], sum(int(rows[c.clip_id]["n_frames"] or 0) for c in train),
-                {"fitted_on": fitted_on}, str(target), lease)
+    error = runner.call(_fit_task, [str(p) for p in frame_files], [c.speaker for c in train],
+                        [c.clip_id for c in train], sum(int(rows[c.clip_id]["n_frames"] or 0) for c in train),
+                        {"fitted_on": fitted_on}, str(target), lease)
+    if error:
+        raise OutputWriteError(error)
     speakers = sorted({c.speaker for c in train})
     provenance = {
         "fitted_on": fitted_on,
