@@ -141,8 +141,8 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
     except OutputWriteError:
         raise
     except OSError as exc:
-        raise OutputWriteError(f"{path}: could not write: {exc.strerror or exc} "
-                               f"(errno {exc.errno})" if exc.errno else f"{path}: could not write: {exc}") from exc
+        cause = f"{exc.strerror} (errno {exc.errno})" if exc.errno and exc.strerror else str(exc)
+        raise OutputWriteError(f"{path}: could not write: {cause}") from exc
 
 
 def work_shape(width: int, height: int, work_size: int | None) -> tuple[int, int]:
@@ -448,7 +448,7 @@ class CoeffsProcessor:
             check()
             with writing(mf.done_path(out, clip_id, "coeffs")):
                 mf.write_done(out, mf.DoneRecord(
-                clip_id=clip_id,
+                    clip_id=clip_id,
                     inputs={"frames": mf.file_fingerprint(src), "face_model": self.model_sha256},
                     versions={self.stage.name: self.stage.version},
                     config="",
@@ -1002,8 +1002,6 @@ def prepare(
         raise UsageError(f"workers must be a whole number of at least 1, got {workers!r}")
     root = Path(root).expanduser()
     out = Path(out).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: the output folder exists and is not a folder")
     check_scheduler(scheduler)
     if not root.exists():
         raise DatasetError(f"{root}: no such folder")
@@ -1065,7 +1063,9 @@ def prepare(
             log(f"{n_reused} of {len(clips)} clips already done (same inputs, stage versions and config); "
                 f"{len(todo)} to process")
 
-        plugin_name = f"lesbench-prepare-{cfg_hash}"
+        # one plugin (and landmarker) per run: another run's end on a shared cluster must not
+        # tear down the trackers this run's clips are using
+        plugin_name = f"lesbench-prepare-{cfg_hash}-{lock.token[:8]}"
         timings["index_s"] = time.perf_counter() - t_start
         with Runner(workers=workers, scheduler=scheduler, progress=progress, log=log,
                     local_directory=dask_scratch_dir(out), on_abort=lock.revoke) as runner:

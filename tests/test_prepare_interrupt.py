@@ -153,6 +153,21 @@ def test_argument_errors_exit_2_with_one_line_and_no_work(tiny_demo, tmp_path, c
     assert isinstance(UsageError("x"), ValueError)
 
 
+def test_dask_scratch_goes_under_the_output_folder_unless_configured(tmp_path) -> None:
+    import dask
+
+    from lesbench.pipelines.prepare import dask_scratch_dir, make_local_cluster
+
+    out = tmp_path / "out"
+    scratch = dask_scratch_dir(out)
+    assert scratch == out / mf.STATE_DIR / "dask-scratch-space"
+    with make_local_cluster(1, local_directory=str(scratch)) as cluster:
+        dirs = [w["local_directory"] for w in cluster.scheduler_info["workers"].values()]
+        assert dirs and all(Path(d).parent == scratch for d in dirs), dirs
+    with dask.config.set({"temporary-directory": str(tmp_path / "mine")}):
+        assert dask_scratch_dir(out) is None  # the user's setting wins
+
+
 # ------------------------------------------------------------------------------ disk full
 
 
