@@ -18,7 +18,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from lesbench import schema
@@ -249,9 +248,9 @@ def test_full_disk_gives_failed_rows_then_a_rerun_completes_identically(tiny_dem
 # ------------------------------------------------------------------------------ Ctrl-C
 
 
-# `lesbench ...` with Ctrl-C handled as in a terminal. A child inherits ignored signals, and
-# this test process can momentarily ignore SIGINT (measured: a child started right after the
-# test_prepare module ignored SIGINT and SIGQUIT, as while a thread of ours is inside system()).
+# `lesbench ...` with Ctrl-C handled as in a terminal. A child inherits ignored signals, and a
+# child of this test process can start with SIGINT ignored (measured: started after the
+# test_prepare module ran, it had SIGINT and SIGQUIT ignored; which library does it is unknown).
 _CLI = ("import signal, sys\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from lesbench.cli import main\n"
