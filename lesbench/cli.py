@@ -66,15 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(run(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # lesbench.errors.Interrupted says what was kept
+        print(f"lesbench {args.command}: {exc}" if str(exc) else "interrupted", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 130))
     except Exception as exc:  # user-facing errors: one line, no traceback unless asked
         from lesbench.errors import LesbenchError
 
         if isinstance(exc, LesbenchError) and not _debug():
             print(f"lesbench {args.command}: error: {exc}", file=sys.stderr)
-            return 2
+            return int(exc.exit_code)
         raise
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 
 class LesbenchError(Exception):
-    """Base of every error lesbench raises on purpose for bad input or missing files."""
+    """Base of every error lesbench raises on purpose for bad input or missing files.
+    ``exit_code``: what the CLI exits with after printing it."""
+
+    exit_code = 2
 
 
 class MediaError(LesbenchError):
@@ -37,3 +40,24 @@ class WeightsFormatError(LesbenchError):
 
 class DatasetError(LesbenchError):
     """A data-set root or prepared data set is unusable (nothing found, wrong format version...)."""
+
+
+class UsageError(LesbenchError, ValueError):
+    """A command's arguments cannot work (an output folder that is a file, ``fps`` 0, an
+    unreachable scheduler...): refused before any work. The CLI exits 2."""
+
+
+class OutputWriteError(LesbenchError, OSError):
+    """An output could not be written (disk full, permissions): names the file and the cause.
+    The CLI exits 1: the arguments were fine, the machine was not."""
+
+    exit_code = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM after cleaning up; the message says what is kept and
+    how to resume. ``exit_code``: 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)

@@ -343,11 +343,15 @@ class FaceTracker:
         )
         with quiet_native_stderr():
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._guard = _LandmarkerGuard(self._landmarker)
         # Close the graph before interpreter teardown: MediaPipe dispatches close() through a
         # thread pool that Python shuts down before ordinary atexit handlers run, after which
         # its own __del__ fails noisily. Threading's exit hooks run in reverse order of
         # registration, so registering after the landmarker (and its pool) exist runs ours first.
-        self._finalizer = weakref.finalize(self, self._landmarker.close)
+        # The guard defers the close while a clip is being tracked in another thread (a worker
+        # shutting down under a running task): a closed landmarker answers "no face" to every
+        # frame without raising, which would pass for a real result.
+        self._finalizer = weakref.finalize(self, self._guard.close)
         self._finalizer.atexit = False
         try:
             threading._register_atexit(self._finalizer)  # type: ignore[attr-defined]
@@ -359,8 +363,17 @@ class FaceTracker:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the landmarker (also done automatically at exit)."""
+        """Release the landmarker (also done automatically at exit).
+
+        Safe to call from another thread while :meth:`track` runs: that clip then raises
+        :class:`TrackerClosedError` at its next frame and the landmarker is released when it
+        has stopped, never under a running detection.
+        """
         self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return self._guard.closed
 
     def __enter__(self) -> "FaceTracker":
         return self
@@ -396,10 +409,19 @@ class FaceTracker:
 
         Returns:
             DataFrame, one row per frame, columns :func:`frame_columns` (no ``clip_id``).
+
+        Raises:
+            TrackerClosedError: the tracker is closed, or was closed during this clip.
         """
+        with self._guard.in_use():
+            return self._track(frames, fps, analysis_size, source_size)
+
+    def _track(self, frames: Iterable[Any], fps: float, analysis_size: int | None,
+               source_size: tuple[int, int] | None) -> "pd.DataFrame":
         import cv2
 
         mp = self._mp
+        guard = self._guard
         self._reset_tracking()
         start_ms = self._next_ms
         n_max_guess = 256
@@ -412,6 +434,7 @@ class FaceTracker:
         has_face: list[bool] = []
         last_ms = start_ms - 1
         for k, fr in enumerate(_as_frames(frames, fps)):
+            guard.check()
             if k == lm_buf.shape[0]:
                 lm_buf, bs_buf, pose_buf, bbox_buf = (
                     _grow(b) for b in (lm_buf, bs_buf, pose_buf, bbox_buf)
@@ -433,6 +456,7 @@ class FaceTracker:
             result = self._landmarker.detect_for_video(
                 mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)), ts
             )
+            guard.check()  # closed during this frame: its answer cannot be trusted
             index.append(fr.index)
             times.append(fr.t)
             found = bool(result.face_landmarks)
@@ -443,6 +467,54 @@ class FaceTracker:
         n = len(index)
         self.frames_processed += n
         return _assemble(index, times, has_face, lm_buf[:n], bs_buf[:n], pose_buf[:n], bbox_buf[:n])
+
+
+class TrackerClosedError(LesbenchError):
+    """The tracker was closed before or while a clip was being tracked: the clip has no result
+    (never a "no face" one)."""
+
+
+class _LandmarkerGuard:
+    """Closes a landmarker exactly once, and never while a clip is using it.
+
+    ``close()`` marks it closed; if a clip is running, the real close happens when that clip
+    leaves :meth:`in_use`, and the clip's next :meth:`check` raises.
+    """
+
+    def __init__(self, landmarker: Any) -> None:
+        self._landmarker = landmarker
+        self._lock = threading.Lock()
+        self._users = 0
+        self.closed = False
+        self._released = False
+
+    def check(self) -> None:
+        if self.closed:
+            raise TrackerClosedError("FaceTracker was closed while tracking a clip (the worker is shutting "
+                                     "down); the clip has no result")
+
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        with self._lock:
+            self.check()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                release = self.closed and self._users == 0 and not self._released
+                self._released = self._released or release
+            if release:
+                self._landmarker.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            release = self._users == 0 and not self._released
+            self._released = self._released or release
+        if release:
+            self._landmarker.close()
 
 
 def _grow(buf: np.ndarray) -> np.ndarray:

@@ -21,17 +21,29 @@ a valid record; stale temp files are removed at start; results do not depend on 
 or task order (each clip is computed independently, the tracker is reset per clip, rows are
 sorted). Memory per worker is one clip's frames at ``work_size`` (clips longer than
 ``max_buffer_frames`` are decoded a second time for the crops instead of being held).
+
+Interruptions and failures (docs/prepare-interruptions.md): tasks check the run's
+:class:`RunLease` before every write, and an interrupted run revokes it before shutting its
+cluster down, so no clip still running then is recorded as done; a landmarker is never closed
+under a running clip (the clip raises instead). Ctrl-C / SIGTERM raise
+:class:`~lesbench.errors.Interrupted`; outputs that cannot be written (disk full) make failed
+rows, and the manifest is still written; arguments that cannot work raise
+:class:`~lesbench.errors.UsageError` before any work.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
@@ -40,7 +52,7 @@ import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from lesbench import schema
-from lesbench.errors import DatasetError, MediaError
+from lesbench.errors import DatasetError, Interrupted, LesbenchError, MediaError, OutputWriteError, UsageError
 from lesbench.pipelines import manifest as mf
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,6 +94,29 @@ class PrepareConfig:
     crop_preset: str = "superfast"
     device: str | None = None
 
+    def __post_init__(self) -> None:
+        # refused here, before any clip is read: a bad value would otherwise fail every clip
+        # (fps 0 divides by zero) or silently mean something else (a negative size)
+        def positive(name: str, value: Any, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value <= 0):
+                raise UsageError(f"{name} must be a positive number, got {value!r}")
+
+        positive("fps", self.fps)
+        positive("sample_rate", self.sample_rate)
+        positive("work_size", self.work_size, allow_none=True)
+        positive("analysis_size", self.analysis_size, allow_none=True)
+        positive("crop_size", self.crop_size)
+        positive("max_buffer_frames", self.max_buffer_frames)
+        if not isinstance(self.min_face_ratio, (int, float)) or not 0.0 <= self.min_face_ratio <= 1.0:
+            raise UsageError(f"min_face_ratio must be between 0 and 1, got {self.min_face_ratio!r}")
+        if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise UsageError(f"crf must be an integer from 0 to 51 (x264), got {self.crf!r}")
+        if self.device not in (None, "cpu", "gpu"):
+            raise UsageError(f"device must be 'cpu' or 'gpu', got {self.device!r}")
+
     def hash(self) -> str:
         d = asdict(self)
         d.pop("device")
@@ -94,6 +129,24 @@ class PrepareConfig:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+#: Key of a manifest row (not a column: never written) set when the clip failed because an
+#: output could not be written (disk full...), so the run can say so and exit non-zero.
+WRITE_ERROR = "_write_error"
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` (no space left, permissions...) into an
+    :class:`OutputWriteError` naming the file and the cause."""
+    try:
+        yield
+    except OutputWriteError:
+        raise
+    except OSError as exc:
+        cause = f"{exc.strerror} (errno {exc.errno})" if exc.errno and exc.strerror else str(exc)
+        raise OutputWriteError(f"{path}: could not write: {cause}") from exc
 
 
 def work_shape(width: int, height: int, work_size: int | None) -> tuple[int, int]:
@@ -149,14 +202,21 @@ class ClipProcessor:
         self.face.close()
 
     # -- the task -------------------------------------------------------------------------
-    def prepare_clip(self, clip: schema.Clip, out: str | os.PathLike) -> dict[str, Any]:
+    def prepare_clip(self, clip: schema.Clip, out: str | os.PathLike,
+                     lease: "RunLease | None" = None) -> dict[str, Any]:
         """Process one clip into ``out``; returns its manifest row (never raises for bad input).
 
         A failure caused by the input (:class:`MediaError`) is final for these inputs and gets
-        a done-record; any other exception (a bug, a full disk) is reported in the row but not
-        recorded, so the next run tries the clip again.
+        a done-record; any other exception (a bug, a full disk, a tracker closed under the clip)
+        is reported in the row but not recorded, so the next run tries the clip again.
+
+        ``lease``: the run's claim on ``out``, checked before the clip starts and before each
+        write; once the run is gone (interrupted, or another run took over) this raises
+        :class:`RunCancelled` and touches nothing more.
         """
         out = Path(out)
+        check = lease.check if lease is not None else (lambda: None)
+        check()
         t0 = time.perf_counter()
         row = mf.empty_row(clip.as_row())
         for name, version in self.versions.items():
@@ -165,10 +225,16 @@ class ClipProcessor:
         written: list[Path] = []
         final = True
         try:
-            problems = self._run(clip, out, row, timings, written)
+            problems = self._run(clip, out, row, timings, written, check)
+        except RunCancelled:
+            raise
         except MediaError as exc:
             row["status"], row["error"] = "failed", _one_line(str(exc))
             problems = []
+        except OutputWriteError as exc:
+            row["status"], row["error"], row[WRITE_ERROR] = "failed", _one_line(str(exc)), True
+            problems = []
+            final = False
         except Exception as exc:  # noqa: BLE001 - one bad clip never stops the data set
             row["status"] = "failed"
             row["error"] = _one_line(f"{clip.video_path}: {type(exc).__name__}: {exc}")
@@ -180,12 +246,13 @@ class ClipProcessor:
             row["error"] = "; ".join(msg for _, msg in problems) or None
         if row["status"] == "failed":
             written = []  # a failed clip has no outputs, not even those written before it failed
+        check()
         self._remove_unwritten(out, clip.clip_id, written)
         for name in mf.STAGE_NAMES:
             row[f"time_{mf.stage_column(name)}_s"] = timings.get(name)
         row["time_total_s"] = time.perf_counter() - t0
         if final:
-            mf.write_done(out, mf.DoneRecord(
+            record = mf.DoneRecord(
                 clip_id=clip.clip_id,
                 inputs=clip_inputs(clip),
                 versions=self.versions,
@@ -193,10 +260,18 @@ class ClipProcessor:
                 outputs=mf.output_sizes(out, written),
                 row=row,
                 hashes=mf.output_hashes(out, written),
-            ))
+            )
+            check()
+            try:
+                with writing(mf.done_path(out, clip.clip_id)):
+                    mf.write_done(out, record)
+            except OutputWriteError as exc:  # outputs without a record would be redone anyway
+                self._remove_unwritten(out, clip.clip_id, [])
+                row.update(status="failed", error=_one_line(str(exc)), **{WRITE_ERROR: True})
         return row
 
-    def _run(self, clip: schema.Clip, out: Path, row: dict, timings: dict, written: list[Path]) -> list[tuple[str, str]]:
+    def _run(self, clip: schema.Clip, out: Path, row: dict, timings: dict, written: list[Path],
+             check: Callable[[], None]) -> list[tuple[str, str]]:
         from lesbench import io
         from lesbench.pipelines.face import frames_to_table
 
@@ -228,8 +303,10 @@ class ClipProcessor:
         face = frames["face"].to_numpy(dtype=bool)
         face_ratio = float(face.mean())
         row.update(n_frames=n, face_ratio=face_ratio)
-        written.append(mf.write_parquet(frames_to_table(frames, clip.clip_id),
-                                        paths["frames"] / f"{clip.clip_id}.parquet"))
+        check()
+        target = paths["frames"] / f"{clip.clip_id}.parquet"
+        with writing(target):
+            written.append(mf.write_parquet(frames_to_table(frames, clip.clip_id), target))
         timings["action-units"] = time.perf_counter() - t
         has_face = face_ratio >= c.min_face_ratio
         if not has_face:
@@ -246,7 +323,10 @@ class ClipProcessor:
         else:
             row["audio_duration_s"] = len(samples) / c.sample_rate
             table = self.audio.process(samples, n, clip.clip_id)
-            written.append(mf.write_parquet(table, paths["audio"] / f"{clip.clip_id}.parquet"))
+            check()
+            target = paths["audio"] / f"{clip.clip_id}.parquet"
+            with writing(target):
+                written.append(mf.write_parquet(table, target))
             if self.audio.is_silent(samples):
                 where = clip.audio_path if source == "file" else f"{video} (audio track)"
                 problems.append(("silent_audio", f"{where}: audio is silent"))
@@ -269,8 +349,11 @@ class ClipProcessor:
             target = paths["crops"] / f"{clip.clip_id}.mp4"
             tmp = mf.tmp_path(target).with_suffix(".mp4.tmp")
             try:
-                io.write_video(tmp, crops, fps=c.fps, audio=mux, sr=c.sample_rate, crf=c.crf, preset=c.crop_preset)
-                os.replace(tmp, target)
+                with writing(target):
+                    io.write_video(tmp, crops, fps=c.fps, audio=mux, sr=c.sample_rate, crf=c.crf,
+                                   preset=c.crop_preset)
+                    check()
+                    os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)
             written.append(target)
@@ -377,30 +460,45 @@ class CoeffsProcessor:
             self._model = FaceModel.load(self.model_path)
         return self._model
 
-    def coeffs_clip(self, clip_id: str, out: str | os.PathLike) -> tuple[str, float, str | None]:
-        """Write ``coeffs/{clip_id}.parquet``; returns (clip_id, seconds, error or None)."""
+    def coeffs_clip(self, clip_id: str, out: str | os.PathLike,
+                    lease: "RunLease | None" = None) -> tuple[str, float, str | None, bool]:
+        """Write ``coeffs/{clip_id}.parquet``; returns (clip_id, seconds, error or None, whether
+        the error was a failed write).
+        Raises :class:`RunCancelled` (writing nothing) once ``lease`` is no longer held."""
         import pyarrow.parquet as pq
 
         out = Path(out)
+        check = lease.check if lease is not None else (lambda: None)
+        check()
         t0 = time.perf_counter()
         paths = schema.dataset_paths(out)
         src = paths["frames"] / f"{clip_id}.parquet"
         try:
             frames = pq.read_table(src)
             table = self.stage.project(self.model, frames, clip_id)
-            target = mf.write_parquet(table, paths["coeffs"] / f"{clip_id}.parquet")
-            mf.write_done(out, mf.DoneRecord(
-                clip_id=clip_id,
-                inputs={"frames": mf.file_fingerprint(src), "face_model": self.model_sha256},
-                versions={self.stage.name: self.stage.version},
-                config="",
-                outputs=mf.output_sizes(out, [target]),
-                row={},
-                hashes=mf.output_hashes(out, [target]),
-            ), part="coeffs")
-            return clip_id, time.perf_counter() - t0, None
+            check()
+            target = paths["coeffs"] / f"{clip_id}.parquet"
+            with writing(target):
+                mf.write_parquet(table, target)
+            check()
+            with writing(mf.done_path(out, clip_id, "coeffs")):
+                mf.write_done(out, mf.DoneRecord(
+                    clip_id=clip_id,
+                    inputs={"frames": mf.file_fingerprint(src), "face_model": self.model_sha256},
+                    versions={self.stage.name: self.stage.version},
+                    config="",
+                    outputs=mf.output_sizes(out, [target]),
+                    row={},
+                    hashes=mf.output_hashes(out, [target]),
+                ), part="coeffs")
+            return clip_id, time.perf_counter() - t0, None, False
+        except RunCancelled:
+            raise
+        except OutputWriteError as exc:
+            return clip_id, time.perf_counter() - t0, _one_line(f"coefficients not written: {exc}"), True
         except Exception as exc:  # noqa: BLE001
-            return clip_id, time.perf_counter() - t0, _one_line(f"{src}: coefficients failed: {type(exc).__name__}: {exc}")
+            return (clip_id, time.perf_counter() - t0,
+                    _one_line(f"{src}: coefficients failed: {type(exc).__name__}: {exc}"), False)
 
 
 # ----------------------------------------------------------------------------- executors
@@ -436,6 +534,16 @@ class _ProcessorPlugin(WorkerPlugin):
         return self._coeffs[sha]
 
 
+class _IgnoreInterrupts(WorkerPlugin):
+    """Workers of prepare's own local cluster ignore SIGINT. A terminal's Ctrl-C reaches the
+    whole process group; the client then revokes the lease and shuts its workers down, instead
+    of each worker dying on its own with a traceback."""
+
+    def setup(self, worker: Any) -> None:  # WorkerPlugin protocol
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _worker_plugin(name: "str | _ProcessorPlugin", config: PrepareConfig) -> _ProcessorPlugin:
     if isinstance(name, _ProcessorPlugin):  # in-process run (scheduler="sync")
         return name
@@ -449,18 +557,33 @@ def _worker_plugin(name: "str | _ProcessorPlugin", config: PrepareConfig) -> _Pr
     return plugin
 
 
-def _prepare_task(clip: schema.Clip, out: str, config: PrepareConfig, plugin: Any) -> dict[str, Any]:
-    return _worker_plugin(plugin, config).clip_processor().prepare_clip(clip, out)
+def _prepare_task(clip: schema.Clip, out: str, config: PrepareConfig, plugin: Any,
+                  lease: "RunLease | None" = None) -> dict[str, Any]:
+    if lease is not None:
+        lease.check()  # before the landmarker is made: a worker left behind takes no new clip
+    return _worker_plugin(plugin, config).clip_processor().prepare_clip(clip, out, lease)
 
 
 def _coeffs_task(clip_id: str, out: str, model_path: str, sha: str, config: PrepareConfig,
-                 plugin: Any) -> tuple[str, float, str | None]:
-    return _worker_plugin(plugin, config).coeffs_processor(model_path, sha).coeffs_clip(clip_id, out)
+                 plugin: Any, lease: "RunLease | None" = None) -> tuple[str, float, str | None, bool]:
+    return _worker_plugin(plugin, config).coeffs_processor(model_path, sha).coeffs_clip(clip_id, out, lease)
+
+
+def dask_scratch_dir(out: str | os.PathLike) -> Path | None:
+    """Where a local cluster's workers keep their scratch space (spilled data, locks):
+    ``OUT/.lesbench/dask-scratch-space``, next to the data it serves and out of the data set,
+    unless the user configured Dask's ``temporary-directory`` (then None: theirs is used)."""
+    import dask
+
+    if dask.config.get("temporary-directory", None):
+        return None
+    return Path(out) / mf.STATE_DIR / "dask-scratch-space"
 
 
 def make_local_cluster(workers: int | None = None, **kwargs: Any) -> Any:
     """A ``distributed.LocalCluster`` set up for prepare: ``workers`` processes (default: CPU
-    count), one thread each, dashboard on a free port.
+    count), one thread each, dashboard on a free port. ``kwargs`` go to ``LocalCluster``
+    (e.g. ``local_directory``, see :func:`dask_scratch_dir`).
 
     DESIGN §10: the nanny's default ``MALLOC_TRIM_THRESHOLD_=65536`` turns every large frame
     buffer into an mmap/munmap pair (measured ~40% slower); it is unset so glibc decides.
@@ -485,11 +608,19 @@ class Runner:
     """
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None,
-                 progress: bool = True, log: Callable[[str], None] | None = None) -> None:
+                 progress: bool = True, log: Callable[[str], None] | None = None,
+                 local_directory: str | os.PathLike | None = None,
+                 on_abort: Callable[[], None] | None = None) -> None:
+        """``local_directory``: scratch space of a local cluster's workers (None: Dask's
+        default). ``on_abort``: called first when the ``with`` block ends with an exception
+        (Ctrl-C...), before the cluster is shut down, so that clips still running on it
+        cannot commit results (see :class:`RunLease`)."""
         self.workers = workers
         self.scheduler = scheduler
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.local_directory = local_directory
+        self.on_abort = on_abort
         self.client: Client | None = None
         self._cluster = None
         self.dashboard: str | None = None
@@ -513,10 +644,15 @@ class Runner:
 
         t = time.perf_counter()
         if self.scheduler:
-            self.client = Client(self.scheduler, timeout="30s")
+            try:
+                self.client = Client(self.scheduler, timeout="30s")
+            except (OSError, TimeoutError) as exc:
+                raise UsageError(f"cannot connect to the Dask scheduler {self.scheduler}: {_one_line(str(exc))}") from None
         else:
-            self._cluster = make_local_cluster(self.workers)
+            extra = {"local_directory": str(self.local_directory)} if self.local_directory else {}
+            self._cluster = make_local_cluster(self.workers, **extra)
             self.client = Client(self._cluster)
+            self.client.register_plugin(_IgnoreInterrupts(), name="lesbench-ignore-sigint")
         self.dashboard = self.client.dashboard_link
         self.log(f"Dask dashboard: {self.dashboard}")
         for name, config in self._pending.items():
@@ -525,7 +661,9 @@ class Runner:
         self._pending.clear()
         self.startup_s += time.perf_counter() - t
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None and self.on_abort is not None:
+            self.on_abort()
         if self._local is not None:
             self._local.teardown(None)
         if self.client is not None:
@@ -620,6 +758,10 @@ class PrepareSummary:
     #: coeffs_s (face model + coefficients), write_s, total_s
     timings: dict[str, float] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: clips that failed because an output could not be written (disk full...), and the
+    #: first such error; a re-run after fixing the cause completes them
+    n_write_failed: int = 0
+    write_error: str | None = None
 
     @property
     def n_failed(self) -> int:
@@ -654,6 +796,13 @@ class PrepareSummary:
             lines.append(f"  face model: {self.face_model.get('summary', '')}")
         return "\n".join(lines)
 
+    def write_failure(self) -> str | None:
+        """One line saying that clips could not be written and what to do, or None."""
+        if not self.n_write_failed:
+            return None
+        return (f"{self.n_write_failed} of {self.n_clips} clips could not be written (first: {self.write_error}); "
+                "free space (or fix the cause) and re-run the same command: clips already done are kept")
+
 
 def open_dataset(root: str | os.PathLike, dataset: str = "mead", views: Sequence[str] = ("front",),
                  test_speakers: Sequence[str] | None = None, val_speakers: Sequence[str] = (),
@@ -668,22 +817,74 @@ def open_dataset(root: str | os.PathLike, dataset: str = "mead", views: Sequence
     return cls(root, **opts)
 
 
+class RunCancelled(LesbenchError):
+    """The run a task belongs to no longer holds its output folder (it was interrupted or
+    exited, or another run took over): the task stops without writing anything more."""
+
+
+@dataclass(frozen=True)
+class RunLease:
+    """A run's claim on its output folder, checked by its tasks wherever they run.
+
+    Held while ``OUT/.lesbench/lock`` names this run's ``token`` and, when the lock holder is on
+    this machine, its process is alive. A run revokes it before shutting its cluster down after
+    an interrupt, so a clip still running there cannot record itself as done afterwards; a
+    worker that outlives its client (a remote cluster, the client killed) stops at its next
+    check instead of writing into a folder another run may be using.
+    """
+
+    lock: str
+    token: str
+
+    def held(self) -> bool:
+        try:
+            parts = Path(self.lock).read_text().split()
+        except OSError:
+            return False
+        if len(parts) < 3 or parts[2] != self.token:
+            return False
+        if parts[0] == socket.gethostname():
+            try:
+                os.kill(int(parts[1]), 0)
+            except ProcessLookupError:
+                return False
+            except (OSError, ValueError):
+                pass  # exists but not ours to signal, or an odd lock: the token decided
+        return True
+
+    def check(self) -> None:
+        """Raise :class:`RunCancelled` unless the lease is held."""
+        if not self.held():
+            raise RunCancelled(f"{Path(self.lock).parent.parent}: the prepare run this task belongs to is no "
+                               "longer running; the task stops without writing")
+
+
 class _Lock:
-    """``OUT/.lesbench/lock``: one prepare per output folder at a time."""
+    """``OUT/.lesbench/lock``: one prepare per output folder at a time. Holds
+    ``host pid token``; :attr:`lease` is what the run's tasks check."""
 
     def __init__(self, out: Path) -> None:
         self.path = out / mf.STATE_DIR / "lock"
+        self.token = uuid.uuid4().hex
+        self.lease = RunLease(str(self.path), self.token)
+
+    def revoke(self) -> None:
+        """Keep the folder locked but end the lease: tasks still running stop writing."""
+        try:
+            mf.write_text(self.path, f"{socket.gethostname()} {os.getpid()} revoked\n")
+        except OSError:  # a full disk: removing the lock ends the lease too
+            self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> "_Lock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = f"{socket.gethostname()} {os.getpid()}"
+        me = f"{socket.gethostname()} {os.getpid()} {self.token}\n"
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 if self._holder_alive():
                     raise DatasetError(
-                        f"{self.path.parent.parent}: another `lesbench prepare` ({self.path.read_text().strip()}) "
+                        f"{self.path.parent.parent}: another `lesbench prepare` ({' '.join(self.path.read_text().split()[:2])}) "
                         f"is writing here; wait for it, or delete {self.path} if it is gone"
                     ) from None
                 self.path.unlink(missing_ok=True)
@@ -695,7 +896,7 @@ class _Lock:
 
     def _holder_alive(self) -> bool:
         try:
-            host, pid = self.path.read_text().split()
+            host, pid = self.path.read_text().split()[:2]
             if host != socket.gethostname():
                 return True  # cannot check another machine: assume alive
             os.kill(int(pid), 0)
@@ -707,6 +908,92 @@ class _Lock:
 
     def __exit__(self, *exc: object) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def check_output_folder(out: Path, root: Path) -> None:
+    """Refuse an output folder that cannot work, before any work: an existing file, the data
+    set root itself, or a place that cannot be created or written. Creates ``out``."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: the output folder exists and is not a folder")
+    if out == root.resolve():
+        raise UsageError(f"{out}: the output folder must not be the data set root itself "
+                         "(its outputs would be read as input by later runs)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = mf.tmp_path(out / "write-test")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write the output folder here: {exc.strerror or exc}") from None
+
+
+def check_scheduler(address: str | None, timeout_s: float = 5.0) -> None:
+    """Refuse a ``--scheduler`` address that is malformed or where nothing answers (instead of
+    Dask's 30 s wait and traceback). ``None`` and ``"sync"`` need no check; protocols other
+    than tcp/tls are left to Dask."""
+    if address is None or address == "sync":
+        return
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        protocol, location = parse_address(address)
+        if protocol not in backends:
+            raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(sorted(backends))})")
+        if protocol not in ("tcp", "tls"):
+            return
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--scheduler {address!r}: not a scheduler address (tcp://host:port): {exc}") from None
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UsageError(f"--scheduler {address}: nothing answers there ({exc.strerror or exc}); start it with "
+                         "`dask scheduler`, or leave --scheduler out for a local cluster") from None
+
+
+@contextmanager
+def _reserved_space(path: Path, nbytes: int) -> Iterator[Path]:
+    """Hold ``nbytes`` of disk in ``path`` (best effort) for the ``with`` block; the caller
+    deletes ``path`` before writing ``clips.parquet`` and ``dataset.json``, so that a run that
+    filled the disk can still write them, saying which clips could not be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, nbytes)
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):  # already full, or a platform without fallocate
+        path.unlink(missing_ok=True)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _interrupts_end_cleanly(n_done: Callable[[], int], n_clips: int) -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the run the same way: the ``with`` blocks inside unwind (the
+    lease is revoked, the cluster shut down, the lock released) and :class:`Interrupted`
+    says how many clips are done and that a re-run resumes."""
+    state = {"signum": int(signal.SIGINT)}
+    previous = None
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        def on_term(signum: int, frame: Any) -> None:
+            state["signum"] = signum
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {n_done()} of {n_clips} clips are done and kept; re-run the same "
+                          "command to resume", state["signum"]) from None
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def prepare(
@@ -741,13 +1028,28 @@ def prepare(
 
     Raises:
         DatasetError: ``root`` missing or holding no clip; the output folder in use.
+        UsageError: arguments that cannot work (``fps`` 0, ``workers`` < 1, an unreachable
+            scheduler, an output folder that is a file, unwritable, or the input itself),
+            refused before any work.
+        OutputWriteError: ``clips.parquet`` or ``dataset.json`` could not be written (clips
+            that could not be written are ``failed`` rows instead; see
+            :attr:`PrepareSummary.n_write_failed`).
+        Interrupted: SIGINT/SIGTERM; clips finished before it keep their done-records, and
+            no clip running then is recorded as done.
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    config = replace(config or PrepareConfig(), fps=float(fps))
+    try:
+        fps = float(fps)
+    except (TypeError, ValueError):
+        raise UsageError(f"fps must be a positive number, got {fps!r}") from None
+    config = replace(config or PrepareConfig(), fps=fps)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise UsageError(f"workers must be a whole number of at least 1, got {workers!r}")
     root = Path(root).expanduser()
     out = Path(out).expanduser().resolve()
+    check_scheduler(scheduler)
     if not root.exists():
         raise DatasetError(f"{root}: no such folder")
     if not root.is_dir():
@@ -771,17 +1073,27 @@ def prepare(
         FaceModel.load(face_model)  # a foreign or broken file fails here, not on every clip
     if dataset == "folder" and (out == root.resolve() or root.resolve() in out.parents):
         # the folder reader would index our own crops on the next run
-        raise DatasetError(f"{out}: the output folder must not be inside the folder being read ({root})")
-    out.mkdir(parents=True, exist_ok=True)
+        raise UsageError(f"{out}: the output folder must not be inside the folder being read ({root})")
+    inside = [c.clip_id for c in clips if out in Path(c.video_path).resolve().parents]
+    if inside:
+        raise UsageError(f"{out}: the output folder holds input clips ({', '.join(inside[:3])}"
+                         f"{', ...' if len(inside) > 3 else ''}); choose a folder outside the data set")
+    check_output_folder(out, root)
 
     from lesbench.pipelines.stages import STAGE_CLASSES
 
-    with _Lock(out):
+    versions = ClipProcessor(config).versions  # cheap: stages set themselves up lazily
+    cfg_hash = config.hash()
+
+    def n_done() -> int:
+        return sum(mf.read_valid_done(out, c.clip_id, clip_inputs(c), versions, cfg_hash) is not None
+                   for c in clips)
+
+    with _Lock(out) as lock, _interrupts_end_cleanly(n_done, len(clips)), \
+            _reserved_space(out / mf.STATE_DIR / "reserve", 256 * 1024 + 2048 * len(clips)) as reserve:
         n_stale = mf.remove_stale_temps(out)
         if n_stale:
             log(f"removed {n_stale} temporary file(s) left by an interrupted run")
-        versions = ClipProcessor(config).versions  # cheap: stages set themselves up lazily
-        cfg_hash = config.hash()
 
         rows: dict[str, dict[str, Any]] = {}
         todo: list[schema.Clip] = []
@@ -803,13 +1115,16 @@ def prepare(
             log(f"{n_reused} of {len(clips)} clips already done (same inputs, stage versions and config); "
                 f"{len(todo)} to process")
 
-        plugin_name = f"lesbench-prepare-{cfg_hash}"
+        # one plugin (and landmarker) per run: another run's end on a shared cluster must not
+        # tear down the trackers this run's clips are using
+        plugin_name = f"lesbench-prepare-{cfg_hash}-{lock.token[:8]}"
         timings["index_s"] = time.perf_counter() - t_start
-        with Runner(workers=workers, scheduler=scheduler, progress=progress, log=log) as runner:
+        with Runner(workers=workers, scheduler=scheduler, progress=progress, log=log,
+                    local_directory=dask_scratch_dir(out), on_abort=lock.revoke) as runner:
             runner.register(plugin_name, config)
             t = time.perf_counter()
             by_index = {i: c for i, c in enumerate(todo)}
-            for i, row, err in runner.map(_prepare_task, todo, (str(out), config, plugin_name),
+            for i, row, err in runner.map(_prepare_task, todo, (str(out), config, plugin_name, lock.lease),
                                           [c.clip_id for c in todo], "prepare"):
                 clip = by_index[i]
                 if err is not None:
@@ -826,15 +1141,26 @@ def prepare(
             # -- pass 2: face model + coefficients --------------------------------------
             t = time.perf_counter()
             fm_info = _coefficients_pass(out, clips, rows, runner, config, plugin_name, face_model, force, log,
-                                         damaged)
+                                         damaged, lock.lease)
             timings["coeffs_s"] = time.perf_counter() - t - (runner.startup_s - startup_pass1)
             timings["startup_s"] = runner.startup_s
             timings["fit_s"] = float(fm_info.get("fit_s", 0.0))
             t = time.perf_counter()
 
         ordered = [rows[c.clip_id] for c in clips]
-        written = mf.write_parquet(mf.manifest_table(ordered), out / schema.CLIPS_PARQUET)
-        del written
+        write_failed = [r for r in ordered if r.get(WRITE_ERROR)]
+        reserve.unlink(missing_ok=True)  # its space is for the two files below
+
+        def write_manifest_file(path: Path, write: Callable[[], Any]) -> None:
+            try:
+                with writing(path):
+                    write()
+            except OutputWriteError as exc:
+                raise OutputWriteError(f"{exc}; {n_done()} of {len(clips)} clips are done and kept: free space "
+                                       "and re-run the same command to finish") from None
+
+        write_manifest_file(out / schema.CLIPS_PARQUET,
+                            lambda: mf.write_parquet(mf.manifest_table(ordered), out / schema.CLIPS_PARQUET))
         stages = [STAGE_CLASSES[name]().describe() if name != "face" else
                   STAGE_CLASSES[name](device=config.device, analysis_size=config.analysis_size).describe()
                   for name in STAGE_CLASSES]
@@ -873,7 +1199,8 @@ def prepare(
         imports = _kept_imports(out)
         if imports:
             info["imports"] = imports
-        mf.write_text(out / schema.DATASET_JSON, json.dumps(info, indent=2, sort_keys=False, default=str) + "\n")
+        write_manifest_file(out / schema.DATASET_JSON, lambda: mf.write_text(
+            out / schema.DATASET_JSON, json.dumps(info, indent=2, sort_keys=False, default=str) + "\n"))
         timings["write_s"] = time.perf_counter() - t
 
     reasons: dict[str, list[str]] = {}
@@ -893,6 +1220,8 @@ def prepare(
         skipped_files=skipped,
         dashboard=runner.dashboard,
         face_model=fm_info,
+        n_write_failed=len(write_failed),
+        write_error=write_failed[0]["error"] if write_failed else None,
         rows=ordered,
         timings={**timings, "total_s": time.perf_counter() - t_start},
     )
@@ -969,10 +1298,14 @@ def _lesbench_version() -> str:
 def _coefficients_pass(out: Path, clips: list[schema.Clip], rows: dict[str, dict[str, Any]], runner: Runner,
                        config: PrepareConfig, plugin: str, face_model: str | os.PathLike | None,
                        force: bool, log: Callable[[str], None],
-                       damaged: dict[str, list[str]] | None = None) -> dict[str, Any]:
+                       damaged: dict[str, list[str]] | None = None, lease: RunLease | None = None) -> dict[str, Any]:
     """Fit (or load) the face model, write ``face_model.npz`` and every clip's coefficients;
     fills the ``coeffs`` columns of ``rows``; adds clips whose coefficients are redone for
-    damage to ``damaged``. Returns the model's provenance for dataset.json."""
+    damage to ``damaged``. Returns the model's provenance for dataset.json.
+
+    When the face model cannot be written (disk full), every usable clip becomes a ``failed``
+    row saying so; their pass-1 outputs and done-records stay, so a re-run only fits and
+    projects."""
     from lesbench.pipelines.stages import CoeffsStage, file_sha256
 
     stage = CoeffsStage()
@@ -985,18 +1318,28 @@ def _coefficients_pass(out: Path, clips: list[schema.Clip], rows: dict[str, dict
         target.unlink(missing_ok=True)
         return {"summary": "not fitted: no clip with a usable face track"}
 
-    if face_model is not None:
-        src = Path(face_model)
-        if src.resolve() != target.resolve():
-            blob = src.read_bytes()
-            tmp = mf.tmp_path(target)
-            tmp.write_bytes(blob)
-            os.replace(tmp, target)
-        provenance = {"loaded_from": str(src.resolve()), "sha256": file_sha256(target)}
-        summary = f"loaded from {src}"
-    else:
-        provenance = _fit_face_model(out, usable, rows, stage, runner, force, log)
-        summary = provenance["summary"]
+    try:
+        if face_model is not None:
+            src = Path(face_model)
+            if src.resolve() != target.resolve():
+                blob = src.read_bytes()
+                tmp = mf.tmp_path(target)
+                try:
+                    with writing(target):
+                        tmp.write_bytes(blob)
+                        os.replace(tmp, target)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            provenance = {"loaded_from": str(src.resolve()), "sha256": file_sha256(target)}
+            summary = f"loaded from {src}"
+        else:
+            provenance = _fit_face_model(out, usable, rows, stage, runner, force, log, lease)
+            summary = provenance["summary"]
+    except OutputWriteError as exc:
+        reason = _one_line(f"coefficients not computed: {exc}")
+        for c in usable:
+            rows[c.clip_id].update(status="failed", error=reason, **{WRITE_ERROR: True})
+        return {"summary": f"not fitted: {reason}"}
     sha = file_sha256(target)
     provenance.update(path=schema.FACE_MODEL, sha256=sha, stage_version=stage.version, summary=summary)
 
@@ -1012,16 +1355,17 @@ def _coefficients_pass(out: Path, clips: list[schema.Clip], rows: dict[str, dict
             if done.damage and damaged is not None:
                 damaged.setdefault(c.clip_id, []).extend(done.damage)
     if todo:
-        for i, res, err in runner.map(_coeffs_task, todo, (str(out), str(target), sha, config, plugin),
+        for i, res, err in runner.map(_coeffs_task, todo, (str(out), str(target), sha, config, plugin, lease),
                                       todo, "coeffs"):
             clip_id = todo[i]
             if err is not None:
-                res = (clip_id, None, _one_line(f"coefficients failed: {type(err).__name__}: {err}"))
-            _, seconds, error = res
+                res = (clip_id, None, _one_line(f"coefficients failed: {type(err).__name__}: {err}"), False)
+            _, seconds, error, write_error = res
             rows[clip_id]["time_coeffs_s"] = seconds
             if error:
                 rows[clip_id]["status"] = "failed"
                 rows[clip_id]["error"] = error
+                rows[clip_id][WRITE_ERROR] = write_error
                 rows[clip_id][f"version_{mf.stage_column(stage.name)}"] = None
                 # a failed clip has no outputs; without its done-record the next run retries it
                 ClipProcessor._remove_unwritten(out, clip_id, [])
@@ -1030,18 +1374,27 @@ def _coefficients_pass(out: Path, clips: list[schema.Clip], rows: dict[str, dict
 
 
 def _fit_task(frame_files: list[str], speakers: list[str], clip_ids: list[str], n_frames: int,
-              provenance: dict[str, Any], target: str) -> str:
-    """Fit the face model and save it (atomically) to ``target``."""
+              provenance: dict[str, Any], target: str, lease: RunLease | None = None) -> str | None:
+    """Fit the face model and save it (atomically) to ``target`` while ``lease`` is held.
+    Returns None, or why ``target`` could not be written: returned, not raised, since a full
+    disk is no task failure for Dask to retry and log as a crash."""
     from lesbench.pipelines.stages import CoeffsStage
 
     model = CoeffsStage().fit([Path(p) for p in frame_files], speakers, clip_ids, n_frames=n_frames,
                               provenance=provenance)
-    model.save(target)
-    return target
+    if lease is not None:
+        lease.check()
+    try:
+        with writing(target):
+            model.save(target)
+    except OutputWriteError as exc:
+        return str(exc)
+    return None
 
 
 def _fit_face_model(out: Path, usable: list[schema.Clip], rows: dict[str, dict[str, Any]], stage: Any,
-                    runner: "Runner", force: bool, log: Callable[[str], None]) -> dict[str, Any]:
+                    runner: "Runner", force: bool, log: Callable[[str], None],
+                    lease: RunLease | None = None) -> dict[str, Any]:
     """Fit the face model on the train split's ``ok`` clips (all usable clips when the train
     split has none, which is recorded); reuses ``face_model.npz`` when its inputs are unchanged."""
     fitted_on = "train ok"
@@ -1087,9 +1440,11 @@ def _fit_face_model(out: Path, usable: list[schema.Clip], rows: dict[str, dict[s
     # On a worker: one BLAS thread there (the nanny sets it), where a multi-threaded BLAS in this
     # process was measured 4-7x slower on a busy 2-core machine; and on a remote cluster the
     # fit runs next to the data.
-    runner.call(_fit_task, [str(p) for p in frame_files], [c.speaker for c in train],
-                [c.clip_id for c in train], sum(int(rows[c.clip_id]["n_frames"] or 0) for c in train),
-                {"fitted_on": fitted_on}, str(target))
+    error = runner.call(_fit_task, [str(p) for p in frame_files], [c.speaker for c in train],
+                        [c.clip_id for c in train], sum(int(rows[c.clip_id]["n_frames"] or 0) for c in train),
+                        {"fitted_on": fitted_on}, str(target), lease)
+    if error:
+        raise OutputWriteError(error)
     speakers = sorted({c.speaker for c in train})
     provenance = {
         "fitted_on": fitted_on,
@@ -1099,6 +1454,7 @@ def _fit_face_model(out: Path, usable: list[schema.Clip], rows: dict[str, dict[s
         # when: here, not in face_model.npz, whose bytes depend only on its inputs
         "fitted_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    mf.write_text(record_path, json.dumps({"key": key_hash, "size": target.stat().st_size,
-                                           "sha256": mf.sha256_file(target), "provenance": provenance}))
+    with writing(record_path):
+        mf.write_text(record_path, json.dumps({"key": key_hash, "size": target.stat().st_size,
+                                               "sha256": mf.sha256_file(target), "provenance": provenance}))
     return {**provenance, "fit_s": time.perf_counter() - t}

@@ -9,7 +9,11 @@ from lesbench.commands import Command
 _PREPARE_EPILOG = """\
 Every clip found gets one row in OUT/clips.parquet (ok, or failed / no_face / no_audio /
 silent_audio with a reason). Re-running the same command redoes only clips whose inputs, stage
-versions or settings changed; an interrupted run resumes where it stopped.
+versions or settings changed; an interrupted run (Ctrl-C exits 130, SIGTERM 143) resumes where
+it stopped, and no clip that was running when it stopped is recorded as done. Clips that could
+not be written (disk full) are failed rows and the exit code is 1; free space and re-run.
+Usage errors exit 2. Dask's scratch space is OUT/.lesbench/dask-scratch-space unless Dask's
+temporary-directory is configured.
 
 examples:
   lesbench prepare ~/data/MEAD --out ~/data/mead-prepared
@@ -77,6 +81,12 @@ def _run_prepare(args: argparse.Namespace) -> int:
         }, indent=2))
     else:
         print(summary.format())
+    failure = summary.write_failure()
+    if failure:
+        import sys
+
+        print(f"lesbench prepare: error: {failure}", file=sys.stderr)
+        return 1
     if args.strict and summary.n_failed:
         return 1
     return 0
