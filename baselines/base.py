@@ -5,7 +5,7 @@
   ``leaderboards/methods/*.yaml`` (loaded by :func:`lesbench.leaderboard.load_cards`).
 - :class:`Method`: the generation interface. ``lesbench evaluate`` calls :meth:`Method.setup`
   once with the prepared data set, then :meth:`Method.generate` once per test clip.
-- :class:`PreparedData`: the read-only view of a prepared data set (DESIGN §3) that methods
+- :class:`PreparedData`: the read-only view of a prepared data set (docs/design.md) that methods
   and the evaluator use.
 - :class:`GenerationRequest`: one test clip's inputs (source image, audio, emotion, level).
 
@@ -185,7 +185,7 @@ def sha256_path(path: str | Path, chunk: int = 1 << 20) -> str:
 
 @dataclass
 class PreparedData:
-    """Read-only access to a prepared data set (DESIGN §3).
+    """Read-only access to a prepared data set (docs/design.md).
 
     ``clips`` holds the rows of ``clips.parquet`` whose status is ok. ``cache_dir`` is where
     derived per-clip arrays (crop landmarks) are cached; None disables the cache.

@@ -35,7 +35,7 @@ fail to decode are skipped (and logged), and only a file that yields no frame at
 missing, else ``decode_error``). :attr:`MediaInfo.truncated` tells callers that want to flag such
 clips.
 
-Performance (DESIGN §10): colour conversion and resizing run in one ``to_ndarray`` call with an
+Performance (docs/design.md, performance): colour conversion and resizing run in one ``to_ndarray`` call with an
 explicit thread count (PyAV's automatic count costs up to 50% when one process per core already
 fills the machine); the decoder is single-threaded unless ``threads`` says otherwise; source
 frames that no output frame shows are decoded but never converted.

@@ -1,4 +1,4 @@
-"""Names and records shared by every part of lesbench (the data contract of DESIGN §3).
+"""Names and records shared by every part of lesbench (the data contract in docs/design.md).
 
 One concept, one place: emotions, views, AU names, blendshape names, facial units, the clip
 record and the prepared data set's file names are defined here and imported everywhere else.
@@ -36,7 +36,7 @@ HOP = SAMPLE_RATE // FPS  # 640 audio samples per video frame
 CROP_SIZE = 256
 N_LANDMARKS = 478
 
-# --- Action units (DESIGN §4) ------------------------------------------------------------------
+# --- Action units (docs/action_units.md) ------------------------------------------------------------------
 AU_NAMES: tuple[str, ...] = (
     "AU01",  # inner brow raiser
     "AU02",  # outer brow raiser
@@ -57,7 +57,7 @@ AU_NAMES: tuple[str, ...] = (
     "AU45",  # blink
 )
 
-#: FACS prototypes (DESIGN §4) used to check extractors, demo data and generated video.
+#: FACS prototypes (docs/action_units.md) used to check extractors, demo data and generated video.
 FACS_PROTOTYPES: dict[str, tuple[str, ...]] = {
     "happy": ("AU06", "AU12"),
     "surprised": ("AU01", "AU02", "AU05", "AU26"),
@@ -69,7 +69,7 @@ FACS_PROTOTYPES: dict[str, tuple[str, ...]] = {
     "neutral": (),
 }
 
-#: Facial units (DESIGN §6): editing a unit masks the AUs outside it.
+#: Facial units (docs/les-talker.md): editing a unit masks the AUs outside it.
 FACIAL_UNITS: dict[str, tuple[str, ...]] = {
     "brows": ("AU01", "AU02", "AU04"),
     "eyes": ("AU05", "AU06", "AU07", "AU45"),
@@ -136,7 +136,7 @@ BLENDSHAPE_NAMES: tuple[str, ...] = (
 
 POSE_NAMES: tuple[str, ...] = ("yaw", "pitch", "roll", "tx", "ty", "tz", "scale")
 
-# --- Prepared data set layout (DESIGN §3) --------------------------------------------------------
+# --- Prepared data set layout (docs/design.md) --------------------------------------------------------
 DATASET_JSON = "dataset.json"
 CLIPS_PARQUET = "clips.parquet"
 FRAMES_DIR = "frames"

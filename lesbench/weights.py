@@ -1,4 +1,4 @@
-"""One place that knows every model file lesbench uses, and finds it offline (DESIGN §8).
+"""One place that knows every model file lesbench uses, and finds it offline (docs/design.md).
 
 Each file is a :class:`WeightSpec` in :data:`WEIGHTS` (name, file name, sha256, licence, the
 package that ships it, a download URL, how to supply it). :func:`resolve` looks, in order:

@@ -1,4 +1,4 @@
-"""Facial action units (FACS) from MediaPipe blendshapes (DESIGN §4).
+"""Facial action units (FACS) from MediaPipe blendshapes (docs/action_units.md).
 
 The default extractor maps MediaPipe FaceLandmarker's 52 ARKit-style blendshapes to 17 named
 AU intensities in ``schema.AU_NAMES`` order. Most AUs are the (bilateral mean of the)

@@ -1,4 +1,4 @@
-"""Audio features, one row per video frame (the ``audio`` stage, DESIGN §3).
+"""Audio features, one row per video frame (the ``audio`` stage, docs/design.md).
 
 From 16 kHz mono float32 samples in [-1, 1] (``lesbench.io.read_audio``), numpy/scipy only:
 

@@ -1,4 +1,4 @@
-"""Aligned, temporally smoothed face crops (the ``crops`` stage, DESIGN §3).
+"""Aligned, temporally smoothed face crops (the ``crops`` stage, docs/design.md).
 
 Each frame's crop is a similarity transform (rotation, uniform scale, translation) of the source
 frame computed from landmarks that do not move when the person speaks or emotes:

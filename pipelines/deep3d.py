@@ -1,4 +1,4 @@
-"""Import Deep3DFaceRecon 257-d coefficients into lesbench's coeffs table (DESIGN §5).
+"""Import Deep3DFaceRecon 257-d coefficients into lesbench's coeffs table (docs/design.md).
 
 For users who ran Deep3DFaceRecon (BFM-based; its weights and BFM need registration, so lesbench
 cannot run it). One 257-d vector per frame::

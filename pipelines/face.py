@@ -1,4 +1,4 @@
-"""Per-frame face analysis with MediaPipe FaceLandmarker (the ``face`` stage, DESIGN §3-§4).
+"""Per-frame face analysis with MediaPipe FaceLandmarker (the ``face`` stage, docs/design.md, docs/action_units.md).
 
 :class:`FaceTracker` wraps ONE FaceLandmarker (tasks API, VIDEO running mode, one face,
 blendshapes and facial transformation matrices on) that is created once and reused for every
@@ -73,7 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Stage version: bump when the frames table's content can change.
 VERSION = "1"
 
-#: Default longest image side used for analysis by :func:`analyze_video` (DESIGN §10: landmarks
+#: Default longest image side used for analysis by :func:`analyze_video` (docs/design.md, performance: landmarks
 #: from a 640x360 copy of 1080p differ from full resolution by ~0.4% of the eye distance while
 #: decoding + wrapping get much cheaper). Sources smaller than this are analysed as they are.
 DEFAULT_ANALYSIS_SIZE = 640
@@ -93,7 +93,7 @@ def frame_columns(with_clip_id: bool = False) -> list[str]:
 
 
 def frames_schema(with_clip_id: bool = True) -> "pa.Schema":
-    """Exact Arrow schema of ``frames/{clip_id}.parquet`` (DESIGN §3).
+    """Exact Arrow schema of ``frames/{clip_id}.parquet`` (docs/design.md).
 
     ``landmarks`` and ``blendshapes`` carry their layout as field metadata.
     """

@@ -1,4 +1,4 @@
-"""lesbench's linear face model on MediaPipe's 478-vertex topology (DESIGN §5).
+"""lesbench's linear face model on MediaPipe's 478-vertex topology (docs/design.md).
 
 No redistributable 3DMM with expressions is installable here, so lesbench fits its own from the
 landmark tracks of the training split:

@@ -5,7 +5,7 @@ that shows whether the emotion signal is there: for every clip with a face track
 each AU over its face frames, minus the same speaker's neutral mean; averaged per emotion
 (and per emotion and level). A FACS check marks, for each emotion, whether its prototype AUs
 rose above neutral (happy AU12, surprise AU01/AU02, anger AU04, sadness AU15, disgust
-AU09/AU10, fear AU01: the rises DESIGN §4 expects from MediaPipe's blendshapes). When the
+AU09/AU10, fear AU01: the rises docs/action_units.md expects from MediaPipe's blendshapes). When the
 source root holds a ``truth.parquet`` (the synthetic demo), also the Pearson r between its
 ground-truth AU tracks and the extracted ones (:func:`truth_correlation`).
 """
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 #: The rises ``info`` checks (the subset of the FACS prototypes that MediaPipe's blendshapes
-#: carry reliably, DESIGN §4).
+#: carry reliably, docs/action_units.md).
 EXPECTED_RISES: dict[str, tuple[str, ...]] = {
     "happy": ("AU12",),
     "surprised": ("AU01", "AU02"),

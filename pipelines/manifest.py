@@ -124,7 +124,7 @@ def tmp_path(path: Path) -> Path:
 
 
 def write_parquet(table: "pa.Table", path: str | os.PathLike) -> Path:
-    """Write ``table`` atomically: zstd, BYTE_STREAM_SPLIT for float columns (DESIGN §10).
+    """Write ``table`` atomically: zstd, BYTE_STREAM_SPLIT for float columns (docs/design.md, performance).
 
     Float columns skip dictionary encoding (it would take precedence over byte-stream-split and
     does nothing for continuous values); strings and integers keep it. The bytes depend only on

@@ -1,6 +1,6 @@
 """MEAD reader: index a MEAD-layout root into :class:`~lesbench.schema.Clip` records.
 
-Layout (DESIGN §3)::
+Layout (docs/design.md)::
 
     {M|W}NNN/video/{view}/{emotion}/level_{N}/NNN.mp4
     {M|W}NNN/audio/{emotion}/level_{N}/NNN.m4a

@@ -1,4 +1,4 @@
-"""``lesbench prepare``: a data-set root -> the prepared data set of DESIGN §3, on Dask.
+"""``lesbench prepare``: a data-set root -> the prepared data set of docs/design.md, on Dask.
 
 Pass 1, one task per clip (:meth:`ClipProcessor.prepare_clip`): probe; decode the video once,
 resampled by timestamp to 25 fps and, for large sources, decoded straight at ``work_size``
@@ -585,7 +585,7 @@ def make_local_cluster(workers: int | None = None, **kwargs: Any) -> Any:
     count), one thread each, dashboard on a free port. ``kwargs`` go to ``LocalCluster``
     (e.g. ``local_directory``, see :func:`dask_scratch_dir`).
 
-    DESIGN §10: the nanny's default ``MALLOC_TRIM_THRESHOLD_=65536`` turns every large frame
+    docs/design.md, performance: the nanny's default ``MALLOC_TRIM_THRESHOLD_=65536`` turns every large frame
     buffer into an mmap/munmap pair (measured ~40% slower); it is unset so glibc decides.
     """
     import dask

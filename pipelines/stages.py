@@ -99,7 +99,7 @@ class FaceStage(Stage):
 
 
 class ActionUnitStage(Stage):
-    """Named AU intensities AU01..AU45 from the blendshapes (documented mapping, DESIGN §4)."""
+    """Named AU intensities AU01..AU45 from the blendshapes (documented mapping, docs/action_units.md)."""
 
     name = "action-units"
 
@@ -171,7 +171,7 @@ class CropStage(Stage):
 
 
 class CoeffsStage(Stage):
-    """Linear face model (DESIGN §5): fitted on the train split, then identity / expression /
+    """Linear face model (docs/design.md): fitted on the train split, then identity / expression /
     pose coefficients per frame for every clip."""
 
     name = "coeffs"

@@ -1,4 +1,4 @@
-"""``lesbench validate OUT``: check a prepared data set against its contract (DESIGN §3).
+"""``lesbench validate OUT``: check a prepared data set against its contract (docs/design.md).
 
 Checks, in order: ``dataset.json`` (readable, format version, fps/sample rate); ``clips.parquet``
 (schema, one row per clip_id, known statuses and splits, a reason for every non-ok clip, counts

@@ -1,4 +1,4 @@
-"""A tiny synthetic *prepared* data set (the DESIGN §3 layout) with known emotion directions.
+"""A tiny synthetic *prepared* data set (the layout in docs/design.md) with known emotion directions.
 
 Used by tests/test_les.py, test_model.py and test_generate.py to check the LES and LES-Talker
 against ground truth, without video decoding or MediaPipe:

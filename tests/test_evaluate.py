@@ -1,6 +1,6 @@
 """lesbench evaluate, the baselines and external-video matching, on a tiny fake prepared set.
 
-The fake prepared data set has the layout of DESIGN §3 (clips.parquet, dataset.json, crops/)
+The fake prepared data set has the layout in docs/design.md (clips.parquet, dataset.json, crops/)
 with 64x64 crops whose frames are all different, so "the right video" is checkable exactly.
 """
 

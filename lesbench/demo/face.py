@@ -43,7 +43,7 @@ CHEEK = {"l": (50, 101, 118, 36, 205), "r": (280, 330, 347, 266, 425)}
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
              377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
-#: Expression prototypes (DESIGN §4, FACS): channel intensities at level 3. Contempt is
+#: Expression prototypes (docs/action_units.md, FACS): channel intensities at level 3. Contempt is
 #: unilateral (image-right half only), so its bilateral-mean AU12/AU14 are half of these.
 EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},

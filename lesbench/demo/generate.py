@@ -1,6 +1,6 @@
 """Generate the synthetic MEAD-layout demo data set (``lesbench demo-data OUT``).
 
-Layout and formats follow MEAD (DESIGN §3)::
+Layout and formats follow MEAD (docs/design.md)::
 
     OUT/{speaker}/video/front/{emotion}/level_{N}/{NNN}.mp4   H.264 + AAC 48 kHz (muxed)
     OUT/{speaker}/audio/{emotion}/level_{N}/{NNN}.m4a          AAC 48 kHz, mono

@@ -1,4 +1,4 @@
-"""Reading the parts of a prepared data set (DESIGN §3) that the LES and LES-Talker use.
+"""Reading the parts of a prepared data set (docs/design.md) that the LES and LES-Talker use.
 
 The prepared data set is the *only* input of ``lesbench les build`` and ``lesbench train``.
 These readers are deliberately small and strict: a missing file or column raises

@@ -1,6 +1,6 @@
 """Cross-Dimension Attention Net (CDAN), lesbench's reading of LES-Talker's module.
 
-Three kinds of token meet here (DESIGN §6):
+Three kinds of token meet here (docs/les-talker.md):
 
 - **condition tokens** along the *feature* dimension: one token per AU (17), keyed by a learned
   AU identity and carrying the AU's LES value times a learned value vector (the one-hot variant
