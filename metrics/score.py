@@ -58,7 +58,7 @@ from lesbench.metrics.protocol import Protocol, canonical_clip_id, load_protocol
 
 log = logging.getLogger(__name__)
 
-#: Metrics run when none are named (the issue's list; names not registered are reported).
+#: Metrics run when none are named (names not registered are reported as such).
 DEFAULT_METRICS: tuple[str, ...] = ("fid", "psnr", "ssim", "lpips", "csim", "lmd", "sync", "lse", "au", "emotion")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 #: Inputs that need a reference clip.

@@ -113,7 +113,7 @@ def test_pyfeat_backend_absent_is_a_clear_error():
 # Real faces: FACS rises on MEAD W009 (front, level 3 vs neutral)
 # ---------------------------------------------------------------------------------------------
 
-#: The rises the issue asks for; each (emotion, AUs) needs at least one of the AUs to rise.
+#: The FACS rises expected from the blendshapes; each (emotion, AUs) needs at least one of the AUs to rise.
 REQUIRED_RISES = {
     "happy": [("AU12",), ("AU06",)],
     "surprised": [("AU01",), ("AU02",)],

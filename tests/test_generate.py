@@ -230,7 +230,7 @@ def test_done_when_on_demo_video(demo_run):
     The unrestricted edit is the positive control: held the same way, its upper face does move.
     (Lip sync is not asserted here: a model trained on the tiny demo's four 1-s clips does not
     learn it, sync confidence ~0.1; the demo-size run's sync figures are in edits/checks.json of
-    a full `lesbench demo` and in the closing note of issue #5.)"""
+    a full `lesbench demo`.)"""
     from lesbench import io
     from lesbench.model.checks import edit_checks
     from lesbench.model.generate import load_generator

@@ -225,7 +225,7 @@ def _step_edit(run: DemoRun, *, log, **_) -> None:
 
 
 def _edit_checks(run: DemoRun, gen, source: Path, clips, *, log) -> None:
-    """Issue #5's acceptance checks on rendered video -> ``edits/checks.json``
+    """LES-Talker's acceptance checks on rendered video -> ``edits/checks.json``
     (:func:`lesbench.model.checks.edit_checks`): ~6 s of the speaker's neutral speech."""
     import numpy as np
 

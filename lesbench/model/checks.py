@@ -1,4 +1,4 @@
-"""The LES-Talker acceptance checks, measured on rendered video (issue #5's "done when").
+"""The LES-Talker acceptance checks, measured on rendered video (levels, unit isolation, mixes, lip sync).
 
 :func:`edit_checks` generates one source face speaking one audio under a set of requests,
 writes each as mp4 (H.264 + AAC, exactly what ``lesbench generate`` writes), re-measures every
@@ -14,8 +14,8 @@ clip with lesbench's own :class:`~lesbench.pipelines.face.FaceTracker`, and repo
 - **sync**: the weight-free AV-sync offset (:func:`lesbench.metrics.sync.av_sync`; frames,
   positive = audio lags) of every emotion at level 1, and how many are within 0 +- 1.
 
-``lesbench demo`` writes the result to ``edits/checks.json``. The thresholds are the issue's
-(monotonic, within a tolerance, between, 0 +- 1); the figures are what was measured.
+``lesbench demo`` writes the result to ``edits/checks.json``. The thresholds are the
+acceptance criteria (monotonic, within a tolerance, between, 0 +- 1); the figures are what was measured.
 """
 
 from __future__ import annotations
