@@ -53,3 +53,20 @@ def test_ls_lists_datasets(capsys):
     out = capsys.readouterr().out
     for name in DATASETS.names():
         assert name in out
+
+
+def test_front_door_names_resolve_lazily():
+    """`import lesbench` imports no heavy library; every front-door name resolves to the function
+    the matching command calls."""
+    code = ("import sys, lesbench; heavy = [m for m in ('torch', 'mediapipe', 'dask', 'av') if m in sys.modules]; "
+            "assert not heavy, heavy; print(len(lesbench.__all__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from lesbench.metrics.score import score
+    from lesbench.pipelines.prepare import prepare
+
+    assert int(out.stdout) == len(lesbench.__all__)
+    assert lesbench.prepare is prepare and lesbench.score is score
+    for name in lesbench.__all__:
+        assert getattr(lesbench, name) is not None
+    with pytest.raises(AttributeError):
+        lesbench.no_such_thing  # noqa: B018
