@@ -40,6 +40,7 @@ import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from lesbench import schema
+from lesbench.cluster import make_local_cluster  # noqa: F401 - re-exported (bench, tests)
 from lesbench.errors import DatasetError, MediaError
 from lesbench.pipelines import manifest as mf
 
@@ -456,24 +457,6 @@ def _prepare_task(clip: schema.Clip, out: str, config: PrepareConfig, plugin: An
 def _coeffs_task(clip_id: str, out: str, model_path: str, sha: str, config: PrepareConfig,
                  plugin: Any) -> tuple[str, float, str | None]:
     return _worker_plugin(plugin, config).coeffs_processor(model_path, sha).coeffs_clip(clip_id, out)
-
-
-def make_local_cluster(workers: int | None = None, **kwargs: Any) -> Any:
-    """A ``distributed.LocalCluster`` set up for prepare: ``workers`` processes (default: CPU
-    count), one thread each, dashboard on a free port.
-
-    DESIGN §10: the nanny's default ``MALLOC_TRIM_THRESHOLD_=65536`` turns every large frame
-    buffer into an mmap/munmap pair (measured ~40% slower); it is unset so glibc decides.
-    """
-    import dask
-    from distributed import LocalCluster
-
-    n = workers or os.cpu_count() or 1
-    opts: dict[str, Any] = dict(n_workers=n, threads_per_worker=1, processes=True,
-                                dashboard_address=":0", silence_logs=40)
-    opts.update(kwargs)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        return LocalCluster(**opts)
 
 
 class Runner:
