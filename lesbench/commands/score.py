@@ -21,8 +21,18 @@ protocol, weight sha256).
 examples:
   lesbench score gen/ --ref mead/ --metrics lmd,sync,au
   lesbench score gen/ --metrics sync --json sync.json
+  lesbench score gen/ --ref mead/ --workers 4 --device cuda --batch-size 64
   lesbench score eat_out/ --ref mead/ --protocol eat-mead --metrics psnr,ssim,lmd,fid --clips mead100.txt
 """
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """``--workers N | --scheduler ADDRESS`` (score and evaluate)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="score clips in parallel on a local Dask cluster of N processes (default: this process)")
+    g.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="score clips on the Dask cluster at this address")
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,7 +50,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the full report here")
     p.add_argument("--syncnet-weights", default=None, metavar="PATH",
                    help="syncnet_v2.model for LSE-C/LSE-D (else lesbench's weights resolver)")
-    p.add_argument("--device", default=None, help="torch device for network metrics (default: cuda if present)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="torch device for network metrics (default auto: cuda if present, else cpu)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="frames per network batch for Inception (FID/KID) and LPIPS (default 32 / 16)")
+    add_cluster_arguments(p)
     p.add_argument("--progress", action="store_true", help="print one line per clip")
 
 
@@ -48,9 +62,13 @@ def _run(args: argparse.Namespace) -> int:
     from lesbench.metrics.score import score
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    options = {"lse": {"weights_path": args.syncnet_weights}} if args.syncnet_weights else {}
+    options: dict[str, dict] = {"lse": {"weights_path": args.syncnet_weights}} if args.syncnet_weights else {}
+    if args.batch_size is not None:
+        options.update(fid={"batch_size": args.batch_size}, kid={"batch_size": args.batch_size},
+                       lpips={"batch": args.batch_size})
     report = score(args.pred, ref=args.ref, metrics=metrics, protocol=args.protocol, device=args.device,
-                   metric_options=options, progress=args.progress, clips=args.clips)
+                   metric_options=options, progress=args.progress, clips=args.clips,
+                   workers=args.workers, scheduler=args.scheduler)
     print(report.table())
     if args.json_out:
         path = report.write_json(args.json_out)

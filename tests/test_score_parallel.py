@@ -1,0 +1,103 @@
+"""``score`` on Dask workers: the report does not depend on the number of workers, on the order
+tasks finish in, or on whether the cluster is attached by address; caches stay valid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lesbench.metrics.score import resolve_device, score
+
+pytest.importorskip("mediapipe")
+pytest.importorskip("distributed")
+
+METRICS = ["fid", "psnr", "ssim", "lmd", "sync"]
+
+
+def _results(report) -> dict:
+    """The JSON report without its timing (the only field allowed to differ between runs)."""
+    d = report.as_dict()
+    d.pop("seconds")
+    return d
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    from lesbench import io
+
+    from tests.test_score import _face_frames, _tone
+
+    root = tmp_path_factory.mktemp("score_parallel")
+    pred, ref = root / "pred", root / "ref"
+    n = 20
+    for i in range(5):
+        shift = 3 * i
+        frames = _face_frames(n + shift)[shift:]
+        io.write_video(ref / "happy" / "level_3" / f"c{i}.mp4", frames, fps=25, audio=_tone(n, i))
+        # generated: another expression; one clip shorter than its reference (paired by linspace)
+        gen = _face_frames(n + shift - (4 if i == 2 else 0), mouth=0.05 * (i + 1))[shift:]
+        io.write_video(pred / "happy" / "level_3" / f"c{i}.mp4", gen, fps=25, audio=_tone(len(gen), i))
+    (pred / "happy" / "level_3" / "broken.mp4").write_bytes(b"not a video")
+    return pred, ref
+
+
+@pytest.mark.slow
+def test_results_do_not_depend_on_the_number_of_workers(folders, tmp_path):
+    from distributed import LocalCluster
+
+    pred, ref = folders
+    base = score(pred, ref=ref, metrics=METRICS, protocol="demo-v1")
+    assert base.metrics["fid"].unavailable is None and np.isfinite(base.metrics["fid"].value)
+    assert base.metrics["fid"].counts["n_clips"] == 5
+    assert base.metrics["lmd"].counts["n_clips"] == 5
+    expected = _results(base)
+    for workers in (1, 2):
+        got = _results(score(pred, ref=ref, metrics=METRICS, protocol="demo-v1", workers=workers))
+        assert got == expected, f"{workers} worker(s) differ from the in-process run"
+    # an attached cluster, with the reference cache written by two workers at once, then read back
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        for _ in range(2):
+            got = _results(score(pred, ref=ref, metrics=METRICS, protocol="demo-v1", scheduler=cluster.scheduler_address,
+                                 cache_dir=tmp_path / "cache"))
+            assert got == expected
+    assert len(list((tmp_path / "cache" / "inception").glob("*.npy"))) == 5
+    assert not list((tmp_path / "cache").rglob("*.tmp*"))  # atomic writes leave no partial files
+    json.dumps(expected)  # the report stays JSON
+
+
+def test_two_workers_match_one_process_on_cheap_metrics(folders):
+    """The fast variant: per-clip metrics and clip statuses (unreadable clip, unequal lengths)."""
+    pred, ref = folders
+    metrics = ["psnr", "ssim"]
+    a = _results(score(pred, ref=ref, metrics=metrics, protocol="demo-v1"))
+    b = _results(score(pred, ref=ref, metrics=metrics, protocol="demo-v1", workers=2))
+    assert a == b
+    clips = {c["key"]: c for c in b["clips"]}
+    assert [c["key"] for c in b["clips"]] == sorted(clips)  # clip order, not finishing order
+    assert any("unreadable" in i for i in clips["happy/level_3/broken"]["issues"])
+    assert clips["happy/level_3/c2"]["n_paired"] == 16
+    assert b["metrics"]["psnr"]["counts"]["n_clips"] == 5
+    assert b["metrics"]["psnr"]["per_clip"]["happy/level_3/broken"] == {"skipped": "generated video unreadable"}
+
+
+def test_a_metric_unavailable_on_the_workers_is_reported(folders):
+    pred, ref = folders
+    report = score(pred, ref=ref, metrics=["psnr", "lpips"], protocol="demo-v1", workers=1,
+                   metric_options={"lpips": {"backbone_path": str(Path("/nonexistent/alex.pth"))}})
+    assert report.metrics["psnr"].unavailable is None
+    assert report.metrics["lpips"].unavailable  # with its reason, never dropped
+
+
+def test_device_names():
+    assert resolve_device(None) is None and resolve_device("auto") is None
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        resolve_device("tpu")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
