@@ -68,6 +68,7 @@ def test_results_do_not_depend_on_the_number_of_workers(folders, tmp_path):
     json.dumps(expected)  # the report stays JSON
 
 
+@pytest.mark.slow  # starting two worker processes takes ~30 s on a loaded 2-core machine
 def test_two_workers_match_one_process_on_cheap_metrics(folders):
     """The fast variant: per-clip metrics and clip statuses (unreadable clip, unequal lengths)."""
     pred, ref = folders
@@ -101,3 +102,59 @@ def test_device_names():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def _crops(n: int) -> np.ndarray:
+    from lesbench.metrics.bench import _frames
+
+    return _frames(n)
+
+
+@pytest.mark.slow  # Inception runs at a few frames/s on a loaded CPU
+def test_inception_batches_equal_one_frame_at_a_time():
+    from lesbench.errors import WeightsNotFoundError
+    from lesbench.metrics.fid import InceptionFeatures
+
+    try:
+        ex = InceptionFeatures(device="cpu", batch_size=2)
+    except WeightsNotFoundError as e:
+        pytest.skip(f"fid-inception weights not installed: {e}")
+    frames = _crops(3)  # batches of 2 and 1
+    batched = ex(frames)
+    ex.batch_size = 1
+    single = ex(frames)
+    assert batched.shape == (3, 2048)
+    np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-4)
+
+
+def test_emotion_classifier_batches_equal_one_frame_at_a_time():
+    from lesbench.errors import WeightsNotFoundError
+    from lesbench.metrics.emotion import FERClassifier
+
+    try:
+        clf = FERClassifier(device="cpu", batch_size=4)
+    except (WeightsNotFoundError, ImportError) as e:
+        pytest.skip(f"FER2013 classifier not installed: {e}")
+    frames = _crops(6)
+    batched = clf.predict_proba(frames)
+    clf.batch_size = 1
+    single = clf.predict_proba(frames)
+    np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(batched.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_inception_on_cuda_equals_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from lesbench.errors import WeightsNotFoundError
+    from lesbench.metrics.fid import InceptionFeatures
+
+    try:
+        cpu = InceptionFeatures(device="cpu", batch_size=8)
+    except WeightsNotFoundError as e:
+        pytest.skip(f"fid-inception weights not installed: {e}")
+    frames = _crops(8)
+    # TF32 / cuDNN algorithms differ from the CPU's: features agree to ~1e-3 relative
+    np.testing.assert_allclose(InceptionFeatures(device="cuda", batch_size=8)(frames), cpu(frames), rtol=1e-2, atol=1e-2)
