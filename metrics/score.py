@@ -250,7 +250,8 @@ class FeatureCache:
 
     Entries are keyed by the file (resolved path, size, mtime) and everything that changes the
     result (frame rate, face-stage version, analysis size; Inception weights sha256 and the frame
-    indices); writes are atomic. Only reference clips are cached: generated clips change.
+    indices); writes are atomic (a temporary file per writer, then a rename), so several Dask
+    workers can share one cache. Only reference clips are cached: generated clips change.
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -278,7 +279,7 @@ class FeatureCache:
                 log.warning("%s: unreadable cache entry (%s); recomputing", path, exc)
         table = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = _unique_tmp(path)
         table.to_parquet(tmp)
         tmp.replace(path)
         return table
@@ -296,10 +297,17 @@ class FeatureCache:
                 log.warning("%s: unreadable cache entry (%s); recomputing", path, exc)
         feats = np.asarray(compute(), np.float64)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npy")
-        np.save(tmp, feats)
+        tmp = _unique_tmp(path)
+        with open(tmp, "wb") as f:
+            np.save(f, feats)
         tmp.replace(path)
         return feats
+
+
+def _unique_tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process or worker writes to at the same
+    time (workers may compute the same cache entry at once; the last rename wins, whole)."""
+    return path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
 class _TrackerPool:

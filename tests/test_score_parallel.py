@@ -158,3 +158,56 @@ def test_inception_on_cuda_equals_cpu():
     frames = _crops(8)
     # TF32 / cuDNN algorithms differ from the CPU's: features agree to ~1e-3 relative
     np.testing.assert_allclose(InceptionFeatures(device="cuda", batch_size=8)(frames), cpu(frames), rtol=1e-2, atol=1e-2)
+
+
+def test_cli_passes_workers_scheduler_and_device(monkeypatch, folders):
+    """`lesbench score` and `lesbench evaluate` hand --workers/--scheduler/--device on."""
+    import lesbench.evaluate as ev
+    import lesbench.metrics.score as sc
+    from lesbench.cli import build_parser, main
+
+    seen: dict = {}
+    real = sc.score
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **{**kwargs, "workers": None, "scheduler": None})
+
+    monkeypatch.setattr(sc, "score", spy)
+    pred, ref = folders
+    assert main(["score", str(pred), "--ref", str(ref), "--metrics", "psnr", "--protocol", "demo-v1",
+                 "--workers", "3", "--device", "cpu", "--batch-size", "7"]) == 0
+    assert seen["workers"] == 3 and seen["scheduler"] is None and seen["device"] == "cpu"
+    assert seen["metric_options"]["fid"] == {"batch_size": 7}
+    args = build_parser().parse_args(["evaluate", "--method", "static", "--data", "x", "--scheduler", "tcp://h:1"])
+    assert args.scheduler == "tcp://h:1" and args.workers is None and args.device == "auto"
+    with pytest.raises(SystemExit):  # one or the other
+        build_parser().parse_args(["score", "p", "--workers", "2", "--scheduler", "tcp://h:1"])
+    captured: dict = {}
+    monkeypatch.setattr(sc, "score", lambda *a, **k: captured.update(k) or real(*a, **{**k, "workers": None}))
+    ev.default_scorer({"happy/level_3/c0": pred / "happy" / "level_3" / "c0.mp4"},
+                      {"happy/level_3/c0": ref / "happy" / "level_3" / "c0.mp4"}, "demo-v1", ["psnr"], [], workers=2)
+    assert captured["workers"] == 2
+
+
+def test_feature_cache_entries_are_whole_and_reused(tmp_path, folders):
+    """Two writers of one entry each use their own temporary file; the entry is then read back
+    instead of recomputed."""
+    from lesbench.metrics.score import FeatureCache
+
+    _, ref = folders
+    video = ref / "happy" / "level_3" / "c0.mp4"
+    cache = FeatureCache(tmp_path)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.arange(6, dtype=np.float64).reshape(3, 2) / 7
+
+    idx = np.array([0, 5, 10])
+    a = cache.inception(video, idx, "w:rgb", compute)
+    b = FeatureCache(tmp_path).inception(video, idx, "w:rgb", compute)
+    assert len(calls) == 1 and np.array_equal(a, b) and b.dtype == np.float64
+    assert [p.suffix for p in (tmp_path / "inception").iterdir()] == [".npy"]
+    c = cache.inception(video, idx[:2], "w:rgb", compute)  # other frames: another entry
+    assert len(calls) == 2 and len(c) == 3
