@@ -520,8 +520,8 @@ def evaluate(
     say(f"scoring {len(pred)} clips with protocol {proto_summary['id']}")
     scorer_kwargs: dict[str, Any] = {"metric_options": dict(metric_options)} if metric_options else {}
     if scorer is None:  # reference-clip features cached next to the methods' work folders
-        scorer = functools.partial(default_scorer, cache_dir=workdir.parent / "cache" / "score",
-                                   workers=workers, scheduler=scheduler)
+        cluster = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v is not None}
+        scorer = functools.partial(default_scorer, cache_dir=workdir.parent / "cache" / "score", **cluster)
     scored_rows = [r for r in rows if str(r["clip_id"]) in pred]
     # a protocol may name its own default metrics (eat-mead: those EAT's code reports)
     metrics = list(metrics) if metrics else (list(getattr(proto, "default_metrics", ()) or ()) or None)

@@ -56,6 +56,7 @@ import numpy as np
 from lesbench.errors import DatasetError, LesbenchError, MediaError
 from lesbench.metrics.base import Metric, MetricResult, MetricUnavailable
 from lesbench.metrics.protocol import Protocol, canonical_clip_id, load_protocol, read_clip_list
+from lesbench.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -928,8 +929,12 @@ class _ClipScorer:
             st.issues.append(f"pred video unreadable: {exc.problem}")
             out.per_clip = {n: {"skipped": "generated video unreadable"} for n in names}
             return out
-        _score_clip(key, st, pv, rv, self.proto, self.instances, self.units, per_clip, self.dead, out.counts,
-                    out.features, gather=self.parallel)
+        # One torch thread wherever a clip is scored: float32 reductions split over another
+        # number of threads add up in another order, and the report must not depend on where
+        # (or on how many workers) it was computed. Parallelism comes from the workers.
+        with torch_threads(1):
+            _score_clip(key, st, pv, rv, self.proto, self.instances, self.units, per_clip, self.dead, out.counts,
+                        out.features, gather=self.parallel)
         out.per_clip = {n: v[key] for n, v in per_clip.items() if key in v}
         for n, why in self.dead.items():
             out.per_clip.setdefault(n, {"skipped": f"metric unavailable: {why}"})

@@ -56,6 +56,8 @@ def test_results_do_not_depend_on_the_number_of_workers(folders, tmp_path):
     expected = _results(base)
     for workers in (1, 2):
         got = _results(score(pred, ref=ref, metrics=METRICS, protocol="demo-v1", workers=workers))
+        for name in METRICS:
+            assert got["metrics"][name] == expected["metrics"][name], f"{name}: {workers} worker(s) differ"
         assert got == expected, f"{workers} worker(s) differ from the in-process run"
     # an attached cluster, with the reference cache written by two workers at once, then read back
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
