@@ -29,8 +29,11 @@ Values that cannot be computed (PSNR of identical frames, frames or clips withou
 the protocol's rule and are counted in :attr:`MetricResult.counts` / ``skipped``; counts are
 sums, never averaged or given a confidence interval.
 
-Each video is decoded and face-tracked ONCE (one MediaPipe tracker for the run) and the result
-is shared by every metric. A clip without an audio stream, without a
+Each video is decoded and face-tracked ONCE (one MediaPipe tracker per process) and the result
+is shared by every metric. With ``workers``/``scheduler`` clips are scored on Dask workers, each
+with its own tracker and metric models made once; outcomes are merged in clip order and FID/KID
+get every clip's features at the end, so the report does not depend on the number of workers
+(docs/scoring-at-scale.md). A clip without an audio stream, without a
 face, or that cannot be decoded is reported per clip with the reason; it never stops the run.
 A metric that cannot run here (weights or package missing) is listed as unavailable with the
 reason, whether it finds out when constructed or only in ``update``/``compute`` (it is then
