@@ -159,7 +159,8 @@ def bench_score_workers(ref: str | Path | None = None, workers: Sequence[int] = 
     ``ref``: reference videos (default: the tiny synthetic demo, generated in ``workdir``).
     Returns ``{"n_clips", "n_frames", "runs": {"in-process" | "workers=N": {"seconds",
     "frames_per_s"}}, "speedup": {"workers=N": seconds(workers=1) / seconds(workers=N)}}``, and
-    ``"same_results"``: whether every run's report (timing removed) equals the first.
+    ``"same_results"``: whether every run's report (timing removed) equals the first, and
+    ``"differs_from_<first run>"``: run -> the report fields and metrics that differ.
     """
     import tempfile
 
@@ -193,5 +194,10 @@ def bench_score_workers(ref: str | Path | None = None, workers: Sequence[int] = 
     speedup = {}
     if "workers=1" in runs:
         speedup = {k: runs["workers=1"]["seconds"] / v["seconds"] for k, v in runs.items() if k.startswith("workers=")}
+    names = list(runs)
+    differ = {names[i]: sorted(k for k in set(r) | set(reports[0]) if k != "metrics" and r.get(k) != reports[0].get(k))
+              + sorted(m for m in r["metrics"] if r["metrics"][m] != reports[0]["metrics"].get(m))
+              for i, r in enumerate(reports[1:], 1)}
     return {"n_clips": len(pred), "n_frames": n_frames, "protocol": protocol, "runs": runs, "speedup": speedup,
-            "same_results": all(r == reports[0] for r in reports)}
+            "same_results": all(r == reports[0] for r in reports),
+            "differs_from_" + names[0]: {k: v for k, v in differ.items() if v}}

@@ -137,6 +137,9 @@ def _run_bench(args: argparse.Namespace) -> int:
             sp = e["speedup"].get(k)
             lines.append(f"{k:<14}{r['seconds']:>10.1f}{r['frames_per_s']:>10.1f}{(f'{sp:.2f}' if sp else '-'):>10}")
         lines.append("reports identical across runs: " + ("yes" if e["same_results"] else "NO"))
+        for key, val in e.items():
+            if key.startswith("differs_from_"):
+                lines += [f"  {run}: {', '.join(what)} differ from {key[len('differs_from_'):]}" for run, what in val.items()]
     print("\n".join(lines))
     return 0
 
