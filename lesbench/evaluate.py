@@ -232,12 +232,14 @@ def choose_source(data: Any, row: dict[str, Any]) -> str:
 def default_scorer(pred: dict[str, Path], ref: dict[str, Path], protocol: Any, metrics: list[str] | None,
                    clips: list[dict[str, Any]], device: str | None = None,
                    cache_dir: str | Path | None = None,
-                   metric_options: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+                   metric_options: dict[str, dict[str, Any]] | None = None,
+                   workers: int | None = None, scheduler: str | None = None) -> dict[str, dict[str, Any]]:
     """Score with :func:`lesbench.metrics.score.score` and normalise its report.
 
     ``cache_dir``: cache of the reference clips' face tables and Inception features, shared by
     every method evaluated into the same results folder (tracked/embedded once, not per method).
     ``metric_options``: extra constructor arguments per metric name, passed to ``score``.
+    ``workers`` / ``scheduler``: score the clips on Dask workers (see ``score``).
 
     The reference is the prepared data set itself (its crops, with emotion and level from
     ``clips.parquet``) so that emotion/AU metrics know each clip's target.
@@ -251,7 +253,8 @@ def default_scorer(pred: dict[str, Path], ref: dict[str, Path], protocol: Any, m
     # a metric that cannot run here (weights or package missing, found at construction or
     # while scoring) comes back from score() marked unavailable with its reason
     report = score(pred, ref=ref_root, metrics=list(metrics) if metrics else None, protocol=protocol, device=device,
-                   cache_dir=cache_dir, metric_options=metric_options, clips=list(pred))
+                   cache_dir=cache_dir, metric_options=metric_options, clips=list(pred),
+                   workers=workers, scheduler=scheduler)
     return normalise_report(report)
 
 
@@ -390,6 +393,8 @@ def evaluate(
     control: Any = True,
     metric_options: dict[str, dict[str, Any]] | None = None,
     clips: str | Path | list[str] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> EvaluationResult:
     """Generate the test split with ``method`` and score it; write the results file to ``out``.
 
@@ -523,7 +528,8 @@ def evaluate(
     say(f"scoring {len(pred)} clips with protocol {proto_summary['id']}")
     scorer_kwargs: dict[str, Any] = {"metric_options": dict(metric_options)} if metric_options else {}
     if scorer is None:  # reference-clip features cached next to the methods' work folders
-        scorer = functools.partial(default_scorer, cache_dir=workdir.parent / "cache" / "score")
+        cluster = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v is not None}
+        scorer = functools.partial(default_scorer, cache_dir=workdir.parent / "cache" / "score", **cluster)
     scored_rows = [r for r in rows if str(r["clip_id"]) in pred]
     # a protocol may name its own default metrics (eat-mead: those EAT's code reports)
     metrics = list(metrics) if metrics else (list(getattr(proto, "default_metrics", ()) or ()) or None)

@@ -6,12 +6,16 @@ limited to ``threads`` CPU threads (restored afterwards), on ``device`` (default
 present). Figures are frames per second of the metric's whole per-frame work (preprocessing +
 model), excluding model loading. A family whose weights or package are missing is reported with
 ``unavailable`` and its reason.
+
+:func:`bench_score_workers` times ``score`` end to end on the tiny demo with 1 and 2 workers
+(and in one process) in one run, and checks that the reports are identical.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -112,11 +116,88 @@ def bench_score_image(device: str | None = None, n_frames: int = 64, threads: in
     return results
 
 
-def bench_image_families(n_frames: int = 64, repeat: int = 1) -> dict[str, float]:
+def bench_image_families(n_frames: int = 64, repeat: int = 1, device: str | None = None) -> dict[str, float]:
     """``lesbench bench score`` provider: ``{family: frames/s}`` (NaN where unavailable)."""
     best: dict[str, float] = {}
     for _ in range(max(1, repeat)):
-        for family, r in bench_score_image(n_frames=n_frames).items():
+        for family, r in bench_score_image(device=device, n_frames=n_frames).items():
             fps = r.get("frames_per_s", float("nan"))
             best[family] = max(best.get(family, float("-inf")), fps) if fps == fps else float("nan")
     return best
+
+
+def shifted_copy(ref: str | Path, out: str | Path, shift_px: int = 2) -> dict[str, Path]:
+    """A stand-in "generated" set for timing the scorer: every video under ``ref`` (a MEAD tree
+    or folder, as :func:`lesbench.metrics.score.discover` finds them) re-encoded at 25 fps,
+    shifted right by ``shift_px`` pixels, with its audio. Returns ``{key: video}``."""
+    from lesbench import io
+    from lesbench.errors import MediaError
+    from lesbench.metrics.score import discover
+
+    out = Path(out)
+    made: dict[str, Path] = {}
+    for key, entry in sorted(discover(ref).items()):
+        frames = io.read_frames(entry.video, fps=25)
+        frames = np.roll(frames, shift_px, axis=2)
+        try:
+            audio = io.read_audio_for_video(entry.video, entry.audio, sr=16000)
+        except MediaError:
+            audio = None
+        made[key] = io.write_video(out / f"{key}.mp4", frames, fps=25, audio=audio)
+    return made
+
+
+def bench_score_workers(ref: str | Path | None = None, workers: Sequence[int] = (1, 2),
+                        metrics: Sequence[str] | None = None, protocol: str = "demo-v1",
+                        device: str | None = None, workdir: str | Path | None = None,
+                        in_process: bool = True) -> dict[str, Any]:
+    """End-to-end time of ``score`` (discovery, decoding, tracking, every metric, startup of
+    the cluster and of each worker's models) on one "method" (:func:`shifted_copy` of the
+    reference clips), in this process and with each number of ``workers``, in one run so that
+    the ratios compare like with like on a shared machine.
+
+    ``ref``: reference videos (default: the tiny synthetic demo, generated in ``workdir``).
+    Returns ``{"n_clips", "n_frames", "runs": {"in-process" | "workers=N": {"seconds",
+    "frames_per_s"}}, "speedup": {"workers=N": seconds(workers=1) / seconds(workers=N)}}``, and
+    ``"same_results"``: whether every run's report (timing removed) equals the first, and
+    ``"differs_from_<first run>"``: run -> the report fields and metrics that differ.
+    """
+    import tempfile
+
+    from lesbench.metrics.score import discover, score
+
+    with tempfile.TemporaryDirectory(prefix="lesbench-bench-score-") as tmp:
+        base = Path(workdir) if workdir is not None else Path(tmp)
+        if ref is None:
+            from lesbench.demo import generate_demo
+
+            ref = base / "demo" / "mead"
+            generate_demo(ref, seed=0, tiny=True)
+        pred = shifted_copy(ref, base / "pred")
+        n_frames = 0
+        from lesbench import io
+
+        for entry in discover(pred).values():
+            n_frames += int(io.probe(entry.video).n_frames or 0)
+        runs: dict[str, dict[str, float]] = {}
+        reports: list[dict] = []
+        plan: list[int | None] = ([None] if in_process else []) + list(workers)
+        for w in plan:
+            t0 = time.perf_counter()
+            report = score(pred, ref=ref, metrics=list(metrics) if metrics else None, protocol=protocol,
+                           device=device, workers=w)
+            dt = time.perf_counter() - t0
+            runs["in-process" if w is None else f"workers={w}"] = {"seconds": dt, "frames_per_s": n_frames / dt}
+            d = report.as_dict()
+            d.pop("seconds")
+            reports.append(d)
+    speedup = {}
+    if "workers=1" in runs:
+        speedup = {k: runs["workers=1"]["seconds"] / v["seconds"] for k, v in runs.items() if k.startswith("workers=")}
+    names = list(runs)
+    differ = {names[i]: sorted(k for k in set(r) | set(reports[0]) if k != "metrics" and r.get(k) != reports[0].get(k))
+              + sorted(m for m in r["metrics"] if r["metrics"][m] != reports[0]["metrics"].get(m))
+              for i, r in enumerate(reports[1:], 1)}
+    return {"n_clips": len(pred), "n_frames": n_frames, "protocol": protocol, "runs": runs, "speedup": speedup,
+            "same_results": all(r == reports[0] for r in reports),
+            "differs_from_" + names[0]: {k: v for k, v in differ.items() if v}}

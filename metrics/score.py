@@ -29,8 +29,11 @@ Values that cannot be computed (PSNR of identical frames, frames or clips withou
 the protocol's rule and are counted in :attr:`MetricResult.counts` / ``skipped``; counts are
 sums, never averaged or given a confidence interval.
 
-Each video is decoded and face-tracked ONCE (one MediaPipe tracker for the run) and the result
-is shared by every metric. A clip without an audio stream, without a
+Each video is decoded and face-tracked ONCE (one MediaPipe tracker per process) and the result
+is shared by every metric. With ``workers``/``scheduler`` clips are scored on Dask workers, each
+with its own tracker and metric models made once; outcomes are merged in clip order and FID/KID
+get every clip's features at the end, so the report does not depend on the number of workers
+(docs/scoring-at-scale.md). A clip without an audio stream, without a
 face, or that cannot be decoded is reported per clip with the reason; it never stops the run.
 A metric that cannot run here (weights or package missing) is listed as unavailable with the
 reason, whether it finds out when constructed or only in ``update``/``compute`` (it is then
@@ -46,6 +49,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -55,6 +59,7 @@ import numpy as np
 from lesbench.errors import DatasetError, LesbenchError, MediaError
 from lesbench.metrics.base import Metric, MetricResult, MetricUnavailable
 from lesbench.metrics.protocol import Protocol, canonical_clip_id, load_protocol, read_clip_list
+from lesbench.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +254,8 @@ class FeatureCache:
 
     Entries are keyed by the file (resolved path, size, mtime) and everything that changes the
     result (frame rate, face-stage version, analysis size; Inception weights sha256 and the frame
-    indices); writes are atomic. Only reference clips are cached: generated clips change.
+    indices); writes are atomic (a temporary file per writer, then a rename), so several Dask
+    workers can share one cache. Only reference clips are cached: generated clips change.
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -277,7 +283,7 @@ class FeatureCache:
                 log.warning("%s: unreadable cache entry (%s); recomputing", path, exc)
         table = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = _unique_tmp(path)
         table.to_parquet(tmp)
         tmp.replace(path)
         return table
@@ -295,10 +301,17 @@ class FeatureCache:
                 log.warning("%s: unreadable cache entry (%s); recomputing", path, exc)
         feats = np.asarray(compute(), np.float64)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npy")
-        np.save(tmp, feats)
+        tmp = _unique_tmp(path)
+        with open(tmp, "wb") as f:
+            np.save(f, feats)
         tmp.replace(path)
         return feats
+
+
+def _unique_tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process or worker writes to at the same
+    time (workers may compute the same cache entry at once; the last rename wins, whole)."""
+    return path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
 class _TrackerPool:
@@ -519,6 +532,25 @@ def _metric_weights(m: Metric) -> dict[str, str]:
     return _weights_sha(m.weights)
 
 
+def resolve_device(device: str | None) -> str | None:
+    """``auto``/None -> None (each network picks CUDA when present, else CPU; resolved where it
+    runs, so a worker with a GPU uses it), ``cpu``/``cuda``/``cuda:N`` as given.
+
+    Raises:
+        ValueError: another name, or ``cuda`` asked for where torch sees no GPU.
+    """
+    if device is None or device == "auto":
+        return None
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU here (use --device auto or cpu)")
+    return device
+
+
 def _make_metric(name: str, protocol: Protocol, device: str | None, options: dict[str, dict]) -> Metric:
     from lesbench.registry import METRICS
 
@@ -605,8 +637,16 @@ def _pair_refs(pred_entries: dict[str, ClipEntry], ref_entries: dict[str, ClipEn
 def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] | None = None, metrics: Sequence[str] | None = None,
           protocol: str | Path | Protocol = "mead-v1", device: str | None = None,
           metric_options: dict[str, dict] | None = None, progress: bool = False,
-          cache_dir: str | Path | None = None, clips: str | Path | Sequence[str] | None = None) -> ScoreReport:
+          cache_dir: str | Path | None = None, clips: str | Path | Sequence[str] | None = None,
+          workers: int | None = None, scheduler: str | None = None) -> ScoreReport:
     """Score the videos under ``pred`` (against ``ref``) with ``metrics`` under ``protocol``.
+
+    ``workers``: score clips in parallel on a local Dask cluster of that many processes;
+    ``scheduler``: on the Dask cluster at this address (``tcp://host:8786``) instead; neither:
+    in this process. Each worker makes its own tracker and models once; the report is the same
+    whatever the number of workers (clips are merged in clip order; FID/KID features are
+    gathered and computed once, in float64). ``device``: ``auto`` (or None: CUDA when present),
+    ``cpu``, ``cuda``.
 
     ``cache_dir``: where reference clips' face tables and Inception features are cached
     (:class:`FeatureCache`), so repeated runs against the same references reuse them.
@@ -623,6 +663,9 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
     from lesbench.registry import METRICS
 
     t0 = time.perf_counter()
+    device = resolve_device(device)
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
     names = list(metrics) if metrics else list(proto.default_metrics or DEFAULT_METRICS)
     options = metric_options or {}
@@ -661,38 +704,53 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
         results[name] = MetricResult(name, str(m.version), m.higher_is_better,
                                      weights=_metric_weights(m))
 
-    tracker = _TrackerPool()
     cache = FeatureCache(cache_dir) if cache_dir is not None else None
+    unpaired = sorted(set(pred_entries) - set(ref_entries)) if ref is not None else []
+    keys = sorted(pred_entries)
+    jobs = [(key, pred_entries[key], ref_entries.get(key)) for key in keys]
+    outcomes: dict[str, _ClipOutcome] = {}
+    if workers is None and scheduler is None:
+        # in this process: the scorer shares the driver's metric instances (one model load)
+        scorer = _ClipScorer(proto, instances, units, cache, parallel=False)
+        try:
+            for i, job in enumerate(jobs):
+                if progress:
+                    print(f"[{i + 1}/{len(jobs)}] {job[0]}", flush=True)
+                outcomes[job[0]] = scorer.score(job)
+        finally:
+            scorer.close()
+    else:
+        from lesbench.cluster import DaskPool, LazyWorkerState
+
+        spec = _ScorerSpec(proto, tuple(instances), units, device, options,
+                           str(cache_dir) if cache_dir is not None else None)
+        name = f"lesbench-score-{uuid.uuid4().hex[:8]}"
+        with DaskPool(workers=workers, scheduler=scheduler, progress=progress) as pool:
+            pool.register(LazyWorkerState(_ClipScorer.from_spec, spec), name=name)
+            for i, res, err in pool.map(_score_task, jobs, args=(name,), keys=keys, desc="score"):
+                outcomes[keys[i]] = res if err is None else _failed_outcome(jobs[i], instances, err)
+
+    # Merged in clip order whatever order the tasks finished in, so results do not depend on
+    # the number of workers: dataset metrics receive their features in this order too.
     statuses: list[ClipStatus] = []
     # metrics that found out only while scoring that they cannot run here (MetricUnavailable
-    # from update/compute, e.g. LPIPS without the lpips package): name -> reason. They are
-    # reported as unavailable and skipped for the remaining clips; the other metrics go on.
+    # from update/compute, e.g. LPIPS without the lpips package): name -> reason (of the first
+    # clip in order). They are reported as unavailable; the other metrics go on.
     dead: dict[str, str] = {}
     per_clip: dict[str, dict[str, Any]] = {n: {} for n in instances}
     clip_counts: dict[str, dict[str, dict[str, int]]] = {n: {} for n in instances}
-    unpaired = sorted(set(pred_entries) - set(ref_entries)) if ref is not None else []
-    try:
-        for i, key in enumerate(sorted(pred_entries)):
-            pe = pred_entries[key]
-            re_ = ref_entries.get(key)
-            st = ClipStatus(key, str(pe.video), str(re_.video) if re_ else None,
-                            pe.emotion or (re_.emotion if re_ else None),
-                            pe.level if pe.level is not None else (re_.level if re_ else None))
-            statuses.append(st)
-            if progress:
-                print(f"[{i + 1}/{len(pred_entries)}] {key}", flush=True)
-            pv = VideoData(pe, proto, tracker)
-            rv = VideoData(re_, proto, tracker, cache) if re_ else None
-            try:
-                st.n_frames = int(len(pv.frames))
-            except MediaError as exc:
-                st.issues.append(f"pred video unreadable: {exc.problem}")
-                for n in instances:
-                    per_clip[n][key] = {"skipped": "generated video unreadable"}
-                continue
-            _score_clip(key, st, pv, rv, proto, instances, units, per_clip, dead, clip_counts)
-    finally:
-        tracker.close()
+    for key in keys:
+        out = outcomes[key]
+        statuses.append(out.status)
+        for n, why in out.dead.items():
+            dead.setdefault(n, why)
+        for n, value in out.per_clip.items():
+            per_clip[n][key] = value
+        for n, c in out.counts.items():  # name -> {key: counts}
+            clip_counts.setdefault(n, {}).update(c)
+        for n, (pf, rf) in out.features.items():
+            if n not in dead:
+                instances[n].update_features(pred=pf, ref=rf)  # type: ignore[attr-defined]
 
     for name, m in instances.items():
         res = results[name]
@@ -808,6 +866,106 @@ def _clip_value(m: Metric, clip_counts: dict[str, dict[str, dict[str, int]]], na
 
 
 @dataclass
+class _ClipOutcome:
+    """What scoring one clip produced, merged by the driver in clip order: the clip's status,
+    each metric's outcome and counts (name -> {clip key: counts}), metrics found unavailable, and dataset metrics' features
+    ``(pred (N, D), ref (M, D))`` float64 (None where there were no frames)."""
+
+    status: ClipStatus
+    per_clip: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    dead: dict[str, str] = field(default_factory=dict)
+    features: dict[str, tuple[np.ndarray | None, np.ndarray | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _ScorerSpec:
+    """What a worker needs to build its own scorer (picklable): metric names to construct."""
+
+    protocol: Protocol
+    names: tuple[str, ...]
+    units: dict[str, str]
+    device: str | None
+    options: dict[str, dict]
+    cache_dir: str | None
+
+
+class _ClipScorer:
+    """Scores clips one at a time with one set of metric instances and one face tracker, made
+    once (per worker, or shared with the driver in a one-process run)."""
+
+    def __init__(self, proto: Protocol, instances: dict[str, Metric], units: dict[str, str],
+                 cache: FeatureCache | None, parallel: bool, dead: dict[str, str] | None = None) -> None:
+        self.proto, self.instances, self.units, self.cache = proto, instances, units, cache
+        self.parallel = parallel
+        self.tracker = _TrackerPool()
+        #: metrics that became unavailable on this scorer: name -> reason
+        self.dead: dict[str, str] = dict(dead or {})
+
+    @classmethod
+    def from_spec(cls, spec: _ScorerSpec) -> "_ClipScorer":
+        instances: dict[str, Metric] = {}
+        dead: dict[str, str] = {}
+        for name in spec.names:
+            try:
+                instances[name] = _make_metric(name, spec.protocol, spec.device, spec.options)
+            except MetricUnavailable as exc:  # e.g. a remote worker without the weights
+                dead[name] = f"on worker: {exc.reason}"
+            except (LesbenchError, ImportError, OSError, TypeError) as exc:
+                dead[name] = f"on worker: {type(exc).__name__}: {exc}"
+        cache = FeatureCache(spec.cache_dir) if spec.cache_dir is not None else None
+        return cls(spec.protocol, instances, spec.units, cache, parallel=True, dead=dead)
+
+    def score(self, job: tuple[str, ClipEntry, ClipEntry | None]) -> _ClipOutcome:
+        key, pe, re_ = job
+        st = ClipStatus(key, str(pe.video), str(re_.video) if re_ else None,
+                        pe.emotion or (re_.emotion if re_ else None),
+                        pe.level if pe.level is not None else (re_.level if re_ else None))
+        out = _ClipOutcome(st)
+        names = list(self.instances) + [n for n in self.dead if n not in self.instances]
+        per_clip: dict[str, dict[str, Any]] = {n: {} for n in names}
+        pv = VideoData(pe, self.proto, self.tracker)
+        rv = VideoData(re_, self.proto, self.tracker, self.cache) if re_ else None
+        try:
+            st.n_frames = int(len(pv.frames))
+        except MediaError as exc:
+            st.issues.append(f"pred video unreadable: {exc.problem}")
+            out.per_clip = {n: {"skipped": "generated video unreadable"} for n in names}
+            return out
+        # One torch thread wherever a clip is scored: float32 reductions split over another
+        # number of threads add up in another order, and the report must not depend on where
+        # (or on how many workers) it was computed. Parallelism comes from the workers.
+        with torch_threads(1):
+            _score_clip(key, st, pv, rv, self.proto, self.instances, self.units, per_clip, self.dead, out.counts,
+                        out.features, gather=self.parallel)
+        out.per_clip = {n: v[key] for n, v in per_clip.items() if key in v}
+        for n, why in self.dead.items():
+            out.per_clip.setdefault(n, {"skipped": f"metric unavailable: {why}"})
+        out.dead = dict(self.dead)
+        return out
+
+    def close(self) -> None:
+        self.tracker.close()
+
+
+def _score_task(job: tuple[str, ClipEntry, ClipEntry | None], plugin: str) -> _ClipOutcome:
+    from lesbench.cluster import worker_plugin
+
+    return worker_plugin(plugin).get().score(job)
+
+
+def _failed_outcome(job: tuple[str, ClipEntry, ClipEntry | None], instances: dict[str, Metric],
+                    err: BaseException) -> _ClipOutcome:
+    """A clip whose task failed on the cluster (e.g. its worker died twice): every metric
+    skips it with the reason."""
+    key, pe, re_ = job
+    st = ClipStatus(key, str(pe.video), str(re_.video) if re_ else None, pe.emotion, pe.level)
+    why = f"scoring task failed: {type(err).__name__}: {err}"
+    st.issues.append(why)
+    return _ClipOutcome(st, per_clip={n: {"skipped": why} for n in instances})
+
+
+@dataclass
 class _CachedFeatures:
     """Reference features standing in for reference frames (Inception metrics)."""
 
@@ -817,9 +975,16 @@ class _CachedFeatures:
 def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, proto: Protocol,
                 instances: dict[str, Metric], units: dict[str, str], per_clip: dict[str, dict[str, Any]],
                 dead: dict[str, str] | None = None,
-                clip_counts: dict[str, dict[str, dict[str, int]]] | None = None) -> None:
+                clip_counts: dict[str, dict[str, dict[str, int]]] | None = None,
+                features: dict[str, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
+                gather: bool = False) -> None:
+    """Score one clip with every metric. Per-clip metrics leave their outcome in ``per_clip``
+    and ``clip_counts``. Dataset metrics with per-clip features (FID, KID) leave
+    ``features[name] = (pred, ref)`` for the caller to add in clip order; other dataset metrics
+    are updated here, which only ``gather=False`` (one process, clips in order) allows."""
     dead = {} if dead is None else dead
     clip_counts = {} if clip_counts is None else clip_counts
+    features = {} if features is None else features
     ref_ok = rv is not None
     if rv is not None:
         try:
@@ -906,7 +1071,20 @@ def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, p
             per_clip[name][key] = {"skipped": "emotion/level unknown (not in the path)"}
             continue
         try:
-            if any(isinstance(v, _CachedFeatures) for v in args.values()):
+            if units[name] == "dataset" and hasattr(m, "features") and hasattr(m, "update_features"):
+                pred_frames = args.get("pred_video")
+                pf = m.features(pred_frames) if pred_frames is not None and len(pred_frames) else None  # type: ignore[attr-defined]
+                rf = args.get("ref_video")
+                if isinstance(rf, _CachedFeatures):
+                    rf = rf.features
+                elif rf is not None:
+                    rf = m.features(rf) if len(rf) else None  # type: ignore[attr-defined]
+                features[name] = (pf, rf)
+                per_clip[name][key] = True
+            elif units[name] == "dataset" and gather:
+                raise MetricUnavailable(name, "a dataset-level metric without per-clip features cannot run on "
+                                        "several workers (run without --workers/--scheduler)")
+            elif any(isinstance(v, _CachedFeatures) for v in args.values()):
                 # features for the reference, frames for the prediction
                 if units[name] != "dataset":
                     m.reset()

@@ -52,6 +52,7 @@ import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from lesbench import schema
+from lesbench.cluster import make_local_cluster  # noqa: F401 - re-exported (bench, tests)
 from lesbench.errors import DatasetError, Interrupted, LesbenchError, MediaError, OutputWriteError, UsageError
 from lesbench.pipelines import manifest as mf
 
@@ -578,25 +579,6 @@ def dask_scratch_dir(out: str | os.PathLike) -> Path | None:
     if dask.config.get("temporary-directory", None):
         return None
     return Path(out) / mf.STATE_DIR / "dask-scratch-space"
-
-
-def make_local_cluster(workers: int | None = None, **kwargs: Any) -> Any:
-    """A ``distributed.LocalCluster`` set up for prepare: ``workers`` processes (default: CPU
-    count), one thread each, dashboard on a free port. ``kwargs`` go to ``LocalCluster``
-    (e.g. ``local_directory``, see :func:`dask_scratch_dir`).
-
-    docs/design.md, performance: the nanny's default ``MALLOC_TRIM_THRESHOLD_=65536`` turns every large frame
-    buffer into an mmap/munmap pair (measured ~40% slower); it is unset so glibc decides.
-    """
-    import dask
-    from distributed import LocalCluster
-
-    n = workers or os.cpu_count() or 1
-    opts: dict[str, Any] = dict(n_workers=n, threads_per_worker=1, processes=True,
-                                dashboard_address=":0", silence_logs=40)
-    opts.update(kwargs)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        return LocalCluster(**opts)
 
 
 class Runner:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from lesbench.commands import Command
+from lesbench.commands.score import add_cluster_arguments
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,7 +33,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="les-talker / one-hot / audio-only: render with the plain warp even when the run has a "
                         "trained refiner (refine.safetensors)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="torch device for methods/metrics that use one")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="torch device for methods/metrics that use one (default auto: cuda if present)")
+    add_cluster_arguments(p)
     p.add_argument("--workdir", default=None, help="where generated videos and caches go (default OUT/work/<method>)")
     p.add_argument("--max-clips", type=int, default=None, help="only the first N test clips (smoke runs)")
     p.add_argument("--clips", default=None, metavar="FILE",
@@ -88,9 +91,10 @@ def _run(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     metric_options = {"emotion": {"classifier": args.emotion_classifier}} if args.emotion_classifier else None
     res = evaluate(args.method, args.data, protocol=args.protocol, out=args.out, workdir=args.workdir,
-                   seed=args.seed, device=args.device, metrics=metrics, method_options=options,
+                   seed=args.seed, device=None if args.device == "auto" else args.device, metrics=metrics, method_options=options,
                    max_clips=args.max_clips, progress=lambda msg: print(msg, file=sys.stderr),
-                   les=args.les, control=not args.no_control, metric_options=metric_options, clips=args.clips)
+                   les=args.les, control=not args.no_control, metric_options=metric_options, clips=args.clips,
+                   workers=args.workers, scheduler=args.scheduler)
     rec = res.record
     print(f"{rec['method']} on {rec['dataset']['name']} ({rec['protocol']['id']}): "
           f"{rec['generation']['n_generated']}/{rec['dataset']['n_test_clips']} clips generated")

@@ -21,8 +21,18 @@ protocol, weight sha256).
 examples:
   lesbench score gen/ --ref mead/ --metrics lmd,sync,au
   lesbench score gen/ --metrics sync --json sync.json
+  lesbench score gen/ --ref mead/ --workers 4 --device cuda --batch-size 64
   lesbench score eat_out/ --ref mead/ --protocol eat-mead --metrics psnr,ssim,lmd,fid --clips mead100.txt
 """
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """``--workers N | --scheduler ADDRESS`` (score and evaluate)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="score clips in parallel on a local Dask cluster of N processes (default: this process)")
+    g.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="score clips on the Dask cluster at this address")
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,7 +50,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the full report here")
     p.add_argument("--syncnet-weights", default=None, metavar="PATH",
                    help="syncnet_v2.model for LSE-C/LSE-D (else lesbench's weights resolver)")
-    p.add_argument("--device", default=None, help="torch device for network metrics (default: cuda if present)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="torch device for network metrics (default auto: cuda if present, else cpu)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="frames per network batch for Inception (FID/KID) and LPIPS (default 32 / 16)")
+    add_cluster_arguments(p)
     p.add_argument("--progress", action="store_true", help="print one line per clip")
 
 
@@ -48,9 +62,13 @@ def _run(args: argparse.Namespace) -> int:
     from lesbench.metrics.score import score
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    options = {"lse": {"weights_path": args.syncnet_weights}} if args.syncnet_weights else {}
+    options: dict[str, dict] = {"lse": {"weights_path": args.syncnet_weights}} if args.syncnet_weights else {}
+    if args.batch_size is not None:
+        options.update(fid={"batch_size": args.batch_size}, kid={"batch_size": args.batch_size},
+                       lpips={"batch": args.batch_size})
     report = score(args.pred, ref=args.ref, metrics=metrics, protocol=args.protocol, device=args.device,
-                   metric_options=options, progress=args.progress, clips=args.clips)
+                   metric_options=options, progress=args.progress, clips=args.clips,
+                   workers=args.workers, scheduler=args.scheduler)
     print(report.table())
     if args.json_out:
         path = report.write_json(args.json_out)
@@ -65,25 +83,64 @@ COMMANDS = [Command("score", "score generated videos against references (metrics
 def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=250, help="frames per measurement (default 250 = 10 s)")
     p.add_argument("--repeat", type=int, default=3, help="repeat each measurement, keep the fastest (default 3)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="device of the network families and of the end-to-end runs (default auto)")
+    p.add_argument("--workers", default="1,2", metavar="N,M",
+                   help="end to end: numbers of Dask workers to time (default 1,2; speed-ups are over 1 worker)")
+    p.add_argument("--ref", default=None, metavar="DIR",
+                   help="end to end: reference videos to score against (default: the tiny demo, generated)")
+    p.add_argument("--metrics", default=None, help="end to end: comma-separated metrics (default: the protocol's)")
+    p.add_argument("--protocol", default="demo-v1", help="end to end: protocol (default demo-v1)")
+    p.add_argument("--skip", choices=["families", "end-to-end"], default=None, help="leave out one part")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _run_bench(args: argparse.Namespace) -> int:
     """Frames/s per metric family; families from other metric modules join through
-    ``lesbench.metrics.<module>:bench_*_families`` functions listed in BENCH_FAMILY_PROVIDERS."""
+    ``lesbench.metrics.<module>:bench_*_families`` functions listed in BENCH_FAMILY_PROVIDERS.
+    Then ``score`` end to end in one process and on 1 and 2 workers."""
     import importlib
+    import inspect
     import json
 
-    fps: dict[str, float] = {}
-    for target in BENCH_FAMILY_PROVIDERS:
-        module, _, attr = target.partition(":")
-        provider = getattr(importlib.import_module(module), attr)
-        fps.update(provider(n_frames=args.frames, repeat=args.repeat))
+    from lesbench.metrics.score import resolve_device
+
+    device = resolve_device(args.device)
+    out: dict = {}
+    if args.skip != "families":
+        fps: dict[str, float] = {}
+        for target in BENCH_FAMILY_PROVIDERS:
+            module, _, attr = target.partition(":")
+            provider = getattr(importlib.import_module(module), attr)
+            kwargs = {"device": device} if "device" in inspect.signature(provider).parameters else {}
+            fps.update(provider(n_frames=args.frames, repeat=args.repeat, **kwargs))
+        out["families"] = fps
+    if args.skip != "end-to-end":
+        from lesbench.metrics.bench import bench_score_workers
+
+        workers = [int(w) for w in args.workers.split(",") if w.strip()]
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+        out["end_to_end"] = bench_score_workers(args.ref, workers=workers, metrics=metrics, protocol=args.protocol,
+                                                device=device)
     if args.json:
-        print(json.dumps(fps, indent=2))
-    else:
-        lines = [f"{'family':<18}{'frames/s (1 core, 256x256)':>28}"] + [f"{k:<18}{v:>28.1f}" for k, v in fps.items()]
-        print("\n".join(lines))
+        print(json.dumps(out, indent=2))
+        return 0
+    lines = []
+    if "families" in out:
+        lines += [f"{'family':<18}{'frames/s (1 core, 256x256)':>28}"]
+        lines += [f"{k:<18}{v:>28.1f}" for k, v in out["families"].items()]
+    if "end_to_end" in out:
+        e = out["end_to_end"]
+        lines += ["", f"score end to end: {e['n_clips']} clips, {e['n_frames']} frames, protocol {e['protocol']}",
+                  f"{'run':<14}{'seconds':>10}{'frames/s':>10}{'speed-up':>10}"]
+        for k, r in e["runs"].items():
+            sp = e["speedup"].get(k)
+            lines.append(f"{k:<14}{r['seconds']:>10.1f}{r['frames_per_s']:>10.1f}{(f'{sp:.2f}' if sp else '-'):>10}")
+        lines.append("reports identical across runs: " + ("yes" if e["same_results"] else "NO"))
+        for key, val in e.items():
+            if key.startswith("differs_from_"):
+                lines += [f"  {run}: {', '.join(what)} differ from {key[len('differs_from_'):]}" for run, what in val.items()]
+    print("\n".join(lines))
     return 0
 
 
@@ -97,7 +154,8 @@ BENCH_FAMILY_PROVIDERS: list[str] = [
 def _benchmarks() -> list:
     from lesbench.commands.bench import Benchmark
 
-    return [Benchmark("score", "frames/s of each metric family on 256x256 crops (CPU, one core)",
+    return [Benchmark("score", "frames/s of each metric family on 256x256 crops, and score end to end with 1 and "
+                      "2 workers",
                       _add_bench_arguments, _run_bench)]
 
 
