@@ -299,3 +299,16 @@ def test_ctrl_c_mid_run_on_a_local_cluster_then_resume_equals_an_undisturbed_run
     clips = read_clips(out)
     assert (clips["status"] == "ok").all() and (clips["face_ratio"] == 1.0).all()
     assert content_digest(out) == content_digest(reference)
+
+
+def test_local_clusters_outside_prepare_keep_scratch_in_the_cache(tmp_path, monkeypatch):
+    """score/evaluate's local clusters: scratch in lesbench's cache, never the working directory;
+    a configured Dask temporary-directory wins."""
+    import dask
+
+    from lesbench.cluster import scratch_dir
+
+    monkeypatch.setenv("LESBENCH_CACHE", str(tmp_path / "cache"))
+    assert scratch_dir() == tmp_path / "cache" / "dask-scratch-space"
+    with dask.config.set({"temporary-directory": str(tmp_path / "mine")}):
+        assert scratch_dir() is None
