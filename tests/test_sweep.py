@@ -336,7 +336,7 @@ def test_sweep_on_tiny_demo_with_tracker(tiny_demo, tmp_path):
     method = LESTalkerMethod(checkpoint=tmp_path / "run", device="cpu")
     method.setup(data)
     scores, unavailable, record = evaluate_controllability(method, data)
-    assert record["les"]["from"] == "checkpoint" and not record["failures"]
+    assert record["les"]["from"] == "benchmark" and not record["failures"]
     assert scores["level-spearman"]["value"] > 0.9, record["levels"]
     assert scores["level-linearity"]["value"] > 0.8, record["levels"]
     assert scores["unit-isolation"]["value"] > 0.0, record["units"]
