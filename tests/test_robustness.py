@@ -204,3 +204,23 @@ def test_three_px_shift_moves_measured_landmarks_by_three_px(mead_dev, tmp_path)
     d = d[np.isfinite(d).all(axis=1)]
     assert len(d) > 1000
     assert np.median(d[:, 0]) == pytest.approx(3.0, abs=0.3) and np.median(d[:, 1]) == pytest.approx(0.0, abs=0.3)
+
+
+@pytest.mark.slow  # ~50 s on the shared 2-core machine (score() imports, 3 scoring passes)
+def test_audit_command_with_the_real_scorer(tmp_path, capsys):
+    """`lesbench audit` end to end with score() itself on two small clips scored against
+    themselves: the original is identical to its reference, CRF 28 is not."""
+    from lesbench.cli import main
+
+    pred = tmp_path / "pred"
+    for k, seed in (("a", 1), ("b", 2)):
+        write_video(pred / f"{k}.mp4", _texture(8, 64, 64, seed=seed), fps=25, crf=0)
+    out = tmp_path / "audit"
+    assert main(["audit", str(pred), "--ref", str(pred), "--metrics", "psnr,ssim", "--protocol", "mead-v1",
+                 "--only", "h264-crf18,h264-crf28", "--out", str(out)]) == 0
+    rep = json.loads((out / "robustness.json").read_text())
+    psnr, ssim = rep["table"]["psnr"], rep["table"]["ssim"]
+    assert psnr["values"]["h264-crf28"] < psnr["values"]["h264-crf18"] < psnr["values"][ORIGINAL]
+    assert ssim["values"]["h264-crf28"] < ssim["values"]["h264-crf18"] <= ssim["values"][ORIGINAL] == pytest.approx(1.0)
+    assert psnr["spread"]["value"] == pytest.approx(psnr["values"][ORIGINAL] - psnr["values"]["h264-crf28"])
+    assert psnr["n_clips"] == 2 and "spread" in capsys.readouterr().out
