@@ -238,12 +238,12 @@ class ControlSweepResult:
 
     def reasons(self) -> dict[str, int]:
         """How many (source, emotion) / (source, unit) pairs scored the worst value or were left
-        out, by reason (the source clip dropped, so that equal reasons count together)."""
+        out, by kind of reason (the text before its first colon; the records hold the details)."""
         out: dict[str, int] = {}
         for r in [*self.levels, *self.units]:
             if r.reason:
                 kind = "level" if isinstance(r, LevelRecord) else "unit"
-                key = f"{kind}: {r.reason.split(' (')[0]}"
+                key = f"{kind}: {r.reason.split(':')[0].split(' (')[0]}"
                 out[key] = out.get(key, 0) + 1
         return dict(sorted(out.items()))
 
