@@ -33,7 +33,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the protocol's)")
     p.add_argument("--protocol", default="mead-v1", help="protocol name or .yaml path (default mead-v1)")
     p.add_argument("--perturbations", default="robustness-v1", metavar="NAME|YAML",
-                   help="perturbation set (default robustness-v1: lesbench/metrics/perturbations/)")
+                   help="perturbation set: a name under metrics/perturbations/ or a .yaml path (default robustness-v1)")
     p.add_argument("--only", default=None, metavar="NAMES", help="comma-separated subset of the set's perturbations")
     p.add_argument("--clips", default=None, metavar="IDS", help="comma-separated clip keys to audit (default: all)")
     p.add_argument("--device", default=None, help="torch device for network metrics")
