@@ -379,7 +379,7 @@ def plot_report(table: dict[str, Any], path: str | Path, title: str = "") -> Pat
     for ax in list(axes.flat)[len(rows):]:
         ax.axis("off")
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # room for the suptitle
     path = Path(path)
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=90)
