@@ -861,6 +861,8 @@ def write_video(
     preset: str = "medium",
     threads: int = 1,
     audio_bit_rate: int | None = None,
+    codec: str = "libx264",
+    audio_codec: str = "aac",
 ) -> Path:
     """Encode ``frames`` to an H.264 (libx264, yuv420p) .mp4 at ``fps``; atomic.
 
@@ -870,6 +872,9 @@ def write_video(
     ``crf``: x264 quality (0 lossless-ish .. 51; 18 is visually lossless).
     ``threads``: encoder threads; the default 1 makes the output bytes reproducible.
     ``audio_bit_rate``: AAC bits/s (default: 64 k up to 24 kHz, else 128 k).
+    ``codec``: ``libx264`` (default) or ``libx265`` (H.265, same ``crf``/``preset`` options, where
+    PyAV's FFmpeg has it: ``"libx265" in av.codecs_available``); ``audio_codec``: ``aac``
+    (default) or ``pcm_s16le`` (lossless, e.g. to compare against AAC).
     The moov index is written at the front (``faststart``) so files stream. Returns ``path``.
     """
     av = _av()
@@ -891,16 +896,19 @@ def write_video(
             h, w = img.shape[:2]
             if w % 2 or h % 2:
                 raise ValueError(f"{path}: frame size {w}x{h} must be even for H.264 yuv420p")
-            vstream = container.add_stream("libx264", rate=rate)
+            vstream = container.add_stream(codec, rate=rate)
             vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
             vstream.codec_context.time_base = 1 / rate
             vstream.codec_context.thread_type = "NONE" if threads == 1 else "AUTO"
             vstream.codec_context.thread_count = max(0, int(threads))
             options = {"crf": str(int(crf)), "preset": preset, "threads": str(max(0, int(threads)))}
-            if min(w, h) < _MBTREE_MIN_SIDE:
+            if codec == "libx265":  # x265 takes no "threads" option; its pools are set in x265-params
+                options.pop("threads")
+                options["x265-params"] = f"pools={max(1, int(threads))}:frame-threads=1:log-level=error"
+            elif min(w, h) < _MBTREE_MIN_SIDE:
                 options["x264-params"] = "mbtree=0"
             vstream.options = options
-            astream = _add_audio_stream(container, "aac", sr, audio_bit_rate) if samples is not None else None
+            astream = _add_audio_stream(container, audio_codec, sr, audio_bit_rate) if samples is not None else None
 
             written = 0
             i = 0

@@ -31,29 +31,46 @@ the image and measured; the instrument's cross-talk from the edited half is not.
 measurement that also returns landmarks (:class:`TrackerMeasure`); with a plain AU function the
 unit records are measured raw (``UnitRecord.measurement``).
 
+**One yardstick** (new in ``sweep/3``). Every method is measured with the same LES: the one the
+benchmark builds from the prepared data set's train split (:func:`benchmark_les`,
+:func:`lesbench.les.space.build_les`), never the LES in a method's checkpoint (which a method
+could fit to its own outputs). Its sha256 and provenance are recorded with the numbers; an LES
+in the method's checkpoint is recorded for information only (``method_les``). An explicit
+``les=`` folder replaces the built one for every method of the run (recorded ``from: option``).
+
 **Level control** (per source and emotion): projection of ``AU(e, l) - AU(neutral)`` on the LES
 direction of ``e`` (:func:`~lesbench.metrics.controllability.project_on_direction`), then
-Spearman ρ and R² of the line against the requested levels, level 0 included
-(:func:`~lesbench.metrics.controllability.level_control`). An emotion whose projections do not
-change with the level (range below ``flat_tol`` AU units, e.g. an audio-only method) has no
-defined ρ/R²: it is counted as *flat* and left out of the means. Reported: the mean over
-(source, emotion) pairs as ``level-spearman`` and ``level-linearity`` (higher is better).
+Spearman ρ and R² of the line against the requested non-zero levels
+(:func:`~lesbench.metrics.controllability.level_control`). Level 0 (the neutral request) is the
+baseline, not a point of the fit (``sweep/3``): with it, a method that follows the emotion but
+ignores its level (one-hot emotion input: neutral differs, every level > 0 gives the same
+face) would get ρ = 1/√2 for level control it does not have. An emotion whose projections do not
+change with the requested level (range below ``flat_tol`` AU units: an audio-only method, a
+one-hot method) cannot follow a level request and scores the worst value, ρ = 0 and R² = 0,
+with ``reason`` recorded (``flat``). Reported: the mean over (source, emotion) pairs as
+``level-spearman`` and ``level-linearity`` (higher is better).
 
 **Unit isolation** (per source and unit): with ``N`` the neutral output, ``U`` the unrestricted
 edit (emotion ``e*`` at level 1) and ``R`` the same edit restricted to unit ``u``,
 ``r(X) = unit_isolation(N, X, u)`` = mean |ΔAU| outside ``u`` / mean |ΔAU| inside ``u``
 (ctrl/1) and ``unit-isolation = 1 - r(R) / r(U)``: 1 = restricting the edit to ``u`` leaves every
 other AU where the neutral output has it, 0 = restricting changes nothing (a method that cannot
-edit units), below 0 = worse than not restricting (higher is better). Undefined (left out) when
-the restricted or the unrestricted edit moves ``u`` by less than ``min_move`` (mean |ΔAU| inside
-``u``, default 0.005: the tracker's noise floor), or the unrestricted edit moves nothing outside.
+edit units), below 0 = worse than not restricting (higher is better). A method that cannot
+follow the unit request scores the worst value 0, with ``reason`` recorded: its unrestricted
+edit moves ``u`` by less than ``min_move`` (mean |ΔAU| inside ``u``, default 0.005: the
+tracker's noise floor; the method cannot edit ``u``), or its restricted edit does (the edit is
+dropped instead of confined). Undefined (NaN, ``reason`` recorded, left out of the mean) only
+where the yardstick cannot pose the request (the LES direction of ``e*`` has no component in
+``u``) or the unrestricted edit already moves nothing outside ``u`` (nothing to isolate).
 
     from lesbench.sweep import control_sweep, SweepConfig
     res = control_sweep(method, prepared, les)          # method.setup(prepared) done before
     res.summary()   # {"level-spearman": 0.98, "level-linearity": 0.95, "unit-isolation": 0.9, ...}
 
 ``lesbench evaluate`` runs it for methods with ``Method.controllable`` and records the numbers
-with the LES's path and sha256 (:func:`evaluate_controllability`).
+with the yardstick's sha256 and provenance (:func:`evaluate_controllability`). A method that
+cannot take requests at all (it replays or looks up test clips) is *not applicable*: it was not
+asked, so nothing was measured.
 """
 
 from __future__ import annotations
@@ -76,7 +93,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lesbench.les.space import LinearEmotionSpace
 
 #: Version of the sweep (requests, sources, aggregation); the metric functions are ``ctrl/1``.
-SWEEP_VERSION = "sweep/2"
+SWEEP_VERSION = "sweep/3"
 NEUTRAL = "neutral"
 
 #: Leaderboard names of the sweep's outputs and whether higher is better.
@@ -92,7 +109,7 @@ class SweepConfig:
     neutral level 0; ``duration_s`` the length of the driving audio (s); ``max_sources`` the
     number of test speakers used as sources; ``emotions``/``units`` restrict the sweep (default:
     all LES emotions, all facial units); ``flat_tol`` the projection range (AU units) below which
-    an emotion counts as not responding to the level; ``min_move`` the mean |ΔAU| inside a unit
+    an emotion counts as not responding to the level (scored 0); ``min_move`` the mean |ΔAU| inside a unit
     (AU units) below which an edit counts as not moving that unit (tracker noise floor);
     ``torch_threads``: torch's intra-op threads during the sweep (restored after; None leaves
     them). The sweep's many short clips run 4-8x slower with 2 threads than with 1 on a busy
@@ -132,7 +149,9 @@ class SweepSource:
 @dataclass
 class LevelRecord:
     """Level control of one (source, emotion): requested levels (0 first), projections (AU units,
-    level-0 output subtracted), and ``level_control``'s numbers (NaN when ``flat``)."""
+    level-0 output subtracted), and ``level_control``'s numbers over the non-zero levels (0 when
+    ``flat``: the method does not follow the level; NaN when too few requests succeeded).
+    ``reason``: why the value is the worst one or undefined ("" when measured)."""
 
     source: str
     emotion: str
@@ -142,13 +161,15 @@ class LevelRecord:
     r2: float
     slope: float
     flat: bool
+    reason: str = ""
 
 
 @dataclass
 class UnitRecord:
     """Unit isolation of one (source, unit): ctrl/1 ratios of the restricted (``ratio_restricted``)
     and unrestricted (``ratio_unrestricted``) edits of ``emotion`` against the neutral output,
-    mean |ΔAU| inside/outside the unit for both, and ``isolation = 1 - restricted/unrestricted``."""
+    mean |ΔAU| inside/outside the unit for both, and ``isolation = 1 - restricted/unrestricted``
+    (0 when the method cannot follow the unit request, NaN when undefined; ``reason`` says which)."""
 
     source: str
     unit: str
@@ -161,6 +182,7 @@ class UnitRecord:
     ratio_unrestricted: float
     isolation: float
     measurement: str = "raw"  # "held": the other half measured with the unit's half held (module doc)
+    reason: str = ""
 
 
 @dataclass
@@ -179,7 +201,8 @@ class ControlSweepResult:
     config: SweepConfig = field(default_factory=SweepConfig)
 
     def level_values(self, key: str) -> list[float]:
-        return [float(getattr(r, key)) for r in self.levels if not r.flat and math.isfinite(getattr(r, key))]
+        """Finite values of ``key`` over (source, emotion) pairs, flat pairs (scored 0) included."""
+        return [float(getattr(r, key)) for r in self.levels if math.isfinite(getattr(r, key))]
 
     def isolation_values(self) -> list[float]:
         return [r.isolation for r in self.units if math.isfinite(r.isolation)]
@@ -191,10 +214,10 @@ class ControlSweepResult:
 
         per_emotion: dict[str, dict[str, float]] = {}
         for emo in sorted({r.emotion for r in self.levels}):
-            rs = [r for r in self.levels if r.emotion == emo and not r.flat]
+            rs = [r for r in self.levels if r.emotion == emo]
             per_emotion[emo] = {"spearman": mean([r.spearman for r in rs if math.isfinite(r.spearman)]),
                                 "r2": mean([r.r2 for r in rs if math.isfinite(r.r2)]),
-                                "slope": mean([r.slope for r in rs]),
+                                "slope": mean([r.slope for r in rs if not r.flat and math.isfinite(r.slope)]),
                                 "n_flat": sum(r.flat for r in self.levels if r.emotion == emo)}
         per_unit = {u: {"isolation": mean([r.isolation for r in self.units if r.unit == u and math.isfinite(r.isolation)]),
                         "emotion": next(r.emotion for r in self.units if r.unit == u)}
@@ -206,9 +229,23 @@ class ControlSweepResult:
             "n_level_pairs": len(self.levels),
             "n_flat": sum(r.flat for r in self.levels),
             "n_unit_pairs": len(self.units),
+            "n_unit_not_following": sum(r.isolation == 0.0 and bool(r.reason) for r in self.units),
+            "n_unit_undefined": sum(not math.isfinite(r.isolation) for r in self.units),
+            "reasons": self.reasons(),
             "per_emotion": per_emotion,
             "per_unit": per_unit,
         }
+
+    def reasons(self) -> dict[str, int]:
+        """How many (source, emotion) / (source, unit) pairs scored the worst value or were left
+        out, by kind of reason (the text before its first colon; the records hold the details)."""
+        out: dict[str, int] = {}
+        for r in [*self.levels, *self.units]:
+            if r.reason:
+                kind = "level" if isinstance(r, LevelRecord) else "unit"
+                key = f"{kind}: {r.reason.split(':')[0].split(' (')[0]}"
+                out[key] = out.get(key, 0) + 1
+        return dict(sorted(out.items()))
 
     def as_dict(self) -> dict[str, Any]:
         return json_safe({
@@ -425,18 +462,25 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
                     full[emo] = a
                 proj.append(project_on_direction(a, les.directions[emo].direction, neutral)
                             if np.isfinite(a).all() else float("nan"))
-            ok = [p for p in proj if math.isfinite(p)]
+            # level 0 is the baseline, not a point of the fit (module doc)
+            ok = [p for p in proj[1:] if math.isfinite(p)]
             flat = len(ok) >= 3 and float(np.ptp(ok)) < cfg.flat_tol
             sp = r2 = slope = float("nan")
-            if not flat:
+            reason = ""
+            if flat:  # cannot follow a level request: the worst value, not "unavailable"
+                sp, r2, slope = 0.0, 0.0, 0.0
+                reason = (f"flat: the output does not change with the requested level (projection range "
+                          f"{float(np.ptp(ok)):.2g} < flat_tol {cfg.flat_tol:g} AU)")
+            else:
                 try:
-                    lc = level_control(np.array(levels), np.array(proj))
+                    lc = level_control(np.array(levels[1:]), np.array(proj[1:]))
                     sp, r2, slope = lc["spearman"], lc["r2"], lc["slope"]
                 except ValueError as exc:  # too few valid points
                     result.failures[f"{src.clip_id}:{emo}:levels"] = str(exc)
+                    reason = f"too few successful requests ({exc})"
             result.levels.append(LevelRecord(source=src.clip_id, emotion=emo, levels=levels,
                                              projections=[float(p) for p in proj], spearman=float(sp),
-                                             r2=float(r2), slope=float(slope), flat=bool(flat)))
+                                             r2=float(r2), slope=float(slope), flat=bool(flat), reason=reason))
         for unit in units:
             emo = strongest_emotion(les, unit, emotions)
             unrestricted = full.get(emo)
@@ -448,8 +492,9 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
             how = "held" if how_u == how_r == "held" else "raw"  # both measured the same way, or both raw
             if how == "held":
                 unrestricted, restricted = held_u, held_r
+            posable = float(np.linalg.norm(les.directions[emo].direction * les.unit_mask([unit]))) > 1e-9
             record = _unit_record(src.clip_id, unit, emo, neutral, unrestricted, restricted, unit_isolation,
-                                  cfg.min_move)
+                                  cfg.min_move, posable=posable)
             record.measurement = how
             result.units.append(record)
         say(f"controllability: source {si + 1}/{len(sources)} ({src.clip_id}) done, "
@@ -459,7 +504,10 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
 
 
 def _unit_record(source: str, unit: str, emotion: str, neutral: np.ndarray, unrestricted: np.ndarray,
-                 restricted: np.ndarray, unit_isolation: Callable[..., float], min_move: float = 0.0) -> UnitRecord:
+                 restricted: np.ndarray, unit_isolation: Callable[..., float], min_move: float = 0.0,
+                 posable: bool = True) -> UnitRecord:
+    """One unit record (module doc). ``posable``: the yardstick's direction of ``emotion`` has a
+    component inside ``unit`` (else the request means nothing and the record is undefined)."""
     inside = np.array([n in schema.FACIAL_UNITS[unit] for n in schema.AU_NAMES])
 
     def parts(x: np.ndarray) -> tuple[float, float]:
@@ -468,46 +516,86 @@ def _unit_record(source: str, unit: str, emotion: str, neutral: np.ndarray, unre
 
     nan = float("nan")
     if not (np.isfinite(unrestricted).all() and np.isfinite(restricted).all()):
-        return UnitRecord(source, unit, emotion, nan, nan, nan, nan, nan, nan, nan)
+        return UnitRecord(source, unit, emotion, nan, nan, nan, nan, nan, nan, nan,
+                          reason="a request failed (see failures)")
     in_r, out_r = parts(restricted)
     in_u, out_u = parts(unrestricted)
     r_r = unit_isolation(neutral, restricted, unit)
     r_u = unit_isolation(neutral, unrestricted, unit)
-    moved = in_r >= min_move and in_u >= min_move  # below that, the ratios are tracker noise
-    iso = 1.0 - r_r / r_u if moved and math.isfinite(r_r) and math.isfinite(r_u) and r_u > 0 else nan
-    return UnitRecord(source, unit, emotion, in_r, out_r, in_u, out_u, float(r_r), float(r_u), float(iso))
+    # below min_move, the ratios are tracker noise
+    if not posable:
+        iso, reason = nan, f"undefined: the LES direction of {emotion} has no component in {unit}"
+    elif in_u < min_move:
+        iso, reason = 0.0, (f"cannot edit the unit: the unrestricted {emotion} edit moves {unit} by "
+                            f"{in_u:.2g} < min_move {min_move:g} AU")
+    elif in_r < min_move:
+        iso, reason = 0.0, (f"does not follow the unit request: the edit restricted to {unit} moves it by "
+                            f"{in_r:.2g} < min_move {min_move:g} AU")
+    elif not (math.isfinite(r_r) and math.isfinite(r_u) and r_u > 0):
+        iso, reason = nan, f"undefined: the unrestricted {emotion} edit moves nothing outside {unit}"
+    else:
+        iso, reason = 1.0 - r_r / r_u, ""
+    return UnitRecord(source, unit, emotion, in_r, out_r, in_u, out_u, float(r_r), float(r_u), float(iso),
+                      reason=reason)
 
 
 # ----------------------------------------------------------------------------------- evaluate hook
 
-def resolve_les(method: Any, les: str | Path | None = None) -> tuple["LinearEmotionSpace", dict[str, Any]] | None:
-    """The LES that measures the sweep and its provenance, or None when there is none.
+def method_les(method: Any) -> Path | None:
+    """The LES folder recorded in ``method``'s checkpoint (``{run}/les``), or None."""
+    from lesbench.les.space import LES_JSON
 
-    An explicit ``les`` (folder or ``les.json``) wins; otherwise the LES recorded in the method's
-    checkpoint (``{run}/les``, what LES-Talker variants were trained with). When both exist and
-    differ, the checkpoint's sha256 is recorded too.
+    ckpt = getattr(method, "checkpoint", None)
+    if ckpt is None:
+        return None
+    run = Path(ckpt) if Path(ckpt).is_dir() else Path(ckpt).parent
+    return run / "les" if (run / "les" / LES_JSON).is_file() else None
+
+
+def benchmark_les(data: "PreparedData | str | Path", split: str = "train") -> tuple["LinearEmotionSpace", dict[str, Any]]:
+    """The yardstick: the LES built from ``data``'s ``split`` with :func:`build_les`'s defaults,
+    and its provenance (``sha256`` of the saved artefact, the data set's sha256s, the split).
+
+    Built afresh on each call (seconds; deterministic, so equal data give an equal sha256) and
+    hashed through a temporary folder: nothing is written next to the prepared data.
+    """
+    import tempfile
+
+    from lesbench.les.space import build_les, les_hash
+
+    root = Path(getattr(data, "root", data))
+    space = build_les(root, train_split=split)
+    with tempfile.TemporaryDirectory(prefix="lesbench-les-") as tmp:
+        sha = les_hash(space.save(tmp))
+    info = {"from": "benchmark", "sha256": sha, "built_from": {"split": split, **space.provenance},
+            "emotions": space.emotions}
+    return space, info
+
+
+def resolve_les(method: Any, les: str | Path | None = None,
+                data: "PreparedData | str | Path | None" = None) -> tuple["LinearEmotionSpace", dict[str, Any]] | None:
+    """The yardstick that measures the sweep and its provenance, or None when there is none.
+
+    An explicit ``les`` (folder or ``les.json``) wins (``from: option``, for every method of the
+    run); otherwise the LES the benchmark builds from ``data``'s train split
+    (:func:`benchmark_les`, ``from: benchmark``). The method's checkpoint LES never measures; when
+    there is one its path and sha256 are recorded as ``method_les``.
     """
     from lesbench.les.space import LES_JSON, LinearEmotionSpace, les_hash
 
-    ckpt_les: Path | None = None
-    ckpt = getattr(method, "checkpoint", None)
-    if ckpt is not None:
-        run = Path(ckpt) if Path(ckpt).is_dir() else Path(ckpt).parent
-        if (run / "les" / LES_JSON).is_file():
-            ckpt_les = run / "les"
     if les is not None:
         folder = Path(les).parent if Path(les).name == LES_JSON else Path(les)
-        origin = "option"
-    elif ckpt_les is not None:
-        folder, origin = ckpt_les, "checkpoint"
+        space = LinearEmotionSpace.load(folder)
+        info: dict[str, Any] = {"from": "option", "path": str(folder.resolve()), "sha256": les_hash(folder),
+                                "built_from": space.provenance, "emotions": space.emotions}
+    elif data is not None:
+        space, info = benchmark_les(data)
     else:
         return None
-    space = LinearEmotionSpace.load(folder)
-    info: dict[str, Any] = {"path": str(folder.resolve()), "sha256": les_hash(folder), "from": origin}
-    if origin == "option" and ckpt_les is not None:
-        other = les_hash(ckpt_les)
-        if other != info["sha256"]:
-            info["checkpoint_les"] = {"path": str(ckpt_les.resolve()), "sha256": other}
+    own = method_les(method)
+    if own is not None:
+        info["method_les"] = {"path": str(own.resolve()), "sha256": les_hash(own),
+                              "same_as_yardstick": les_hash(own) == info["sha256"]}
     return space, info
 
 
@@ -526,7 +614,9 @@ def evaluate_controllability(
 
     ``scores`` uses the evaluator's record format (``value``, ``ci95`` over (source, emotion) or
     (source, unit) pairs, ``version``, ``higher_is_better``, ``n``); ``unavailable`` names outputs
-    that could not be measured and why; ``record`` is the full sweep with the LES used. A method
+    that could not be measured at all and why (a method that cannot follow the requests is not
+    unavailable: it scores 0, reasons in ``record["summary"]["reasons"]``); ``record`` is the full
+    sweep with the yardstick's provenance (``les``: sha256, built from what). A method
     without ``controllable`` gets no scores and ``record = {"applicable": False, "reason": ...}``
     (not applicable is not "unavailable": nothing is missing).
     """
@@ -538,9 +628,13 @@ def evaluate_controllability(
         why = (f"{name} does not generate from arbitrary (source, audio, emotion, level) requests "
                "(it replays or looks up test clips)")
         return {}, {}, {"applicable": False, "reason": f"not applicable: {why}"}
-    resolved = resolve_les(method, les)
+    try:
+        resolved = resolve_les(method, les, data)
+    except LesbenchError as exc:  # e.g. no train split with neutral clips to build the yardstick from
+        resolved, why = None, f"no yardstick LES: {exc}"
+    else:
+        why = "no Linear Emotion Space to measure with: pass data or les=LES_FOLDER (`lesbench les build`)"
     if resolved is None:
-        why = "no Linear Emotion Space to measure with: pass les=LES_FOLDER (`lesbench les build`)"
         return {}, {k: why for k in OUTPUTS}, {"applicable": True, "reason": why}
     space, les_info = resolved
     res = control_sweep(method, data, space, config, measure=measure, progress=progress)
@@ -553,17 +647,17 @@ def evaluate_controllability(
     unavailable: dict[str, str] = {}
     for key, values in series.items():
         if not values:
-            if key == "unit-isolation":
-                why = "no unit edit moved its unit (or the unrestricted edits moved nothing outside it)"
-            elif res.levels and all(r.flat for r in res.levels):
-                why = "the outputs do not change with the requested level (flat for every emotion)"
-            else:
-                why = f"no valid sweep point ({len(res.failures)} failed requests)"
+            # flat levels and unfollowed unit requests score 0 above: only undefined or failed
+            # points are left, e.g. every request failed
+            recs = res.units if key == "unit-isolation" else res.levels
+            why = (f"no defined sweep point ({len(res.failures)} failed requests; "
+                   f"{'; '.join(sorted({r.reason for r in recs if r.reason})) or 'no record'})")
             unavailable[key] = why
             continue
         scores[key] = {"version": version, "weights": {}, "value": float(np.mean(values)),
                        "ci95": (list(ci) if (ci := bootstrap_ci(values, n=bootstrap_n, seed=bootstrap_seed)) else None),
                        "higher_is_better": OUTPUTS[key], "n": len(values), "metric": "controllability",
-                       "output": outputs[key]}
+                       "output": outputs[key], "yardstick": {"les_sha256": les_info["sha256"],
+                                                             "from": les_info["from"]}}
     record = {"applicable": True, "les": les_info, **res.as_dict()}
     return scores, unavailable, record

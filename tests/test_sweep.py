@@ -135,33 +135,40 @@ def test_linear_method_is_perfectly_controllable():
     assert s["unit-isolation"] == pytest.approx(1.0)
 
 
-def test_level_ignoring_method_by_hand():
+def test_level_ignoring_method_scores_the_worst_value():
+    """A one-hot method (follows the emotion, ignores its level): projections (0, c, c, c, c).
+    With level 0 in the fit it would get rho = 5/sqrt(50) (ranks 1, 3.5, 3.5, 3.5, 3.5) for
+    level control it does not have; over the requested levels it is flat: rho = R^2 = 0."""
     res = _run(FakeMethod("ignore-level", ignore_units=True))
     s = res.summary()
-    # projections (0, c, c, c, c): ranks (1, 3.5, 3.5, 3.5, 3.5) vs (1..5) -> rho = 5 / sqrt(50);
-    # line fit: Sxy = 0.5c, Sxx = 0.625, Syy = 0.8c^2 -> R^2 = 0.25 / 0.5 = 0.5
     for r in res.levels:
-        assert not r.flat
-        assert r.spearman == pytest.approx(5 / math.sqrt(50)) and r.r2 == pytest.approx(0.5)
-    assert s["level-spearman"] == pytest.approx(1 / math.sqrt(2))
+        c = np.linalg.norm(DELTAS[r.emotion])
+        np.testing.assert_allclose(r.projections, [0.0, c, c, c, c], atol=1e-9)
+        assert r.flat and r.spearman == 0.0 and r.r2 == 0.0 and r.reason.startswith("flat")
+    assert s["level-spearman"] == 0.0 and s["level-linearity"] == 0.0
+    assert s["reasons"] == {"level: flat": 4, "unit: undefined": 2}
     # restricting to a unit changes nothing: isolation exactly 0 wherever defined
     vals = [r.isolation for r in res.units if math.isfinite(r.isolation)]
-    assert vals and np.allclose(vals, 0.0)
+    assert len(vals) == 8 and np.allclose(vals, 0.0)
 
 
-def test_emotion_ignoring_method_is_flat_and_unavailable(tmp_path):
+def test_emotion_ignoring_method_scores_zero_with_reasons(tmp_path):
     res = _run(FakeMethod("no-emotion"))
-    assert all(r.flat and math.isnan(r.spearman) and math.isnan(r.r2) for r in res.levels)
+    assert all(r.flat and r.spearman == 0.0 and r.r2 == 0.0 for r in res.levels)
     s = res.summary()
-    assert math.isnan(s["level-spearman"]) and s["n_flat"] == 4 and math.isnan(s["unit-isolation"])
-    # through the evaluate hook the NaNs become "unavailable" with a reason, never a number
+    assert s["level-spearman"] == 0.0 and s["n_flat"] == 4 and s["unit-isolation"] == 0.0
+    by_unit = {r.unit: r for r in res.units if r.source == "S1_neutral"}
+    assert by_unit["brows"].isolation == 0.0 and by_unit["brows"].reason.startswith("cannot edit the unit")
+    assert math.isnan(by_unit["nose"].isolation) and by_unit["nose"].reason.startswith("undefined")
+    # through the evaluate hook: scored 0 (the worst value), not "unavailable"
     les_dir = fake_les().save(tmp_path / "les")
     data = _prepared(tmp_path / "prep")
     scores, unavailable, record = evaluate_controllability(
         FakeMethod("no-emotion"), PreparedData.open(data), les=les_dir, measure=decode)
-    assert scores == {}
-    assert "do not change with the requested level" in unavailable["level-spearman"]
-    assert set(unavailable) == {"level-spearman", "level-linearity", "unit-isolation"}
+    assert unavailable == {}
+    assert scores["level-spearman"]["value"] == 0.0 and scores["level-linearity"]["value"] == 0.0
+    assert scores["unit-isolation"]["value"] == 0.0 and scores["unit-isolation"]["n"] == 8  # nose left out
+    assert record["summary"]["reasons"] == {"level: flat": 4, "unit: cannot edit the unit": 8, "unit: undefined": 2}
     json.dumps(record, allow_nan=False)  # NaN written as null
 
 
@@ -177,10 +184,19 @@ def test_unit_isolation_by_hand():
     assert r.ratio_unrestricted == pytest.approx((0.6 / 14) / (0.6 / 3))
     assert r.ratio_restricted == pytest.approx((0.15 / 14) / (0.6 / 3))
     assert r.isolation == pytest.approx(0.75)
-    # an edit that does not move its unit (below the noise floor) has no isolation
+    # a restricted edit that does not move its unit (below the noise floor) does not follow the
+    # unit request: the worst value, with the reason
     still = _unit_record("s", "brows", "surprised", neutral, unrestricted, _vec(AU05=0.1, AU01=0.004),
                          unit_isolation, 0.005)
-    assert math.isnan(still.isolation)
+    assert still.isolation == 0.0 and still.reason.startswith("does not follow the unit request")
+    # neither does a method whose unrestricted edit cannot move the unit
+    cannot = _unit_record("s", "brows", "surprised", neutral, _vec(AU26=0.4), _vec(AU26=0.4), unit_isolation, 0.005)
+    assert cannot.isolation == 0.0 and cannot.reason.startswith("cannot edit the unit")
+    # a request the yardstick cannot pose, or an edit already local, is undefined (left out)
+    assert math.isnan(_unit_record("s", "brows", "surprised", neutral, unrestricted, restricted, unit_isolation,
+                                   0.005, posable=False).isolation)
+    local = _unit_record("s", "brows", "surprised", neutral, _vec(AU01=0.3), _vec(AU01=0.3), unit_isolation, 0.005)
+    assert math.isnan(local.isolation) and "moves nothing outside" in local.reason
 
 
 def test_leaky_method_isolation_and_strongest_emotion():
@@ -258,10 +274,12 @@ def test_sources_audio_and_les_resolution(tmp_path):
     class WithCheckpoint(FakeMethod):
         checkpoint = run
 
-    space, info = resolve_les(WithCheckpoint())
-    assert info["from"] == "checkpoint" and space.directions["happy"].norm == 2.0 and len(info["sha256"]) == 64
+    # the checkpoint's LES never measures: it is recorded next to the yardstick
+    assert resolve_les(WithCheckpoint()) is None
     space, info = resolve_les(WithCheckpoint(), les=les_a)
-    assert info["from"] == "option" and info["checkpoint_les"]["path"] == str((run / "les").resolve())
+    assert info["from"] == "option" and space.directions["happy"].norm == pytest.approx(np.linalg.norm(DELTAS["happy"]))
+    assert info["method_les"]["path"] == str((run / "les").resolve())
+    assert info["method_les"]["same_as_yardstick"] is False and len(info["method_les"]["sha256"]) == 64
     assert resolve_les(FakeMethod()) is None
 
 
@@ -317,7 +335,7 @@ def test_sweep_on_tiny_demo_with_tracker(tiny_demo, tmp_path):
     method = LESTalkerMethod(checkpoint=tmp_path / "run", device="cpu")
     method.setup(data)
     scores, unavailable, record = evaluate_controllability(method, data)
-    assert record["les"]["from"] == "checkpoint" and not record["failures"]
+    assert record["les"]["from"] == "benchmark" and not record["failures"]
     assert scores["level-spearman"]["value"] > 0.9, record["levels"]
     assert scores["level-linearity"]["value"] > 0.8, record["levels"]
     assert scores["unit-isolation"]["value"] > 0.0, record["units"]
@@ -388,3 +406,42 @@ def test_unit_isolation_holds_the_other_half_against_instrument_cross_talk():
     leaky = control_sweep(_HalvesMethod("linear", leak=0.5), None, fake_les(), SweepConfig(units=("mouth_lower",)),
                           sources=sources, audio=audio, measure=ct)
     assert leaky.units[0].measurement == "held" and leaky.units[0].isolation == pytest.approx(0.5, abs=0.02)
+
+
+def test_one_yardstick_level_following_vs_level_ignoring(tmp_path, monkeypatch):
+    """Both methods measured through the evaluate hook with the LES the benchmark builds from
+    the prepared train split (not their checkpoints): the level-following one scores rho = 1,
+    the level-ignoring one rho = 0 with the reason, and both records carry the same sha256."""
+    from _les_synthetic import build_synthetic_prepared
+
+    from lesbench import sweep
+    from lesbench.les.space import build_les, les_hash
+
+    root = tmp_path / "synth"
+    build_synthetic_prepared(root, n_train=3, n_heldout=1, sentences=1, n_frames=8)
+    data = PreparedData.open(root)
+    monkeypatch.setattr(sweep, "select_sources", lambda d, n=2, split="test": _sources())
+    monkeypatch.setattr(sweep, "select_audio", lambda d, dur, split="test": ("A", np.zeros(schema.HOP * 5, np.float32)))
+    run = tmp_path / "run"
+    fake_les().save(run / "les")  # a checkpoint LES, which must not be the yardstick
+
+    class Following(FakeMethod):
+        checkpoint = run
+
+    cfg = SweepConfig(emotions=("happy", "surprised"), units=("brows", "mouth_upper"))
+    follow = evaluate_controllability(Following("linear"), data, config=cfg, measure=decode)
+    ignore = evaluate_controllability(FakeMethod("ignore-level", ignore_units=True), data, config=cfg,
+                                      measure=decode)
+    (s_f, u_f, rec_f), (s_i, u_i, rec_i) = follow, ignore
+    assert u_f == {} and u_i == {}
+    assert s_f["level-spearman"]["value"] == pytest.approx(1.0) and s_f["level-linearity"]["value"] == pytest.approx(1.0)
+    assert s_i["level-spearman"]["value"] == 0.0 and s_i["level-linearity"]["value"] == 0.0
+    assert s_f["unit-isolation"]["value"] > 0.9 and s_i["unit-isolation"]["value"] == 0.0
+    assert all(r["reason"].startswith("flat") for r in rec_i["levels"])
+    # the same yardstick, built from the train split, recorded in the record and every score
+    expected = les_hash(build_les(root, train_split="train").save(tmp_path / "les_check"))
+    assert rec_f["les"]["from"] == rec_i["les"]["from"] == "benchmark"
+    assert rec_f["les"]["sha256"] == rec_i["les"]["sha256"] == expected
+    assert s_f["level-spearman"]["yardstick"] == {"les_sha256": expected, "from": "benchmark"}
+    assert rec_f["les"]["built_from"]["split"] == "train" and rec_f["les"]["built_from"]["clips.parquet_sha256"]
+    assert rec_f["les"]["method_les"]["same_as_yardstick"] is False and "method_les" not in rec_i["les"]

@@ -42,7 +42,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="evaluate only the test clips listed in FILE (one clip id or EAT-style name such as "
                         "M003_ang_3_001 per line; e.g. EAT's 100-clip subset); default: the protocol's clip_list")
     p.add_argument("--les", default=None,
-                   help="LES folder that measures the controllability sweep (default: the one in --checkpoint)")
+                   help="LES folder that measures the controllability sweep for every method (default: the LES "
+                        "built from --data's train split; a checkpoint's own LES is only recorded)")
     p.add_argument("--no-control", action="store_true",
                    help="skip the controllability sweep (levels 0..1 per emotion, unit edits)")
     p.add_argument("--match-only", action="store_true",
