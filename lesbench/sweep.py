@@ -87,6 +87,7 @@ from lesbench.records import json_safe
 from lesbench.threads import torch_threads
 from lesbench import schema
 from lesbench.errors import LesbenchError
+from lesbench.metrics.controllability import TrackerMeasure
 
 if TYPE_CHECKING:  # pragma: no cover
     from lesbench.baselines.base import Method, PreparedData
@@ -304,34 +305,6 @@ def select_audio(data: "PreparedData", duration_s: float, split: str = "test") -
         if audio is not None and len(audio) >= schema.HOP * 3:
             return cid, np.asarray(audio[:n], np.float32)
     raise LesbenchError(f"{data.paths['clips']}: no {split!r} clip with audio to drive the controllability sweep")
-
-
-class TrackerMeasure:
-    """AU measurement with a (reused) MediaPipe FaceTracker: mean AU over frames with a face.
-
-    Callable as an :data:`AUMeasure`; :meth:`with_landmarks` also returns the tracked landmarks,
-    which the sweep needs to hold half of the face (module doc).
-    """
-
-    def __init__(self, tracker: Any | None = None) -> None:
-        self.tracker = tracker
-
-    def with_landmarks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(aus (17,), landmarks (T, 478, 3) pixels, NaN without a face)``."""
-        from lesbench.metrics._face import landmarks_array
-
-        if self.tracker is None:
-            from lesbench.pipelines.face import FaceTracker
-
-            self.tracker = FaceTracker()
-        table = self.tracker.track(list(np.asarray(frames, np.uint8)), fps=schema.FPS)
-        face = table[table["face"].astype(bool)]
-        if len(face) == 0:
-            return np.full(len(schema.AU_NAMES), np.nan), landmarks_array(table)
-        return face[list(schema.AU_NAMES)].to_numpy(np.float64).mean(axis=0), landmarks_array(table)
-
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        return self.with_landmarks(frames)[0]
 
 
 def tracker_measure(tracker: Any | None = None) -> TrackerMeasure:

@@ -34,7 +34,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lesbench.metrics._face import OUTER_EYE_CORNERS, aus_array
+from lesbench import schema
+from lesbench.metrics._face import OUTER_EYE_CORNERS, aus_array, landmarks_array
 from lesbench.metrics.base import Metric
 from lesbench.schema import AU_NAMES, FACIAL_UNITS
 
@@ -216,3 +217,30 @@ def controllability(levels: np.ndarray, aus: list[Any], direction: np.ndarray,
                     baseline: np.ndarray | None = None) -> dict[str, float]:
     """Functional twin of :class:`LevelControllability` for one emotion."""
     return level_control(levels, [project_on_direction(a, direction, baseline) for a in aus])
+
+
+class TrackerMeasure:
+    """AU measurement with a (reused) MediaPipe FaceTracker: mean AU over frames with a face.
+
+    Callable as the controllability sweep's AU measure (``lesbench.sweep``);
+    :meth:`with_landmarks` also returns the tracked landmarks, which the sweep and the model's
+    acceptance checks need to hold half of the face (:func:`hold_lower_face`).
+    """
+
+    def __init__(self, tracker: Any | None = None) -> None:
+        self.tracker = tracker
+
+    def with_landmarks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(aus (17,), landmarks (T, 478, 3) pixels, NaN without a face)``."""
+        if self.tracker is None:
+            from lesbench.pipelines.face import FaceTracker
+
+            self.tracker = FaceTracker()
+        table = self.tracker.track(list(np.asarray(frames, np.uint8)), fps=schema.FPS)
+        face = table[table["face"].astype(bool)]
+        if len(face) == 0:
+            return np.full(len(schema.AU_NAMES), np.nan), landmarks_array(table)
+        return face[list(schema.AU_NAMES)].to_numpy(np.float64).mean(axis=0), landmarks_array(table)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return self.with_landmarks(frames)[0]

@@ -55,9 +55,8 @@ def edit_checks(
     are skipped with a note. Returns a JSON-ready dict.
     """
     from lesbench import io
-    from lesbench.metrics.controllability import UPPER_FACE_UNITS, hold_lower_face
+    from lesbench.metrics.controllability import UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face
     from lesbench.metrics.sync import av_sync
-    from lesbench.sweep import TrackerMeasure
 
     measure = TrackerMeasure(generator.tracker)
     say = log or (lambda _m: None)
