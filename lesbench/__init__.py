@@ -34,7 +34,7 @@ _FRONT_DOOR: dict[str, str] = {
     "generate": "lesbench.model.generate:generate",
     "score": "lesbench.metrics.score:score",
     "load_protocol": "lesbench.metrics.protocol:load_protocol",
-    "evaluate": "lesbench.evaluate:evaluate",
+    "evaluate": "lesbench.evaluation:evaluate",
     "build_leaderboard": "lesbench.leaderboard:build_leaderboard",
     "render_leaderboard": "lesbench.leaderboard:render",
     "run_demo": "lesbench.demo.run:run_demo",

@@ -374,7 +374,7 @@ class ScoreReport:
 
     @property
     def results(self) -> dict[str, MetricResult]:
-        """Alias of :attr:`metrics` (what ``lesbench.evaluate`` reads)."""
+        """Alias of :attr:`metrics` (what ``lesbench.evaluation`` reads)."""
         return self.metrics
 
     def as_dict(self) -> dict[str, Any]:

@@ -1172,7 +1172,7 @@ def prepare(
                        "by_split": dict(sorted(Counter(r["split"] for r in ordered).items()))},
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
             # lesbench's synthetic demo data: recorded so its results are never labelled MEAD,
-            # even after the source tree is deleted (lesbench.evaluate.dataset_label)
+            # even after the source tree is deleted (lesbench.evaluation.dataset_label)
             "demo": _demo_card(root),
             "files": {"frames": "frames/{clip_id}.parquet", "audio": "audio/{clip_id}.parquet",
                       "coeffs": "coeffs/{clip_id}.parquet", "crops": "crops/{clip_id}.mp4",

@@ -66,6 +66,9 @@ def test_front_door_names_resolve_lazily():
 
     assert int(out.stdout) == len(lesbench.__all__)
     assert lesbench.prepare is prepare and lesbench.score is score
+    from lesbench import evaluation  # importing the submodule must not shadow the function
+
+    assert lesbench.evaluate is evaluation.evaluate
     for name in lesbench.__all__:
         assert getattr(lesbench, name) is not None
     with pytest.raises(AttributeError):

@@ -56,7 +56,7 @@ def test_cli_lists_the_same_steps():
 
 
 def test_evaluate_step_scores_emotion_with_the_demo_classifier(tmp_path, monkeypatch):
-    import lesbench.evaluate as ev
+    import lesbench.evaluation as ev
     from lesbench.demo.run import DEMO_METHODS, DemoRun, _step_evaluate
 
     calls = []

@@ -156,7 +156,7 @@ def test_real_lpips_without_the_package_is_reported_unavailable(two_folders):
         pytest.skip("lpips is installed here")
     except ImportError:
         pass
-    from lesbench.evaluate import normalise_report
+    from lesbench.evaluation import normalise_report
     from lesbench.metrics.score import score
 
     pred, ref = two_folders
@@ -186,7 +186,7 @@ def _fake_prepared(root: Path, source_root: Path | None, speakers=("W009", "W015
 
 
 def test_demo_data_is_labelled_lesbench_demo(tmp_path):
-    from lesbench.evaluate import dataset_label
+    from lesbench.evaluation import dataset_label
 
     demo = tmp_path / "demo"
     demo.mkdir()
@@ -205,7 +205,7 @@ def test_demo_data_is_labelled_lesbench_demo(tmp_path):
 
 
 def test_demo_protocol_selects_one_clip_per_condition(tmp_path):
-    from lesbench.evaluate import test_clips
+    from lesbench.evaluation import test_clips
 
     prep = _fake_prepared(tmp_path / "prep", None)
     data = PreparedData.open(prep)
@@ -276,7 +276,7 @@ def test_feature_cache_computes_once_and_keys_on_the_file(tmp_path):
 
 
 def test_demo_results_are_filed_and_shown_as_lesbench_demo(tmp_path):
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
     from lesbench.leaderboard import build_leaderboard, render
 
     demo = tmp_path / "demo"

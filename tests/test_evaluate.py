@@ -119,7 +119,7 @@ def test_static_and_ground_truth_produce_the_right_videos(prepared):
 
 
 def test_evaluate_writes_valid_results_and_ranks(prepared, tmp_path):
-    from lesbench.evaluate import choose_source, evaluate
+    from lesbench.evaluation import choose_source, evaluate
 
     data = PreparedData.open(prepared)
     assert choose_source(data, data.row("W002_front_neutral_1_001")) == "W002_front_neutral_1_002"
@@ -148,7 +148,7 @@ def test_evaluate_writes_valid_results_and_ranks(prepared, tmp_path):
 
 def test_one_bad_clip_is_recorded_not_fatal(prepared, tmp_path):
     from lesbench.baselines.static import StaticFrame
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
     from lesbench.registry import METHODS
 
     class Flaky(StaticFrame):
@@ -211,7 +211,7 @@ def test_external_filename_mapping(tmp_path):
 
 
 def test_external_end_to_end_scores_other_videos(prepared, tmp_path):
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
 
     data = PreparedData.open(prepared)
     videos = tmp_path / "eat_out"
@@ -271,7 +271,7 @@ def test_demo_end_to_end_with_the_metric_suite(tmp_path):
     beats the static frame on PSNR and on mouth landmark distance (M-LMD).
     """
     from lesbench.demo import generate_demo
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
     from lesbench.pipelines.prepare import prepare
 
     generate_demo(tmp_path / "demo", seed=0, tiny=True)
@@ -311,7 +311,7 @@ def test_evaluate_passes_metric_options_and_records_the_classifier(prepared, tmp
     import hashlib
 
     from lesbench.errors import LesbenchError
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
 
     clf = _au_classifier_file(tmp_path / "emotion-au-test.safetensors")
     seen = []
@@ -343,7 +343,7 @@ def test_evaluate_passes_metric_options_and_records_the_classifier(prepared, tmp
 
 
 def test_cli_emotion_classifier_reaches_the_metric_suite(prepared, tmp_path, monkeypatch, capsys):
-    import lesbench.evaluate as ev
+    import lesbench.evaluation as ev
 
     clf = _au_classifier_file(tmp_path / "emotion-au-cli.safetensors")
     seen = []
@@ -374,7 +374,7 @@ def test_score_records_the_trained_classifiers_weights(tmp_path):
 def test_external_videos_keep_their_length_and_are_paired_by_the_scorer(prepared, tmp_path):
     """A shorter external video is scored (linspace pairing), not trimmed/padded; a video at the
     crop size is scored from its own file (no re-encoding); a clip list selects test clips."""
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
     from lesbench.metrics.protocol import paired_indices
 
     data = PreparedData.open(prepared)

@@ -71,7 +71,7 @@ def _tree(root: Path) -> set[str]:
 
 @pytest.mark.parametrize("proto_name", ["../../escaped", "/ABS/escaped", "a/b"])
 def test_protocol_name_cannot_write_outside_out(tmp_path, proto_name):
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
 
     proto_text = (REPO / "metrics" / "protocols" / "demo-v1.yaml").read_text()
     proto_name = proto_name.replace("/ABS", str(tmp_path / "abs"))
@@ -87,7 +87,7 @@ def test_protocol_name_cannot_write_outside_out(tmp_path, proto_name):
 
 
 def test_dataset_name_from_dataset_json_stays_inside_out(tmp_path):
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
 
     data = _write_prepared(tmp_path / "prepared", "..")
     out = tmp_path / "sandbox" / "out"
@@ -106,7 +106,7 @@ def test_dataset_name_from_dataset_json_stays_inside_out(tmp_path):
 def test_clip_id_with_a_path_is_refused_before_generating(tmp_path):
     import pandas as pd
 
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
 
     data = _write_prepared(tmp_path / "prepared", "tiny")
     clips = pd.read_parquet(data / "clips.parquet")

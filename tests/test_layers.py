@@ -18,7 +18,7 @@ GROUND = {"lesbench", "lesbench.schema", "lesbench.errors", "lesbench.io", "lesb
           "lesbench.threads", "lesbench.sanitize", "lesbench.prepared", "lesbench.registry", "lesbench.bibtex",
           "lesbench.render", "lesbench.cluster"}
 #: The top: evaluation, the sweep, the leaderboard, the demo and the command line.
-TOP = ("lesbench.evaluate", "lesbench.sweep", "lesbench.leaderboard", "lesbench.cli", "lesbench.commands",
+TOP = ("lesbench.evaluation", "lesbench.sweep", "lesbench.leaderboard", "lesbench.cli", "lesbench.commands",
        "lesbench.demo", "lesbench.__main__")
 #: Within the middle floor: what each part must never import.
 MIDDLE_NEVER = {

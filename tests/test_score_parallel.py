@@ -167,7 +167,7 @@ def test_inception_on_cuda_equals_cpu():
 
 def test_cli_passes_workers_scheduler_and_device(monkeypatch, folders):
     """`lesbench score` and `lesbench evaluate` hand --workers/--scheduler/--device on."""
-    import lesbench.evaluate as ev
+    import lesbench.evaluation as ev
     import lesbench.metrics.score as sc
     from lesbench.cli import build_parser, main
 

@@ -285,7 +285,7 @@ def test_sources_audio_and_les_resolution(tmp_path):
 
 def test_evaluate_records_sweep(tmp_path, monkeypatch):
     from lesbench import sweep
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
     from lesbench.leaderboard import validate_result
     from lesbench.registry import METHODS
 

@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         options["checkpoint"] = args.checkpoint
         if args.no_refine:
             options["refine"] = False
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     metric_options = {"emotion": {"classifier": args.emotion_classifier}} if args.emotion_classifier else None

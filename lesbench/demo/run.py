@@ -252,7 +252,7 @@ def _edit_checks(run: DemoRun, gen, source: Path, clips, *, log) -> None:
 
 
 def _step_evaluate(run: DemoRun, *, seed: int, force: bool, max_clips: int | None, log, **_) -> None:
-    from lesbench.evaluate import evaluate
+    from lesbench.evaluation import evaluate
 
     metric_options: dict[str, dict] = {}
     if run.classifier.is_file():
