@@ -265,7 +265,11 @@ def train_classifier(prepared: str | Path, out: str | Path | None = None, featur
         "heldout": {"splits": ["val", "test"], "speakers": sorted({c.speaker for c in held}), **acc},
     }
     tmp = out.with_suffix(".tmp.safetensors")
-    save_file(tensors, str(tmp), metadata={"card": json.dumps(card)})
+    # The weights file's own card leaves out where and how long (the folder's path, seconds), so
+    # its sha256, which results record, is the same for the same training; FILE.json has them.
+    weights_card = {**card, "dataset": {k: v for k, v in card["dataset"].items() if k != "path"},
+                    "train": {k: v for k, v in card["train"].items() if k != "seconds"}}
+    save_file(tensors, str(tmp), metadata={"card": json.dumps(weights_card)})
     tmp.replace(out)
     card_path = out.with_suffix(".json")
     tmp_card = card_path.with_suffix(".tmp.json")
@@ -336,7 +340,12 @@ class MeadEmotionClassifier:
             raise LesbenchError(f"{path}: emotion classifier file not found (train one with lesbench train-classifier)")
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        card = json.loads(meta["card"]) if "card" in meta else json.loads(path.with_suffix(".json").read_text())
+        sidecar = path.with_suffix(".json")
+        card = json.loads(meta["card"]) if "card" in meta else json.loads(sidecar.read_text())
+        if "path" not in card.get("dataset", {}) and sidecar.is_file():
+            # the folder it was trained on is recorded only beside the weights (see train_classifier)
+            card["dataset"] = {**card.get("dataset", {}),
+                               "path": (json.loads(sidecar.read_text()).get("dataset") or {}).get("path")}
         if card.get("format") != CARD_FORMAT:
             raise LesbenchError(f"{path}: not a lesbench emotion classifier (format {card.get('format')!r})")
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
