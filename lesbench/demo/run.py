@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from lesbench.threads import torch_threads
+
 STEPS: tuple[str, ...] = ("data", "prepare", "les", "train", "classifier", "edit", "evaluate", "leaderboard")
 
 #: Methods evaluated by the demo, in table order; the trained ones name their run folder.
@@ -38,6 +40,9 @@ DEMO_METHODS: tuple[tuple[str, str | None], ...] = (
 #: The demo's protocol: mead-v1's metrics and crops on 8 test clips, sparser FID/CSIM frames
 #: (metrics/protocols/demo-v1.yaml); its results are labelled data set ``lesbench-demo``.
 DEMO_PROTOCOL = "demo-v1"
+
+#: torch CPU threads while the demo evaluates (the 2-core machines its reference comes from).
+EVALUATE_TORCH_THREADS = 2
 
 #: Training condition of each trained run (same code, same config otherwise).
 TRAINED_VARIANTS: dict[str, str] = {"les-talker": "les", "one-hot": "onehot", "audio-only": "audio-only"}
@@ -265,9 +270,13 @@ def _step_evaluate(run: DemoRun, *, seed: int, force: bool, max_clips: int | Non
             log(f"{method}: results already in {done}; keeping them")
             continue
         log(f"evaluating {method}")
-        result = evaluate(method, run.prepared, protocol=DEMO_PROTOCOL, out=run.results, seed=seed,
-                          method_options=options, max_clips=max_clips, progress=log,
-                          metric_options=metric_options or None)
+        # A fixed torch thread count: float32 reductions (Inception for FID, ...) split over
+        # another number of threads add up in another order, and the demo's numbers would
+        # depend on the machine's core count.
+        with torch_threads(EVALUATE_TORCH_THREADS):
+            result = evaluate(method, run.prepared, protocol=DEMO_PROTOCOL, out=run.results, seed=seed,
+                              method_options=options, max_clips=max_clips, progress=log,
+                              metric_options=metric_options or None)
         log(f"{method}: {result.path}" if hasattr(result, "path") else str(result))
 
 
