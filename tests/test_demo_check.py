@@ -185,3 +185,30 @@ def test_every_tolerance_names_a_demo_score():
     for p in ref.glob("*.json"):
         names |= set(json.loads(p.read_text())["scores"])
     assert names <= set(check.TOLERANCES), names - set(check.TOLERANCES)
+
+
+def test_checkpoint_sha256_equal_for_equal_trainings(tmp_path):
+    """Two trainings of the same data into different folders (different paths, seconds in
+    their logs) have the same content digest; changing the weights changes it."""
+    pytest.importorskip("torch")
+    from _les_synthetic import TINY_TRAIN, build_synthetic_prepared
+
+    from lesbench.model.train import MODEL_FILE, checkpoint_sha256, train
+
+    prepared = tmp_path / "p"
+    build_synthetic_prepared(prepared, n_train=2, n_heldout=1, sentences=1, n_frames=24)
+    small = {**TINY_TRAIN, "data": {"window": 16, "windows_per_clip": 1, "batch_size": 8, "max_val_clips": 4}}
+    a, b = tmp_path / "a", tmp_path / "elsewhere" / "b"
+    train(prepared, a, overrides=small, epochs=1, progress=False)
+    train(prepared, b, overrides=small, epochs=1, progress=False)
+    assert (a / MODEL_FILE).read_bytes() == (b / MODEL_FILE).read_bytes()
+    assert json.loads((a / "checkpoint.json").read_text())["provenance"]["les_sha256"] == \
+        json.loads((b / "checkpoint.json").read_text())["provenance"]["les_sha256"]
+    digest = checkpoint_sha256(a)
+    assert digest == checkpoint_sha256(b)
+    (b / "log.csv").write_text((b / "log.csv").read_text() + "\n")  # the log is not content
+    assert checkpoint_sha256(b) == digest
+    raw = bytearray((b / MODEL_FILE).read_bytes())
+    raw[-1] ^= 1
+    (b / MODEL_FILE).write_bytes(bytes(raw))
+    assert checkpoint_sha256(b) != digest
