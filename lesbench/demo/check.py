@@ -136,15 +136,28 @@ def step_digests(out: str | Path) -> dict[str, str | None]:
     return digests
 
 
+#: Instruction-set flags that select kernels in MediaPipe (XNNPACK), numpy and torch.
+_KERNEL_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512", "amx", "vnni", "neon", "asimd", "sve")
+
+
 def processor_model() -> str:
-    """The processor's model name (``/proc/cpuinfo``), else :func:`platform.processor`."""
+    """The processor's model name and kernel-selecting instruction sets (``/proc/cpuinfo``),
+    e.g. ``AMD EPYC [avx avx2 avx512f ...]``; else :func:`platform.processor`. Two machines
+    with the same string run the same kernels (a model name alone hides generations)."""
+    name, flags = "", ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key == "model name" and not name:
+                name = value.strip()
+            elif key in ("flags", "features") and not flags:
+                flags = value
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    name = name or platform.processor() or platform.machine()
+    isa = sorted({f for f in flags.split() if any(f.startswith(k) for k in _KERNEL_FLAGS)})
+    return f"{name} [{' '.join(isa)}]" if isa else name
 
 
 # ------------------------------------------------------------------------------ reading
