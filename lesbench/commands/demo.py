@@ -26,6 +26,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", default=None,
                    help="reference for --check: a .jsonl reference file or a results folder "
                         "(default: the committed one for the full or --tiny demo)")
+    p.add_argument("--verbose", action="store_true",
+                   help="with --check: list every compared count, version and hash, not only differences")
     p.add_argument("--write-reference", default=None, metavar="FILE",
                    help="after the run, write its results and step digests to FILE as a reference "
                         "(how the committed tiny reference is made)")
@@ -47,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
         from lesbench.demo.check import check_demo
 
         report = check_demo(run.out, args.reference, tiny=args.tiny)
-        print(report.format())
+        print(report.format(verbose=args.verbose))
         return 0 if report.ok else 1
     return 0
 

@@ -259,6 +259,8 @@ class CheckRow:
     difference: float | None
     tolerance: str
     verdict: str
+    #: ``exact`` (count, version, hash), ``score`` (a metric value) or ``digest``
+    kind: str = "exact"
 
 
 @dataclass
@@ -278,11 +280,21 @@ class CheckReport:
     def n_failed(self) -> int:
         return sum(r.verdict == "FAIL" for r in self.rows)
 
-    def format(self) -> str:
-        """A plain-text table and a one-line verdict."""
+    def format(self, verbose: bool = False) -> str:
+        """A plain-text table and a one-line verdict. Unless ``verbose``, the counts, versions
+        and hashes that match are summed up in one row per method; scores are always listed."""
         head = ("method", "metric", "reference", "this run", "difference", "tolerance", "verdict")
-        body = [(r.method, r.metric, _fmt(r.reference), _fmt(r.run),
-                 "" if r.difference is None else f"{r.difference:+.6g}", r.tolerance, r.verdict) for r in self.rows]
+        body = []
+        hidden: dict[str, int] = {}
+        for r in self.rows:
+            if not verbose and r.kind == "exact" and r.verdict == "PASS" and r.method != "(demo)":
+                hidden[r.method] = hidden.get(r.method, 0) + 1
+                continue
+            body.append((r.method, r.metric, _fmt(r.reference), _fmt(r.run),
+                         "" if r.difference is None else f"{r.difference:+.6g}", r.tolerance, r.verdict))
+        for method, n in hidden.items():
+            body.append((method, f"{n} counts, versions and hashes", "", "", "", "exact", "PASS"))
+        body.sort(key=lambda row: (row[0] != "(demo)", row[0]))  # stable: keeps each method's order
         widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
         lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in (head, *body)]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -368,7 +380,7 @@ def compare(reference: RunSummary, run: RunSummary, tolerances: dict[str, float]
         if not same and parted_at is None:
             parted_at = step
         rows.append(CheckRow("(demo)", f"digest:{step}", ref_d, run_d, None, "exact" if same_cpu else "same CPU only",
-                             "PASS" if same else artefact_verdict))
+                             "PASS" if same else artefact_verdict, kind="digest"))
     for method in sorted(set(reference.results) | set(run.results)):
         ref, got = reference.results.get(method), run.results.get(method)
         if ref is None or got is None:
@@ -385,7 +397,8 @@ def compare(reference: RunSummary, run: RunSummary, tolerances: dict[str, float]
         for key in sorted(set(ref_a) | set(got_a)):
             same = ref_a.get(key) == got_a.get(key)
             rows.append(CheckRow(method, key, ref_a.get(key), got_a.get(key), None,
-                                 "exact" if same_cpu else "same CPU only", "PASS" if same else artefact_verdict))
+                                 "exact" if same_cpu else "same CPU only", "PASS" if same else artefact_verdict,
+                                 kind="digest"))
         ref_s, got_s = ref.get("scores") or {}, got.get("scores") or {}
         for name in sorted(set(ref_s) | set(got_s)):
             rows.append(_score_row(method, name, ref_s.get(name), got_s.get(name), tol))
@@ -399,15 +412,15 @@ def _score_row(method: str, name: str, ref: dict | None, got: dict | None, tol: 
     t = float(tol.get(name, 0.0))
     label = f"±{t:g}" if t > 0 else "exact"
     if ref_v is None or got_v is None:
-        return CheckRow(method, name, ref_v, got_v, None, label, "PASS" if ref_v == got_v else "FAIL")
+        return CheckRow(method, name, ref_v, got_v, None, label, "PASS" if ref_v == got_v else "FAIL", kind="score")
     ref_f, got_f = float(ref_v), float(got_v)
     if math.isnan(ref_f) or math.isnan(got_f):
         ok = math.isnan(ref_f) and math.isnan(got_f)
-        return CheckRow(method, name, ref_f, got_f, None, label, "PASS" if ok else "FAIL")
+        return CheckRow(method, name, ref_f, got_f, None, label, "PASS" if ok else "FAIL", kind="score")
     diff = got_f - ref_f
     # a relative 1e-12 absorbs only the last bit of a float printed and read back through JSON
     ok = abs(diff) <= t + 1e-12 * max(abs(ref_f), 1.0)
-    return CheckRow(method, name, ref_f, got_f, diff, label, "PASS" if ok else "FAIL")
+    return CheckRow(method, name, ref_f, got_f, diff, label, "PASS" if ok else "FAIL", kind="score")
 
 
 def check_demo(out: str | Path, reference: str | Path | None = None, *, tiny: bool = False) -> CheckReport:
