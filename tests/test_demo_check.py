@@ -178,13 +178,25 @@ def test_step_digests_ignore_paths_and_times(tmp_path):
 
 def test_every_tolerance_names_a_demo_score():
     """Tolerances are keyed by the score names results files use (a typo would make it exact)."""
-    ref = Path(__file__).resolve().parents[1] / "leaderboards" / "results" / "demo-v1" / "lesbench-demo"
-    if not ref.is_dir():
-        pytest.skip("no committed demo results")
     names = set()
-    for p in ref.glob("*.json"):
-        names |= set(json.loads(p.read_text())["scores"])
-    assert names <= set(check.TOLERANCES), names - set(check.TOLERANCES)
+    for tiny in (False, True):
+        ref = check.default_reference(tiny)
+        if not ref.exists():
+            pytest.skip(f"no committed reference {ref}")
+        for rec in read_reference(ref).results.values():
+            names |= set(rec["scores"])
+    assert names and names <= set(check.TOLERANCES), names - set(check.TOLERANCES)
+
+
+def test_committed_tiny_reference_is_complete():
+    """The committed tiny reference holds every demo method and every step digest."""
+    from lesbench.demo.run import DEMO_METHODS
+
+    ref = read_reference(check.default_reference(tiny=True))
+    assert set(ref.results) == {m for m, _ in DEMO_METHODS}
+    assert set(ref.digests) == set(check.DIGEST_STEPS) and all(ref.digests.values())
+    assert ref.processor
+    assert all(rec["dataset"]["name"] == "lesbench-demo" for rec in ref.results.values())
 
 
 def test_checkpoint_sha256_equal_for_equal_trainings(tmp_path):
