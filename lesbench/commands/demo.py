@@ -22,7 +22,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check", action="store_true",
                    help="then compare the results with the committed reference (exact counts and hashes, "
                         "a stated tolerance per metric); exits 1 on a FAIL. On a finished output folder "
-                        "the steps are skipped and only the check runs")
+                        "finished steps are skipped (the edit step renders its few clips again)")
     p.add_argument("--reference", default=None,
                    help="reference for --check: a .jsonl reference file or a results folder "
                         "(default: the committed one for the full or --tiny demo)")
