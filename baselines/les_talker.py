@@ -15,6 +15,7 @@ import numpy as np
 
 from lesbench.baselines.base import GenerationRequest, Method, PreparedData, sha256_path
 from lesbench.errors import LesbenchError
+from lesbench.model.train import checkpoint_sha256
 
 #: method name -> LES-Talker condition (lesbench.model.config.CONDITIONS)
 VARIANTS: dict[str, str] = {"les-talker": "les", "one-hot": "onehot", "audio-only": "audio-only"}
@@ -79,7 +80,9 @@ class LESTalkerMethod(Method):
     def provenance(self) -> dict[str, Any]:
         prov = super().provenance()
         prov["checkpoint"] = str(self.checkpoint)
-        prov["checkpoint_sha256"] = sha256_path(self.checkpoint)
+        # a run folder: its content, not the paths, times and epoch seconds it also records
+        prov["checkpoint_sha256"] = (checkpoint_sha256(self.checkpoint) if self.checkpoint.is_dir()
+                                     else sha256_path(self.checkpoint))
         prov["condition"] = self.condition
         prov["revision"] = getattr(self._generator, "revision", None)
         # the learned refiner, when the run has one and it is used (None: plain warp)

@@ -266,7 +266,11 @@ def train_classifier(prepared: str | Path, out: str | Path | None = None, featur
         "heldout": {"splits": ["val", "test"], "speakers": sorted({c.speaker for c in held}), **acc},
     }
     tmp = out.with_suffix(".tmp.safetensors")
-    save_file(tensors, str(tmp), metadata={"card": json.dumps(card)})
+    # The weights file's own card leaves out where and how long (the folder's path, seconds), so
+    # its sha256, which results record, is the same for the same training; FILE.json has them.
+    weights_card = {**card, "dataset": {k: v for k, v in card["dataset"].items() if k != "path"},
+                    "train": {k: v for k, v in card["train"].items() if k != "seconds"}}
+    save_file(tensors, str(tmp), metadata={"card": json.dumps(weights_card)})
     tmp.replace(out)
     card_path = out.with_suffix(".json")
     tmp_card = card_path.with_suffix(".tmp.json")
@@ -342,6 +346,9 @@ class MeadEmotionClassifier:
         except ValueError as exc:
             raise LesbenchError(f"{side_path}: not valid JSON ({exc})") from None
         card = json.loads(meta["card"]) if "card" in meta else side
+        if isinstance(side, dict) and "path" not in card.get("dataset", {}):
+            # the folder it was trained on is recorded only beside the weights (see train_classifier)
+            card["dataset"] = {**card.get("dataset", {}), "path": (side.get("dataset") or {}).get("path")}
         if card.get("format") != CARD_FORMAT:
             raise LesbenchError(f"{path}: not a lesbench emotion classifier (format {card.get('format')!r})")
         digest = check_recorded_sha256(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from lesbench.sanitize import safe_join
+from lesbench.threads import torch_threads
 
 STEPS: tuple[str, ...] = ("data", "prepare", "les", "train", "classifier", "edit", "evaluate", "leaderboard")
 
@@ -40,6 +41,9 @@ DEMO_METHODS: tuple[tuple[str, str | None], ...] = (
 #: The demo's protocol: mead-v1's metrics and crops on 8 test clips, sparser FID/CSIM frames
 #: (metrics/protocols/demo-v1.yaml); its results are labelled data set ``lesbench-demo``.
 DEMO_PROTOCOL = "demo-v1"
+
+#: torch CPU threads while the demo evaluates (the 2-core machines its reference comes from).
+EVALUATE_TORCH_THREADS = 2
 
 #: Training condition of each trained run (same code, same config otherwise).
 TRAINED_VARIANTS: dict[str, str] = {"les-talker": "les", "one-hot": "onehot", "audio-only": "audio-only"}
@@ -263,11 +267,39 @@ def _step_evaluate(run: DemoRun, *, seed: int, force: bool, max_clips: int | Non
             "the FER2013 default, which does not recognise the synthetic faces")
     for method, run_name in DEMO_METHODS:
         options = {"checkpoint": str(run.run_dir(run_name))} if run_name else {}
+        done = _current_results(run, method, run_name)
+        if done is not None and not force:
+            log(f"{method}: results already in {done}; keeping them")
+            continue
         log(f"evaluating {method}")
-        result = evaluate(method, run.prepared, protocol=DEMO_PROTOCOL, out=run.results, seed=seed,
-                          method_options=options, max_clips=max_clips, progress=log,
-                          metric_options=metric_options or None)
+        # A fixed torch thread count: float32 reductions (Inception for FID, ...) split over
+        # another number of threads add up in another order, and the demo's numbers would
+        # depend on the machine's core count.
+        with torch_threads(EVALUATE_TORCH_THREADS):
+            result = evaluate(method, run.prepared, protocol=DEMO_PROTOCOL, out=run.results, seed=seed,
+                              method_options=options, max_clips=max_clips, progress=log,
+                              metric_options=metric_options or None)
         log(f"{method}: {result.path}" if hasattr(result, "path") else str(result))
+
+
+def _current_results(run: DemoRun, method: str, run_name: str | None) -> Path | None:
+    """``method``'s results file when it exists and, for a trained method, was measured on the
+    checkpoint now in its run folder (same content digest); else None (evaluate again)."""
+    from lesbench.demo.check import RESULTS_SUBDIR
+    from lesbench.model.train import checkpoint_sha256
+
+    path = run.out / RESULTS_SUBDIR / f"{method}.json"
+    if not path.is_file():
+        return None
+    try:
+        recorded = (json.loads(path.read_text()).get("generation") or {}).get("checkpoint_sha256")
+    except (OSError, ValueError):
+        return None
+    if run_name is not None:
+        ckpt = run.run_dir(run_name)
+        if not ckpt.is_dir() or recorded != checkpoint_sha256(ckpt):
+            return None
+    return path
 
 
 def _step_leaderboard(run: DemoRun, *, log, **_) -> None:

@@ -267,10 +267,18 @@ class LinearEmotionSpace:
 
 
 def les_hash(folder: str | Path) -> str:
-    """sha256 over ``les.json`` and ``les.npz`` (recorded in checkpoints as provenance)."""
+    """sha256 over ``les.json`` and ``les.npz`` (recorded in checkpoints as provenance).
+
+    ``les.json``'s own ``provenance`` (the prepared folder's path and the sha256 of its
+    ``dataset.json``, which holds a creation time) is left out: the hash names the space's
+    content, so the same data built twice, or in another folder, gives the same hash.
+    """
+    folder = Path(folder)
+    meta = json.loads((folder / LES_JSON).read_text())
+    meta.pop("provenance", None)
     h = hashlib.sha256()
-    for name in (LES_JSON, LES_NPZ):
-        h.update((Path(folder) / name).read_bytes())
+    h.update(json.dumps(meta, sort_keys=True, separators=(",", ":")).encode())
+    h.update((folder / LES_NPZ).read_bytes())
     return h.hexdigest()
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from lesbench import __version__, schema
 from lesbench.errors import DatasetError, LesbenchError
 from lesbench.model.config import TrainConfig, load_config, save_config
+from lesbench.threads import torch_threads
 from lesbench.weights import check_recorded_sha256, file_sha256, load_safetensors
 
 MODEL_FILE = "model.safetensors"
@@ -281,9 +282,8 @@ def train(
         raise LesbenchError(f"{run}: already holds a run; use --resume to continue it or choose another --out")
     run.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, cfg.train.threads))
-    try:
+    # a fixed count: float32 sums split over another number of threads differ in the last bits
+    with torch_threads(max(1, cfg.train.threads)):
         index, space, bases = prepare_run_inputs(data, run, les, cfg, resume)
         clips = load_clips(index, target_lead=cfg.data.target_lead)
         stats = fit_statistics(clips, space, train_split=cfg.train_split, condition_source=cfg.condition_source,
@@ -384,8 +384,6 @@ def train(
         if start_epoch >= cfg.train.epochs and not (run / MODEL_FILE).is_file():
             _save_checkpoint(run, model, opt, start_epoch, history, meta)
         return TrainResult(run_dir=run, history=history)
-    finally:
-        torch.set_num_threads(prev_threads)
 
 
 def _val_mean_baseline(td: TalkerData, stats) -> float | None:
@@ -437,6 +435,41 @@ def _save_checkpoint(run: Path, model, opt, epoch: int, history: list[dict], met
     _atomic_write_text(run / META_FILE, json.dumps({**meta, "epoch": epoch, "history": history,
                                                     "weights_sha256": digests}, indent=1, default=float))
     write_csv_log(run / LOG_FILE, LOG_FIELDS, history)
+
+
+#: ``checkpoint.json`` entries that say where, when and how long, not what the model is.
+_META_NOT_CONTENT = ("provenance", "history")
+#: Run files that record the training's course (times per epoch), not what generation reads.
+_RUN_LOG_FILES = (LOG_FILE, STATE_FILE)
+
+
+def checkpoint_sha256(run: str | Path) -> str:
+    """sha256 of what a run generates from: its files (sorted relative paths + bytes), with
+    ``checkpoint.json`` minus its provenance and per-epoch history, ``les/les.json`` minus its
+    provenance (:func:`lesbench.les.space.les_hash`), and the training log and resume state
+    left out. Those hold paths, creation times and seconds per epoch, so hashing the folder's
+    bytes would differ between two identical trainings; this digest is equal for equal
+    weights, configuration, LES and face model.
+    """
+    import hashlib
+
+    from lesbench.les.space import LES_JSON, les_hash
+
+    run = Path(run)
+    h = hashlib.sha256()
+    for path in sorted(p for p in run.rglob("*") if p.is_file()):
+        rel = path.relative_to(run).as_posix()
+        if rel in _RUN_LOG_FILES or path.name.endswith(".tmp"):
+            continue
+        h.update(rel.encode() + b"\0")
+        if rel == META_FILE:
+            meta = {k: v for k, v in json.loads(path.read_text()).items() if k not in _META_NOT_CONTENT}
+            h.update(json.dumps(meta, sort_keys=True, separators=(",", ":"), default=float).encode())
+        elif path.name == LES_JSON:
+            h.update(les_hash(path.parent).encode())
+        else:
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def write_csv_log(path: Path, fields, rows: list[dict]) -> None:

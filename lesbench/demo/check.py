@@ -1,0 +1,429 @@
+"""``lesbench demo --check``: does a demo run reproduce the committed reference results?
+
+A run (an output folder of ``lesbench demo``) is compared with a reference, row by row:
+
+- counts (test clips, clips generated, failures, frames a metric used): exact;
+- hashes of inputs every machine shares (the protocol file, model weights from packages): exact;
+- content digests of what each step made (demo data, prepared features, LES, trained runs, the
+  emotion classifier, edited clips): exact when the reference was made on the same processor
+  model, informational otherwise. MediaPipe's XNNPACK kernels and numpy's SIMD math are chosen
+  by processor, so another processor may legitimately part from the reference at the first
+  step that uses them (docs/reproducibility.md);
+- metric values: within a tolerance per metric (:data:`TOLERANCES`, absolute, in the metric's
+  units), the slack a processor-dependent kernel needs. On the reference's own processor model
+  the demo is deterministic and every difference is 0.
+
+References: the tiny demo's is one JSON Lines file committed under ``leaderboards/results/``
+(:data:`TINY_REFERENCE`; a header line, then one results record per method, each verbatim as
+``lesbench evaluate`` wrote it); the full demo's is the results folder the leaderboard reads
+(``leaderboards/results/demo-v1/lesbench-demo/``), which holds no step digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from lesbench.errors import LesbenchError
+
+#: Header ``kind`` of a reference file.
+REFERENCE_KIND = "lesbench-demo-reference"
+REFERENCE_VERSION = "1"
+#: Where the demo's results land in its output folder (``lesbench.evaluate`` layout).
+RESULTS_SUBDIR = Path("results") / "demo-v1" / "lesbench-demo"
+#: The committed tiny reference, relative to the packaged ``leaderboards/`` folder. Not a
+#: ``.json`` file: the leaderboard reads every ``*.json`` under ``results/`` as a table row, and
+#: smoke-run numbers must not appear next to the full demo's.
+TINY_REFERENCE = Path("results") / "demo-v1-tiny.reference.jsonl"
+#: The full demo's reference: the results the README's table is built from.
+FULL_REFERENCE = Path("results") / "demo-v1" / "lesbench-demo"
+
+#: Absolute tolerance per score name, in the metric's units. What a processor-dependent kernel
+#: (MediaPipe XNNPACK landmarks -> AUs, crops and coefficients; torch/oneDNN and OpenBLAS
+#: reductions) may move; on the reference's processor model the demo is deterministic and the
+#: difference is 0. A score not listed must match exactly. Rationale: docs/reproducibility.md.
+TOLERANCES: dict[str, float] = {
+    "psnr": 0.05,                 # dB
+    "ssim": 0.002,
+    "fid": 0.5,
+    "kid": 0.002,
+    "lpips": 0.002,
+    "csim": 0.002,
+    "m-lmd": 0.05,                # pixels of the 256 crop
+    "f-lmd": 0.05,
+    "av-sync": 0.01,              # confidence, 0..1
+    "av-offset": 0.25,            # frames: one of the 8 test clips moving by 2 frames
+    "av-abs-offset": 0.25,
+    "lse-c": 0.05,
+    "lse-d": 0.05,
+    "au-acc": 0.005,
+    "au-f1": 0.01,
+    "au-mae": 0.002,
+    "au-pearson": 0.01,
+    "emotion-acc": 0.0,           # clip accuracy over 8 clips moves in steps of 0.125
+    "emotion-acc-frame": 0.01,
+    "level-spearman": 0.01,
+    "level-linearity": 0.01,
+    "unit-isolation": 0.02,
+}
+
+#: The demo's steps whose outputs are digested, in chain order.
+DIGEST_STEPS: tuple[str, ...] = ("data", "prepare", "les", "train", "classifier", "edit")
+
+
+# ------------------------------------------------------------------------------ digests
+
+def _hash_files(root: Path, files: Iterable[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(files):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _files_under(root: Path, *subdirs: str) -> list[Path]:
+    out: list[Path] = []
+    for sub in subdirs:
+        base = root / sub
+        if base.is_file():
+            out.append(base)
+        elif base.is_dir():
+            out.extend(p for p in base.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+    return out
+
+
+def step_digests(out: str | Path) -> dict[str, str | None]:
+    """Content sha256 of each demo step's outputs in the folder ``out`` (None: not there).
+
+    Paths, creation times and seconds that steps record next to their outputs are left out,
+    so two identical runs into different folders give equal digests:
+
+    - ``data``: every file of ``mead/`` (videos, audio, ``truth.parquet``, ``demo.json``);
+    - ``prepare``: the per-clip features and crops and ``face_model.npz`` (not ``clips.parquet``
+      and ``dataset.json``, which hold paths and timings);
+    - ``les``: :func:`lesbench.les.space.les_hash`; ``train``: each run's
+      :func:`lesbench.model.train.checkpoint_sha256`;
+    - ``classifier``: the weights file (its embedded card holds no path or time);
+    - ``edit``: the edited clips and ``checks.json``.
+    """
+    from lesbench.les.space import LES_JSON, les_hash
+    from lesbench.model.train import MODEL_FILE, checkpoint_sha256
+
+    out = Path(out)
+    digests: dict[str, str | None] = {}
+    mead = _files_under(out, "mead")
+    digests["data"] = _hash_files(out, mead) if mead else None
+    prepared = _files_under(out / "prepared", "frames", "audio", "coeffs", "crops", "face_model.npz")
+    digests["prepare"] = _hash_files(out / "prepared", prepared) if prepared else None
+    digests["les"] = les_hash(out / "les") if (out / "les" / LES_JSON).is_file() else None
+    runs = sorted(p.parent for p in (out / "runs").glob(f"*/{MODEL_FILE}"))
+    if runs:
+        h = hashlib.sha256()
+        for run in runs:
+            h.update(f"{run.name}\0{checkpoint_sha256(run)}\0".encode())
+        digests["train"] = h.hexdigest()
+    else:
+        digests["train"] = None
+    clf = out / "classifier" / "emotion-au.safetensors"
+    digests["classifier"] = hashlib.sha256(clf.read_bytes()).hexdigest() if clf.is_file() else None
+    edits = _files_under(out, "edits")
+    digests["edit"] = _hash_files(out, edits) if edits else None
+    return digests
+
+
+#: Instruction-set flags that select kernels in MediaPipe (XNNPACK), numpy and torch.
+_KERNEL_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512", "amx", "vnni", "neon", "asimd", "sve")
+
+
+def processor_model() -> str:
+    """The processor's model name and kernel-selecting instruction sets (``/proc/cpuinfo``),
+    e.g. ``AMD EPYC [avx avx2 avx512f ...]``; else :func:`platform.processor`. Two machines
+    with the same string run the same kernels (a model name alone hides generations)."""
+    name, flags = "", ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key == "model name" and not name:
+                name = value.strip()
+            elif key in ("flags", "features") and not flags:
+                flags = value
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine()
+    isa = sorted({f for f in flags.split() if any(f.startswith(k) for k in _KERNEL_FLAGS)})
+    return f"{name} [{' '.join(isa)}]" if isa else name
+
+
+# ------------------------------------------------------------------------------ reading
+
+@dataclass
+class RunSummary:
+    """What the check compares: results per method, plus step digests when known."""
+
+    results: dict[str, dict[str, Any]]
+    digests: dict[str, str | None] = field(default_factory=dict)
+    processor: str | None = None
+    source: str = ""
+
+
+def read_results_dir(folder: str | Path) -> dict[str, dict[str, Any]]:
+    """method name -> results record, from ``folder/*.json``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LesbenchError(f"{folder}: no results folder (run the demo's evaluate step first)")
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise LesbenchError(f"{path}: unreadable results file ({exc})") from None
+        if not isinstance(data, dict) or "method" not in data or "scores" not in data:
+            raise LesbenchError(f"{path}: not a lesbench results file (no 'method' or 'scores')")
+        out[str(data["method"])] = data
+    if not out:
+        raise LesbenchError(f"{folder}: holds no results file (*.json)")
+    return out
+
+
+def summarize_run(out: str | Path) -> RunSummary:
+    """A demo output folder's results and step digests, on this processor."""
+    out = Path(out)
+    return RunSummary(results=read_results_dir(out / RESULTS_SUBDIR), digests=step_digests(out),
+                      processor=processor_model(), source=str(out))
+
+
+def write_reference(out: str | Path, path: str | Path, *, tiny: bool, command: str) -> Path:
+    """Write the reference file for the run in ``out``: a header line, then one line per method."""
+    summary = summarize_run(out)
+    header = {"kind": REFERENCE_KIND, "version": REFERENCE_VERSION, "tiny": tiny, "command": command,
+              "processor": summary.processor, "digests": summary.digests}
+    lines = [json.dumps(header, sort_keys=True)]
+    lines += [json.dumps(summary.results[m], sort_keys=True) for m in sorted(summary.results)]
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_reference(path: str | Path) -> RunSummary:
+    """A reference: a ``.jsonl`` file from :func:`write_reference`, or a results folder."""
+    path = Path(path)
+    if path.is_dir():
+        return RunSummary(results=read_results_dir(path), source=str(path))
+    if not path.is_file():
+        raise LesbenchError(f"{path}: reference results not found")
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    try:
+        records = [json.loads(ln) for ln in lines]
+    except ValueError as exc:
+        raise LesbenchError(f"{path}: not a JSON Lines reference file ({exc})") from None
+    if not records or not isinstance(records[0], dict) or records[0].get("kind") != REFERENCE_KIND:
+        raise LesbenchError(f"{path}: first line is not a {REFERENCE_KIND} header")
+    header = records[0]
+    if str(header.get("version")) != REFERENCE_VERSION:
+        raise LesbenchError(f"{path}: reference version {header.get('version')!r}; this lesbench reads {REFERENCE_VERSION}")
+    results = {}
+    for i, rec in enumerate(records[1:], start=2):
+        if not isinstance(rec, dict) or "method" not in rec or "scores" not in rec:
+            raise LesbenchError(f"{path}: line {i} is not a results record")
+        results[str(rec["method"])] = rec
+    return RunSummary(results=results, digests=dict(header.get("digests") or {}),
+                      processor=header.get("processor"), source=str(path))
+
+
+def default_reference(tiny: bool) -> Path:
+    """The committed reference for the tiny or the full demo (packaged ``leaderboards/``)."""
+    from lesbench.leaderboard import data_dir
+
+    return data_dir() / (TINY_REFERENCE if tiny else FULL_REFERENCE)
+
+
+# ------------------------------------------------------------------------------ comparing
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One compared quantity. ``verdict``: PASS, FAIL, or INFO (a digest that may legitimately
+    differ on another processor model; never fails the check)."""
+
+    method: str
+    metric: str
+    reference: Any
+    run: Any
+    difference: float | None
+    tolerance: str
+    verdict: str
+    #: ``exact`` (count, version, hash), ``score`` (a metric value) or ``digest``
+    kind: str = "exact"
+
+
+@dataclass
+class CheckReport:
+    rows: list[CheckRow]
+    reference: str
+    run: str
+    same_processor: bool
+    #: the first step whose digest differs from the reference's (None: none differs / unknown)
+    parted_at: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.verdict != "FAIL" for r in self.rows)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(r.verdict == "FAIL" for r in self.rows)
+
+    def format(self, verbose: bool = False) -> str:
+        """A plain-text table and a one-line verdict. Unless ``verbose``, the counts, versions
+        and hashes that match are summed up in one row per method; scores are always listed."""
+        head = ("method", "metric", "reference", "this run", "difference", "tolerance", "verdict")
+        body = []
+        hidden: dict[str, int] = {}
+        for r in self.rows:
+            if not verbose and r.kind == "exact" and r.verdict == "PASS" and r.method != "(demo)":
+                hidden[r.method] = hidden.get(r.method, 0) + 1
+                continue
+            body.append((r.method, r.metric, _fmt(r.reference), _fmt(r.run),
+                         "" if r.difference is None else f"{r.difference:+.6g}", r.tolerance, r.verdict))
+        for method, n in hidden.items():
+            body.append((method, f"{n} counts, versions and hashes", "", "", "", "exact", "PASS"))
+        body.sort(key=lambda row: (row[0] != "(demo)", row[0]))  # stable: keeps each method's order
+        widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+        lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in (head, *body)]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append("")
+        lines.append(f"reference: {self.reference}")
+        lines.append(f"this run:  {self.run}")
+        if self.parted_at:
+            lines.append(f"step digests part from the reference first at step '{self.parted_at}'"
+                         + ("" if self.same_processor else " (reference made on another processor model: "
+                            "digests are informational, see docs/reproducibility.md)"))
+        n_pass = sum(r.verdict == "PASS" for r in self.rows)
+        lines.append(("PASS" if self.ok else "FAIL") + f": {n_pass} passed, {self.n_failed} failed, "
+                     f"{sum(r.verdict == 'INFO' for r in self.rows)} informational")
+        return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    s = str(v)
+    return s[:16] if len(s) == 64 and all(c in "0123456789abcdef" for c in s) else s
+
+
+def _exact(method: str, metric: str, ref: Any, run: Any) -> CheckRow:
+    return CheckRow(method, metric, ref, run, None, "exact", "PASS" if ref == run else "FAIL")
+
+
+def _counts(rec: dict[str, Any]) -> dict[str, Any]:
+    gen = rec.get("generation") or {}
+    ctl = rec.get("controllability") or {}
+    counts: dict[str, Any] = {
+        "n_test_clips": (rec.get("dataset") or {}).get("n_test_clips"),
+        "n_generated": gen.get("n_generated"),
+        "n_generation_failures": len(gen.get("failures") or {}),
+        "unavailable": ",".join(sorted(rec.get("unavailable") or {})),
+    }
+    if ctl.get("applicable"):
+        counts["controllability.n_generated"] = ctl.get("n_generated")
+        counts["controllability.n_failures"] = len(ctl.get("failures") or {})
+    for name, score in sorted((rec.get("scores") or {}).items()):
+        if score.get("n") is not None:
+            counts[f"{name}.n"] = score["n"]
+    return counts
+
+
+def _input_hashes(rec: dict[str, Any]) -> dict[str, Any]:
+    """Hashes of inputs every machine shares: the protocol and packaged model files."""
+    out: dict[str, Any] = {"protocol.sha256": (rec.get("protocol") or {}).get("sha256")}
+    for name, score in sorted((rec.get("scores") or {}).items()):
+        out[f"{name}.version"] = score.get("version")
+        for wname, sha in sorted((score.get("weights") or {}).items()):
+            if wname != "emotion-au":  # the demo's own classifier: an artefact, compared below
+                out[f"weights.{wname}"] = sha
+    return out
+
+
+def _artefact_hashes(rec: dict[str, Any]) -> dict[str, Any]:
+    """Hashes of what the run itself made (trained checkpoint, the demo's classifier)."""
+    out: dict[str, Any] = {}
+    gen = rec.get("generation") or {}
+    if gen.get("checkpoint_sha256"):
+        out["checkpoint_sha256"] = gen["checkpoint_sha256"]
+    clf = ((rec.get("metric_options") or {}).get("emotion") or {}).get("classifier") or {}
+    if isinstance(clf, dict) and clf.get("sha256"):
+        out["classifier_sha256"] = clf["sha256"]
+    return out
+
+
+def compare(reference: RunSummary, run: RunSummary, tolerances: dict[str, float] | None = None) -> CheckReport:
+    """Compare ``run`` with ``reference``; see the module doc for the rules."""
+    tol = TOLERANCES if tolerances is None else tolerances
+    same_cpu = bool(reference.processor) and reference.processor == run.processor
+    artefact_verdict = "FAIL" if same_cpu else "INFO"
+    rows: list[CheckRow] = []
+    parted_at = None
+    for step in DIGEST_STEPS:
+        if step not in reference.digests:
+            continue
+        ref_d, run_d = reference.digests.get(step), run.digests.get(step)
+        same = ref_d == run_d
+        if not same and parted_at is None:
+            parted_at = step
+        rows.append(CheckRow("(demo)", f"digest:{step}", ref_d, run_d, None, "exact" if same_cpu else "same CPU only",
+                             "PASS" if same else artefact_verdict, kind="digest"))
+    for method in sorted(set(reference.results) | set(run.results)):
+        ref, got = reference.results.get(method), run.results.get(method)
+        if ref is None or got is None:
+            rows.append(CheckRow(method, "results file", "present" if ref else "absent",
+                                 "present" if got else "absent", None, "exact", "FAIL"))
+            continue
+        ref_c, got_c = _counts(ref), _counts(got)
+        for key in sorted(set(ref_c) | set(got_c)):
+            rows.append(_exact(method, key, ref_c.get(key), got_c.get(key)))
+        ref_h, got_h = _input_hashes(ref), _input_hashes(got)
+        for key in sorted(set(ref_h) | set(got_h)):
+            rows.append(_exact(method, key, ref_h.get(key), got_h.get(key)))
+        ref_a, got_a = _artefact_hashes(ref), _artefact_hashes(got)
+        for key in sorted(set(ref_a) | set(got_a)):
+            same = ref_a.get(key) == got_a.get(key)
+            rows.append(CheckRow(method, key, ref_a.get(key), got_a.get(key), None,
+                                 "exact" if same_cpu else "same CPU only", "PASS" if same else artefact_verdict,
+                                 kind="digest"))
+        ref_s, got_s = ref.get("scores") or {}, got.get("scores") or {}
+        for name in sorted(set(ref_s) | set(got_s)):
+            rows.append(_score_row(method, name, ref_s.get(name), got_s.get(name), tol))
+    return CheckReport(rows=rows, reference=reference.source, run=run.source, same_processor=same_cpu,
+                       parted_at=parted_at)
+
+
+def _score_row(method: str, name: str, ref: dict | None, got: dict | None, tol: dict[str, float]) -> CheckRow:
+    ref_v = None if ref is None else ref.get("value")
+    got_v = None if got is None else got.get("value")
+    t = float(tol.get(name, 0.0))
+    label = f"±{t:g}" if t > 0 else "exact"
+    if ref_v is None or got_v is None:
+        return CheckRow(method, name, ref_v, got_v, None, label, "PASS" if ref_v == got_v else "FAIL", kind="score")
+    ref_f, got_f = float(ref_v), float(got_v)
+    if math.isnan(ref_f) or math.isnan(got_f):
+        ok = math.isnan(ref_f) and math.isnan(got_f)
+        return CheckRow(method, name, ref_f, got_f, None, label, "PASS" if ok else "FAIL", kind="score")
+    diff = got_f - ref_f
+    # a relative 1e-12 absorbs only the last bit of a float printed and read back through JSON
+    ok = abs(diff) <= t + 1e-12 * max(abs(ref_f), 1.0)
+    return CheckRow(method, name, ref_f, got_f, diff, label, "PASS" if ok else "FAIL", kind="score")
+
+
+def check_demo(out: str | Path, reference: str | Path | None = None, *, tiny: bool = False) -> CheckReport:
+    """Compare the demo output folder ``out`` with ``reference`` (default: the committed one)."""
+    ref_path = Path(reference) if reference is not None else default_reference(tiny)
+    return compare(read_reference(ref_path), summarize_run(out))
