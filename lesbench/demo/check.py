@@ -34,7 +34,7 @@ from lesbench.errors import LesbenchError
 #: Header ``kind`` of a reference file.
 REFERENCE_KIND = "lesbench-demo-reference"
 REFERENCE_VERSION = "1"
-#: Where the demo's results land in its output folder (``lesbench.evaluate`` layout).
+#: Where the demo's results land in its output folder (``lesbench.evaluation`` layout).
 RESULTS_SUBDIR = Path("results") / "demo-v1" / "lesbench-demo"
 #: The committed tiny reference, relative to the packaged ``leaderboards/`` folder. Not a
 #: ``.json`` file: the leaderboard reads every ``*.json`` under ``results/`` as a table row, and
