@@ -57,6 +57,8 @@ TOLERANCES: dict[str, float] = {
     "m-lmd": 0.05,                # pixels of the 256 crop
     "f-lmd": 0.05,
     "av-sync": 0.01,              # confidence, 0..1
+    "sync-confidence-z": 0.5,     # null-standardised confidence: 0.01 of confidence over a null sd >= 0.01
+    "sync-confidence-pct": 5.0,   # percentile among 20 null rotations moves in steps of 5
     "av-offset": 0.25,            # frames: one of the 8 test clips moving by 2 frames
     "av-abs-offset": 0.25,
     "lse-c": 0.05,
