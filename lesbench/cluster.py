@@ -93,6 +93,28 @@ def worker_plugin(name: str) -> Any:
     return plugin
 
 
+def map_as_completed(client: Any, fn: Callable[..., Any], items: Sequence[Any], args: Sequence[Any],
+                     keys: Sequence[str], desc: str) -> Iterator[tuple[int, Any, BaseException | None]]:
+    """Submit ``fn(item, *args)`` for every item on ``client`` (task keys from ``desc`` and
+    ``keys``, made unique per call; two retries, e.g. after a lost worker) and yield
+    ``(index, result, error)`` as tasks finish: a task that failed yields its exception, never
+    raises. Futures are released as they are read, so results do not pile up on the cluster."""
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex[:8]
+    futures = client.map(fn, list(items), *[[a] * len(items) for a in args],
+                         key=[f"lesbench-{desc}-{token}-{k}" for k in keys], retries=2, pure=False)
+    index = {f.key: i for i, f in enumerate(futures)}
+    for fut in as_completed(futures):
+        i = index[fut.key]
+        try:
+            res, err = fut.result(), None
+        except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after retries
+            res, err = None, exc
+        fut.release()
+        yield i, res, err
+
+
 class DaskPool:
     """A Dask client on a new local cluster (``workers``) or an attached one (``scheduler``),
     started on first use and closed on exit. Plugins registered here are removed from an
@@ -144,23 +166,11 @@ class DaskPool:
         if not items:
             return
         self.start()
-        from distributed import as_completed
-
         keys = list(keys) if keys is not None else [str(i) for i in range(len(items))]
-        token = uuid.uuid4().hex[:8]
-        futures = self.client.map(fn, list(items), *[[a] * len(items) for a in args],
-                                  key=[f"lesbench-{desc}-{token}-{k}" for k in keys], retries=2, pure=False)
-        index = {f.key: i for i, f in enumerate(futures)}
         bar = tqdm(total=len(items), desc=desc, unit="clip", disable=not self.progress,
                    file=sys.stderr, dynamic_ncols=True)
         try:
-            for fut in as_completed(futures):
-                i = index[fut.key]
-                try:
-                    res, err = fut.result(), None
-                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after retries
-                    res, err = None, exc
-                fut.release()
+            for i, res, err in map_as_completed(self.client, fn, items, args, keys, desc):
                 bar.update(1)
                 yield i, res, err
         finally:

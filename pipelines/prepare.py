@@ -52,7 +52,7 @@ import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from lesbench import schema
-from lesbench.cluster import make_local_cluster  # noqa: F401 - re-exported (bench, tests)
+from lesbench.cluster import make_local_cluster, map_as_completed  # make_local_cluster: re-exported (bench, tests)
 from lesbench.errors import DatasetError, Interrupted, LesbenchError, MediaError, OutputWriteError, UsageError
 from lesbench.pipelines import manifest as mf
 
@@ -695,20 +695,7 @@ class Runner:
             if not items:
                 return
             self._start()
-            from distributed import as_completed
-
-            token = uuid.uuid4().hex[:8]
-            futures = self.client.map(fn, list(items), *[[a] * len(items) for a in args],
-                                      key=[f"lesbench-{desc}-{token}-{k}" for k in keys],
-                                      retries=2, pure=False)
-            index = {f.key: i for i, f in enumerate(futures)}
-            for fut in as_completed(futures):
-                i = index[fut.key]
-                try:
-                    res, err = fut.result(), None
-                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after retries
-                    res, err = None, exc
-                fut.release()
+            for i, res, err in map_as_completed(self.client, fn, items, args, keys, desc):
                 bar.update(1)
                 yield i, res, err
         finally:
