@@ -157,6 +157,34 @@ def builtin_protocols() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
+def read_packaged_yaml(name_or_path: str | Path, folder: str, what: str,
+                       builtin: list[str]) -> tuple[Any, str, str]:
+    """``(data, source, text)`` of a YAML file given by path (a ``.yaml``/``.yml`` name or an
+    existing file) or by the name of one shipped in ``lesbench.metrics/{folder}/``; read with
+    ``yaml.safe_load``. ``what`` names the kind in errors ("protocol"), ``builtin`` lists the
+    shipped names for the message. A name is one plain word: it never reaches outside ``folder``.
+    """
+    import yaml
+
+    candidate = Path(str(name_or_path))
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise LesbenchError(f"{candidate}: {what} file not found")
+        text, source = candidate.read_text(encoding="utf-8"), str(candidate)
+    else:
+        name = str(name_or_path)
+        res = resources.files("lesbench.metrics") / folder / f"{name}.yaml"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or not res.is_file():
+            raise LesbenchError(f"unknown {what} {name!r}; built-in: {', '.join(builtin)} "
+                                f"(or pass the path of a {what} .yaml file)")
+        text, source = res.read_text(encoding="utf-8"), f"lesbench:{name}"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise LesbenchError(f"{source}: not valid YAML: {exc}") from None
+    return data, source, text
+
+
 def load_protocol(name_or_path: str | Path = "mead-v1") -> Protocol:
     """Load a built-in protocol by name (``"mead-v1"``) or any protocol YAML file by path.
 
@@ -164,26 +192,7 @@ def load_protocol(name_or_path: str | Path = "mead-v1") -> Protocol:
         LesbenchError: unknown name, unreadable file, or a missing/invalid field (the message
             names the file and the field).
     """
-    import yaml
-
-    text: str
-    source: str
-    candidate = Path(str(name_or_path))
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
-            raise LesbenchError(f"{candidate}: protocol file not found")
-        text, source = candidate.read_text(encoding="utf-8"), str(candidate)
-    else:
-        res = resources.files("lesbench.metrics") / "protocols" / f"{name_or_path}.yaml"
-        if not res.is_file():
-            known = ", ".join(builtin_protocols())
-            raise LesbenchError(f"unknown protocol {str(name_or_path)!r}; built-in: {known} "
-                                f"(or pass the path of a protocol .yaml file)")
-        text, source = res.read_text(encoding="utf-8"), f"lesbench:{name_or_path}"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise LesbenchError(f"{source}: not valid YAML: {exc}") from None
+    data, source, _ = read_packaged_yaml(name_or_path, "protocols", "protocol", builtin_protocols())
     if not isinstance(data, dict):
         raise LesbenchError(f"{source}: a protocol must be a mapping")
     return _from_dict(data, source)

@@ -36,7 +36,6 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,6 +43,7 @@ import numpy as np
 
 from lesbench import schema
 from lesbench.errors import LesbenchError
+from lesbench.metrics.protocol import read_packaged_yaml
 
 VERSION = "robust/1"
 ORIGINAL = "original"
@@ -100,22 +100,7 @@ def load_perturbations(name_or_path: str | Path = "robustness-v1") -> Perturbati
     Raises:
         LesbenchError: the file is missing or malformed (the message names the file and entry).
     """
-    import yaml
-
-    candidate = Path(str(name_or_path))
-    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
-        if not candidate.is_file():
-            raise LesbenchError(f"{candidate}: no such perturbation file")
-        text, source = candidate.read_text(encoding="utf-8"), str(candidate)
-    else:
-        res = resources.files("lesbench.metrics") / "perturbations" / f"{name_or_path}.yaml"
-        if not res.is_file():
-            raise LesbenchError(f"unknown perturbation set {name_or_path!r} (built in: robustness-v1; or a .yaml path)")
-        text, source = res.read_text(encoding="utf-8"), f"lesbench.metrics/perturbations/{name_or_path}.yaml"
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise LesbenchError(f"{source}: not valid YAML: {exc}") from exc
+    raw, source, text = read_packaged_yaml(name_or_path, "perturbations", "perturbation set", ["robustness-v1"])
     if not isinstance(raw, dict) or not raw.get("name") or "version" not in raw:
         raise LesbenchError(f"{source}: a perturbation set needs `name`, `version` and `perturbations`")
     entries = raw.get("perturbations")

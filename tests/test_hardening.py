@@ -387,3 +387,18 @@ def test_png_renders_a_name_with_dollar_signs(evil_leaderboard):
     cards["evil"] = dataclasses.replace(cards["evil"], name="costs $5^{ and $\\frac{")  # broken mathtext
     png = render(dataclasses.replace(evil_leaderboard, cards=cards), "png")
     assert png.startswith(b"\x89PNG")
+
+
+def test_builtin_protocol_names_never_reach_outside_the_package(tmp_path, monkeypatch):
+    from lesbench.errors import LesbenchError
+    """A protocol given by name (no .yaml suffix) is looked up only among the shipped files."""
+    from lesbench.metrics.protocol import load_protocol
+    from lesbench.metrics.robustness import load_perturbations
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("../protocols/mead-v1", "../../metrics/protocols/mead-v1", "a/../mead-v1"):
+        with pytest.raises(LesbenchError, match="unknown protocol|protocol file not found"):
+            load_protocol(name)
+    with pytest.raises(LesbenchError, match="unknown perturbation set"):
+        load_perturbations("../protocols/mead-v1")
+    assert load_protocol("mead-v1").source == "lesbench:mead-v1"

@@ -56,7 +56,7 @@ def test_bad_perturbation_files_name_the_file(tmp_path):
     bad.write_text("name: x\nversion: 1\nperturbations:\n  - {name: a, kind: encode, crff: 3}\n")
     with pytest.raises(LesbenchError, match=r"bad\.yaml.*unknown keys \['crff'\]"):
         load_perturbations(bad)
-    with pytest.raises(LesbenchError, match="no such perturbation file"):
+    with pytest.raises(LesbenchError, match="perturbation set file not found"):
         load_perturbations(tmp_path / "missing.yaml")
 
 
