@@ -37,6 +37,18 @@ def numpy_distances(v: np.ndarray, a: np.ndarray, vshift: int) -> np.ndarray:
     return d
 
 
+def _save_sharp_random_s3fd(net, tmp_path: Path) -> Path:
+    """Save a randomly initialised S3FD as ``sfd_face.pth``, its class scores sharpened so that
+    some boxes pass the 0.9 confidence threshold."""
+    with torch.no_grad():
+        for layer in net.conf:
+            layer.weight.mul_(20.0)
+            layer.bias.zero_()
+    path = tmp_path / "sfd_face.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
 def test_hand_computed_distances():
     # 3 windows, 2-d embeddings, vshift 1: distances written out by hand (eps ignored, 1e-6)
     v = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
@@ -314,12 +326,7 @@ def test_s3fd_equals_syncnet_python(syncnet_python, tmp_path):
     s3fd = importlib.import_module("syncnet_python.detectors.s3fd")
     torch.manual_seed(0)
     net = nets.S3FDNet(device="cpu")
-    with torch.no_grad():  # sharper random class scores, so that some boxes pass 0.9
-        for layer in net.conf:
-            layer.weight.mul_(20.0)
-            layer.bias.zero_()
-    path = tmp_path / "sfd_face.pth"
-    torch.save(net.state_dict(), path)
+    path = _save_sharp_random_s3fd(net, tmp_path)
     rng = np.random.default_rng(0)
     image = cv2.GaussianBlur(rng.integers(0, 256, (360, 480, 3)).astype(np.uint8), (7, 7), 2)
     ref = s3fd.S3FD(net=net, device="cpu").detect_faces(image, conf_th=0.9, scales=[0.25])
@@ -463,12 +470,7 @@ def test_metric_with_s3fd_crops_around_its_boxes(tmp_path, no_installed_weights)
 
     torch.manual_seed(0)
     net = build_s3fd()
-    with torch.no_grad():  # sharper random class scores, so that some boxes pass 0.9
-        for layer in net.conf:
-            layer.weight.mul_(20.0)
-            layer.bias.zero_()
-    path = tmp_path / "sfd_face.pth"
-    torch.save(net.state_dict(), path)
+    path = _save_sharp_random_s3fd(net, tmp_path)
     rng = np.random.default_rng(0)
     base = cv2.GaussianBlur(rng.integers(0, 256, (160, 200, 3)).astype(np.uint8), (7, 7), 2)
     # a still picture: random weights' boxes jump between frames, a real face's would not
