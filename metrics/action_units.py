@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lesbench.metrics._face import aus_array
-from lesbench.metrics.base import Metric
+from lesbench.metrics.base import Metric, Output
 from lesbench.metrics.protocol import paired_indices
 from lesbench.schema import AU_NAMES
 
@@ -122,7 +122,10 @@ class AUAccuracy(Metric):
 
     name: ClassVar[str] = "au"
     version: ClassVar[str] = VERSION
-    higher_is_better: ClassVar[bool | None] = True  # accuracy, f1, pearson; mae: lower
+    outputs: ClassVar[tuple[Output, ...]] = (
+        Output("accuracy", "au-acc", "AU acc", "higher", 3), Output("f1", "au-f1", "AU F1", "higher", 3),
+        Output("mae", "au-mae", "AU MAE", "lower", 3), Output("pearson", "au-pearson", "AU r", "higher", 3))
+    protocol_args: ClassVar[dict[str, str]] = {"thresholds": "au_threshold_vector", "pairing": "pairing"}
     inputs: ClassVar[tuple[str, ...]] = ("pred_face", "target_aus")
     needs_face: ClassVar[bool] = True
 

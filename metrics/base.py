@@ -1,7 +1,9 @@
 """Base class for every metric (torchmetrics-style: state, ``update``, ``compute``).
 
-A metric declares ``name``, ``version`` (bumped whenever its number can change),
-``higher_is_better`` and the weights it needs (names known to :mod:`lesbench.weights`).
+A metric declares ``name``, ``version`` (bumped whenever its number can change), its
+``outputs`` (one :class:`Output` per number it reports: public name, label, direction, decimals)
+and the weights it needs (names known to :mod:`lesbench.weights`). ``protocol_args`` says which
+protocol settings its constructor takes, so :meth:`Metric.from_protocol` builds it.
 Each metric class has a plain-function twin in the same module, and is registered in
 :data:`lesbench.registry.METRICS`.
 
@@ -14,7 +16,47 @@ Each metric class has a plain-function twin in the same module, and is registere
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lesbench.metrics.protocol import Protocol
+
+#: ``higher`` / ``lower`` is better, or ``target``: closest to a target value is best (an
+#: audio-visual offset of 0 frames); tables rank only ``higher`` and ``lower``.
+Direction = Literal["higher", "lower", "target"]
+DIRECTIONS: tuple[str, ...] = ("higher", "lower", "target")
+
+
+@dataclass(frozen=True)
+class Output:
+    """One number a metric reports, declared once on the metric class.
+
+    ``key``: its key in ``compute()``'s dict ("" for a metric that returns one float);
+    ``name``: its public name in results files and tables (``m-lmd``); ``label``: the column
+    heading (None: not a headline column; tables show it under ``name``, after the labelled
+    columns); ``decimals``: digits shown in tables; ``unit``: e.g. ``dB``, ``px`` ("" unitless).
+    """
+
+    key: str
+    name: str
+    label: str | None = None
+    direction: Direction = "higher"
+    decimals: int = 3
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"output {self.name!r}: direction must be one of {DIRECTIONS}, got {self.direction!r}")
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        """True / False, or None for ``target`` (what results files record)."""
+        return {"higher": True, "lower": False}.get(self.direction)
+
+
+def direction_of(higher_is_better: bool | None) -> Direction:
+    """The :data:`Direction` a results file's ``higher_is_better`` flag stands for."""
+    return "target" if higher_is_better is None else ("higher" if higher_is_better else "lower")
 
 
 class MetricUnavailable(Exception):
@@ -32,7 +74,15 @@ class MetricUnavailable(Exception):
 class Metric:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
-    higher_is_better: ClassVar[bool | None] = None  # None: closer to a target (e.g. sync offset 0)
+    #: every number the metric reports (:class:`Output`); a key ``compute()`` returns that is not
+    #: declared is reported as ``{name}-{key}`` with the metric's direction
+    outputs: ClassVar[tuple[Output, ...]] = ()
+    #: the metric as a whole: the direction its outputs share, None when they differ or aim at a
+    #: target (derived from :attr:`outputs`; set it only on a metric without outputs)
+    higher_is_better: ClassVar[bool | None] = None
+    #: constructor argument -> :class:`~lesbench.metrics.protocol.Protocol` attribute it takes
+    #: (an attribute that is a method is called): what :meth:`from_protocol` passes
+    protocol_args: ClassVar[dict[str, str]] = {}
     #: weight names resolved through lesbench.weights (their sha256 goes into results)
     weights: ClassVar[tuple[str, ...]] = ()
     #: what the metric reads per clip: any of "pred_video", "ref_video", "audio", "source",
@@ -48,9 +98,27 @@ class Metric:
     needs_audio: ClassVar[bool] = False
     needs_face: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "outputs" in cls.__dict__ and cls.outputs:
+            directions = {o.direction for o in cls.outputs}
+            cls.higher_is_better = {"higher": True, "lower": False}.get(directions.pop()) if len(directions) == 1 else None
+
     def __init__(self, device: str | None = None) -> None:
         self.device = device
         self.reset()
+
+    @classmethod
+    def from_protocol(cls, protocol: "Protocol", device: str | None = None,
+                      options: dict[str, Any] | None = None) -> "Metric":
+        """The metric with the protocol's settings (:attr:`protocol_args`), then ``options``
+        (extra constructor arguments, which win)."""
+        kwargs: dict[str, Any] = {"device": device}
+        for arg, attr in cls.protocol_args.items():
+            value = getattr(protocol, attr)
+            kwargs[arg] = value() if callable(value) else value
+        kwargs.update(options or {})
+        return cls(**kwargs)
 
     def reset(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -36,7 +36,7 @@ import numpy as np
 
 from lesbench import schema
 from lesbench.metrics._face import OUTER_EYE_CORNERS, aus_array, landmarks_array
-from lesbench.metrics.base import Metric
+from lesbench.metrics.base import Metric, Output
 from lesbench.schema import AU_NAMES, FACIAL_UNITS
 
 VERSION = "ctrl/1"
@@ -173,7 +173,12 @@ class LevelControllability(Metric):
 
     name: ClassVar[str] = "controllability"
     version: ClassVar[str] = VERSION
-    higher_is_better: ClassVar[bool | None] = True
+    #: also the controllability sweep's outputs (``lesbench.sweep``): ``isolation`` is measured
+    #: only by the sweep's unit edits
+    outputs: ClassVar[tuple[Output, ...]] = (
+        Output("spearman", "level-spearman", "Level ρ", "higher", 3),
+        Output("r2", "level-linearity", "Level R²", "higher", 3),
+        Output("isolation", "unit-isolation", "Unit iso", "higher", 3))
     inputs: ClassVar[tuple[str, ...]] = ("pred_face", "emotion", "level")
     unit: ClassVar[str] = "dataset"
     needs_face: ClassVar[bool] = True

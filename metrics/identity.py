@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lesbench.metrics.base import Metric, MetricUnavailable
+from lesbench.metrics.base import Metric, MetricUnavailable, Output
 
 REC_WEIGHTS = "dlib-face-recognition"
 SHAPE_WEIGHTS = "dlib-shape-predictor-68"
@@ -131,7 +131,7 @@ class CSIM(Metric):
 
     name = "csim"
     version = "dlib-resnet-v1/hog-68pt/1"
-    higher_is_better = True
+    outputs = (Output("", "csim", "CSIM", "higher", 3),)
     weights: ClassVar[tuple[str, ...]] = (REC_WEIGHTS, SHAPE_WEIGHTS)
     inputs: ClassVar[tuple[str, ...]] = ("pred_video", "source")
 

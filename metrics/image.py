@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lesbench.metrics.base import Metric, MetricUnavailable
+from lesbench.metrics.base import Metric, MetricUnavailable, Output
 
 DATA_RANGE = 255.0
 SSIM_SIGMA = 1.5
@@ -226,7 +226,8 @@ class PSNR(_FrameMeanMetric):
 
     name = "psnr"
     version = "rgb-255/2"
-    higher_is_better = True
+    outputs = (Output("", "psnr", "PSNR", "higher", 2, "dB"),)
+    protocol_args = {"identical": "psnr_identical", "cap_db": "psnr_cap_db"}
 
     def __init__(self, device: str | None = None, identical: str = "cap", cap_db: float = 100.0) -> None:
         if identical not in PSNR_IDENTICAL_RULES:
@@ -247,7 +248,8 @@ class SSIM(_FrameMeanMetric):
     """Structural similarity, per frame, averaged (see module doc for the two windows)."""
 
     name = "ssim"
-    higher_is_better = True
+    outputs = (Output("", "ssim", "SSIM", "higher", 3),)
+    protocol_args = {"window": "ssim_window", "win_size": "ssim_win_size", "sample_covariance": "ssim_sample_covariance"}
     VERSIONS: ClassVar[dict[str, str]] = {"gaussian": "rgb-gauss1.5-255/1", "uniform": "rgb-uniform7-sample-255/1"}
     version = VERSIONS["gaussian"]
 
@@ -323,7 +325,7 @@ class LPIPS(_FrameMeanMetric):
 
     name = "lpips"
     version = "lpips-0.1-alex/1"
-    higher_is_better = False
+    outputs = (Output("", "lpips", "LPIPS", "lower", 3),)
     weights = ("lpips-alex",)
 
     def __init__(self, device: str | None = None, net: str = "alex", backbone_path: str | Path | None = None,

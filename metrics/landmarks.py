@@ -67,7 +67,7 @@ import numpy as np
 
 from lesbench.errors import LesbenchError
 from lesbench.metrics._face import landmarks_array
-from lesbench.metrics.base import Metric, MetricUnavailable
+from lesbench.metrics.base import Metric, MetricUnavailable, Output
 from lesbench.metrics.protocol import paired_indices
 from lesbench.weights import file_sha256, resolve as resolve_weight
 
@@ -322,7 +322,11 @@ class LandmarkDistance(Metric):
 
     name: ClassVar[str] = "lmd"
     version: ClassVar[str] = _VERSIONS[("mediapipe478", "lesbench")]
-    higher_is_better: ClassVar[bool | None] = False
+    outputs: ClassVar[tuple[Output, ...]] = (
+        Output("m_lmd", "m-lmd", "M-LMD", "lower", 2, "px"), Output("f_lmd", "f-lmd", "F-LMD", "lower", 2, "px"),
+        Output("m_lvd", "lmd-m-lvd", None, "lower", 3, "px"), Output("f_lvd", "lmd-f-lvd", None, "lower", 3, "px"))
+    protocol_args: ClassVar[dict[str, str]] = {"landmarks": "lmd_landmarks", "crop_size": "crop_size",
+                                               "pairing": "pairing", "definition": "lmd_definition"}
     inputs: ClassVar[tuple[str, ...]] = ("pred_face", "ref_face", "pred_size", "ref_size")
     needs_face: ClassVar[bool] = True
 

@@ -67,7 +67,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lesbench.metrics.base import Metric, MetricUnavailable
+from lesbench.metrics.base import Metric, MetricUnavailable, Output
 
 VERSION = "syncnet_v2/2"
 WEIGHTS = "syncnet-v2"
@@ -663,7 +663,10 @@ class LSE(Metric):
 
     name: ClassVar[str] = "lse"
     version: ClassVar[str] = VERSION
-    higher_is_better: ClassVar[bool | None] = None  # lse_c: higher; lse_d: lower
+    outputs: ClassVar[tuple[Output, ...]] = (
+        Output("lse_c", "lse-c", "LSE-C", "higher", 2), Output("lse_d", "lse-d", "LSE-D", "lower", 2),
+        Output("offset", "lse-offset", "LSE offset", "target", 2, "frames"))
+    protocol_args: ClassVar[dict[str, str]] = {"vshift": "lse_vshift", "crop_scale": "lse_crop_scale"}
     weights: ClassVar[tuple[str, ...]] = (WEIGHTS,)
     inputs: ClassVar[tuple[str, ...]] = ("pred_video", "pred_face", "audio")
     needs_audio: ClassVar[bool] = True

@@ -89,7 +89,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lesbench.metrics._face import interocular, landmarks_array
-from lesbench.metrics.base import Metric
+from lesbench.metrics.base import Metric, Output
 
 VERSION = "xval-logmel-ridge/3"
 
@@ -449,7 +449,13 @@ class AVSync(Metric):
 
     name: ClassVar[str] = "sync"
     version: ClassVar[str] = VERSION
-    higher_is_better: ClassVar[bool | None] = None  # offset: closest to 0; confidence, z, pct: higher
+    outputs: ClassVar[tuple[Output, ...]] = (
+        Output("confidence", "av-sync", "AV conf", "higher", 3),
+        Output("abs_offset", "av-abs-offset", "|AV offset|", "lower", 2, "frames"),
+        Output("offset", "av-offset", "AV offset", "target", 2, "frames"),
+        Output("confidence_z", "sync-confidence-z", None, "higher", 3),
+        Output("confidence_pct", "sync-confidence-pct", None, "higher", 3, "%"))
+    protocol_args: ClassVar[dict[str, str]] = {"max_shift": "sync_max_shift", "sr": "sample_rate", "fps": "fps"}
     inputs: ClassVar[tuple[str, ...]] = ("pred_face", "audio")
     needs_audio: ClassVar[bool] = True
     needs_face: ClassVar[bool] = True
