@@ -132,7 +132,7 @@ def shifted_copy(ref: str | Path, out: str | Path, shift_px: int = 2) -> dict[st
     shifted right by ``shift_px`` pixels, with its audio. Returns ``{key: video}``."""
     from lesbench import io
     from lesbench.errors import MediaError
-    from lesbench.metrics.score import discover
+    from lesbench.metrics.discover import discover
 
     out = Path(out)
     made: dict[str, Path] = {}
@@ -164,7 +164,8 @@ def bench_score_workers(ref: str | Path | None = None, workers: Sequence[int] = 
     """
     import tempfile
 
-    from lesbench.metrics.score import discover, score
+    from lesbench.metrics.discover import discover
+    from lesbench.metrics.score import score
 
     with tempfile.TemporaryDirectory(prefix="lesbench-bench-score-") as tmp:
         base = Path(workdir) if workdir is not None else Path(tmp)

@@ -400,7 +400,7 @@ def audit(pred: str | Path, ref: str | Path | None = None, *, out: str | Path,
     :meth:`RobustnessReport.write`).
     """
     from lesbench.metrics.protocol import FrameSampling, load_protocol
-    from lesbench.metrics.score import discover
+    from lesbench.metrics.discover import discover
 
     if scorer is None:
         from lesbench.metrics.score import score as scorer

@@ -24,7 +24,8 @@ from lesbench.metrics.base import Metric
 from lesbench.metrics.fid import FID, to_channel_order
 from lesbench.metrics.image import PSNR, SSIM, apply_identical_rule, psnr_frames, ssim_frames
 from lesbench.metrics.protocol import canonical_clip_id, load_protocol, read_clip_list
-from lesbench.metrics.score import bootstrap_ci, bootstrap_ci_weighted, score
+from lesbench.metrics.report import bootstrap_ci, bootstrap_ci_weighted
+from lesbench.metrics.score import score
 
 
 def _frames(n: int, seed: int, size: int = 48) -> np.ndarray:
@@ -312,9 +313,9 @@ def test_eat_mead_passes_the_lmd_definition_and_paired_frames(clips, monkeypatch
     assert lmd.value == {"m_lmd": 1.0, "f_lmd": 2.0, "m_lvd": 0.5, "f_lvd": 0.25}
     assert lmd.counts == {"n_clips": 3, "n_valid": 22}  # a count, summed, not averaged
     assert set(lmd.ci95) == {"m_lmd", "f_lmd", "m_lvd", "f_lvd"}
-    from lesbench.metrics.score import _make_metric
+    from lesbench.metrics.scorer import make_metric
 
-    _make_metric("lmd", load_protocol("mead-v1"), None, {})
+    make_metric("lmd", load_protocol("mead-v1"), None, {})
     assert _RecordingLMD.made[-1] == {"landmarks": "mediapipe478", "crop_size": 256, "pairing": "linspace",
                                       "definition": "lesbench"}  # mead-v1: the default, unchanged
 

@@ -131,12 +131,12 @@ def two_folders(tmp_path_factory):
 def test_metric_unavailable_in_update_keeps_the_other_metrics(two_folders, monkeypatch):
     import lesbench.metrics.score as score_mod
 
-    real_make = score_mod._make_metric
+    real_make = score_mod.make_metric
 
     def make(name, protocol, device, options):
         return _FailsInUpdate() if name == "lpips" else real_make(name, protocol, device, options)
 
-    monkeypatch.setattr(score_mod, "_make_metric", make)
+    monkeypatch.setattr(score_mod, "make_metric", make)
     pred, ref = two_folders
     report = score_mod.score(pred, ref=ref, metrics=["psnr", "lpips", "ssim"])
     assert "cannot be imported" in report.metrics["lpips"].unavailable
@@ -243,7 +243,7 @@ def test_protocol_rejects_bad_clip_selection(tmp_path):
 
 
 def test_feature_cache_computes_once_and_keys_on_the_file(tmp_path):
-    from lesbench.metrics.score import FeatureCache
+    from lesbench.metrics.video import FeatureCache
 
     video = tmp_path / "ref.mp4"
     io_mod.write_video(video, np.full((4, 16, 16, 3), 100, np.uint8), fps=25)

@@ -364,7 +364,7 @@ def test_score_records_the_trained_classifiers_weights(tmp_path):
     import hashlib
 
     from lesbench.metrics.emotion import EmotionAccuracy
-    from lesbench.metrics.score import _metric_weights
+    from lesbench.metrics.score import metric_weights as _metric_weights
 
     clf = _au_classifier_file(tmp_path / "emotion-au-w.safetensors")
     assert _metric_weights(EmotionAccuracy(classifier=str(clf), device="cpu")) == {

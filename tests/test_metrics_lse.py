@@ -407,7 +407,7 @@ def no_installed_weights(tmp_path, monkeypatch):
 
 def test_metric_names_its_detector_and_records_the_files_it_used(tmp_path, no_installed_weights):
     from lesbench.metrics.lse import build_s3fd
-    from lesbench.metrics.score import _metric_weights
+    from lesbench.metrics.score import metric_weights as _metric_weights
     from lesbench.weights import file_sha256
 
     syncnet = tmp_path / "my_syncnet.model"

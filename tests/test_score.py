@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from lesbench.metrics.protocol import load_protocol
-from lesbench.metrics.score import bootstrap_ci, discover, score
+from lesbench.metrics.discover import discover
+from lesbench.metrics.report import bootstrap_ci
+from lesbench.metrics.score import score
 
 pytest.importorskip("mediapipe")
 

@@ -198,7 +198,7 @@ def test_cli_passes_workers_scheduler_and_device(monkeypatch, folders):
 def test_feature_cache_entries_are_whole_and_reused(tmp_path, folders):
     """Two writers of one entry each use their own temporary file; the entry is then read back
     instead of recomputed."""
-    from lesbench.metrics.score import FeatureCache
+    from lesbench.metrics.video import FeatureCache
 
     _, ref = folders
     video = ref / "happy" / "level_3" / "c0.mp4"
