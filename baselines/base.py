@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Collection
 
 import numpy as np
 
@@ -133,6 +133,10 @@ class Method:
     #: True when the method generates from any (source image, audio, emotion, level) request, so
     #: the controllability sweep (:mod:`lesbench.sweep`) can ask it for levels 0..1 and unit edits.
     controllable: ClassVar[bool] = False
+    #: True for a method that serves existing videos: each keeps its own frame count (the scorer
+    #: pairs it with the reference by the protocol's pairing) and may be scored from its file
+    #: (:meth:`video_file`) instead of being re-encoded.
+    keeps_own_length: ClassVar[bool] = False
 
     def __init__(self, seed: int = 0, device: str | None = None, **options: Any) -> None:
         self.seed = int(seed)
@@ -147,6 +151,31 @@ class Method:
     def generate(self, request: GenerationRequest) -> np.ndarray:  # pragma: no cover - abstract
         """Return the generated clip: (T, H, W, 3) uint8 RGB, ``T == request.n_frames``."""
         raise NotImplementedError
+
+    @property
+    def card_key(self) -> str:
+        """The method card its results cite (``leaderboards/methods/{card_key}.yaml``)."""
+        return self.card or self.name
+
+    @property
+    def result_name(self) -> str:
+        """Name of its results file and leaderboard row (default: the registry name)."""
+        return self.name
+
+    def check(self, cards: Collection[str]) -> None:
+        """Raise :class:`~lesbench.errors.LesbenchError` (naming the problem) when the method
+        cannot be evaluated as configured; called before anything is generated. ``cards``: the
+        known method-card keys."""
+
+    def missing_clips(self) -> set[str]:
+        """Test clips (after :meth:`setup`) the method has no output for: recorded as failures,
+        never asked for."""
+        return set()
+
+    def video_file(self, request: GenerationRequest) -> Path | None:
+        """A file that is the answer to ``request`` as it is (only for :attr:`keeps_own_length`
+        methods), or None: :meth:`generate` is called."""
+        return None
 
     def provenance(self) -> dict[str, Any]:
         """What identifies this run of the method: revision, checkpoint sha256, options."""

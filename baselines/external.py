@@ -29,10 +29,11 @@ and 25 fps is scored from its file (:meth:`ExternalVideos.video_file`), not re-e
 from __future__ import annotations
 
 import csv
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 import numpy as np
 
@@ -205,7 +206,6 @@ class ExternalVideos(Method):
 
     name = "external"
     card = ""
-    #: evaluate keeps each video's own frame count; the scorer pairs frames (protocol pairing)
     keeps_own_length = True
 
     def __init__(self, seed: int = 0, device: str | None = None, videos: str | Path | None = None,
@@ -218,11 +218,30 @@ class ExternalVideos(Method):
         if not card:
             raise LesbenchError("external: --name (a method card, e.g. eat) is required")
         self.videos = Path(videos)
-        self.card_key = card
+        self._card = str(card)
         self.scheme = scheme
         self.pattern = pattern
         self.mapping_csv = mapping_csv
         self.match: VideoMatch | None = None
+
+    @property
+    def card_key(self) -> str:
+        """The card named by the ``card`` option (``--name``): the method that made the videos."""
+        return self._card
+
+    @property
+    def result_name(self) -> str:
+        """Results are filed under the card of the method that made the videos (``eat.json``)."""
+        return self._card
+
+    def check(self, cards: Collection[str]) -> None:
+        if self._card not in cards:
+            close = difflib.get_close_matches(self._card, list(cards), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise LesbenchError(f"--name {self._card!r} is not a method card.{hint} Known: {', '.join(sorted(cards))}")
+
+    def missing_clips(self) -> set[str]:
+        return set(self.match.missing) if self.match is not None else set()
 
     def setup(self, data: PreparedData) -> None:
         super().setup(data)

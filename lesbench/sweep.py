@@ -68,7 +68,7 @@ where the yardstick cannot pose the request (the LES direction of ``e*`` has no 
     res.summary()   # {"level-spearman": 0.98, "level-linearity": 0.95, "unit-isolation": 0.9, ...}
 
 ``lesbench evaluate`` runs it for methods with ``Method.controllable`` and records the numbers
-with the yardstick's sha256 and provenance (:func:`evaluate_controllability`). A method that
+with the yardstick's sha256 and provenance (:func:`lesbench.sweep_eval.evaluate_controllability`). A method that
 cannot take requests at all (it replays or looks up test clips) is *not applicable*: it was not
 asked, so nothing was measured.
 """
@@ -77,185 +77,21 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from lesbench.records import json_safe
-from lesbench.threads import torch_threads
 from lesbench import schema
+from lesbench.baselines.base import GenerationRequest, Method, PreparedData
 from lesbench.errors import LesbenchError
-from lesbench.metrics.controllability import TrackerMeasure
-
-if TYPE_CHECKING:  # pragma: no cover
-    from lesbench.baselines.base import Method, PreparedData
-    from lesbench.les.space import LinearEmotionSpace
-
-#: Version of the sweep (requests, sources, aggregation); the metric functions are ``ctrl/1``.
-SWEEP_VERSION = "sweep/3"
-NEUTRAL = "neutral"
-
-#: Leaderboard names of the sweep's outputs and whether higher is better.
-OUTPUTS: dict[str, bool] = {"level-spearman": True, "level-linearity": True, "unit-isolation": True}
+from lesbench.les.space import LinearEmotionSpace
+from lesbench.metrics.controllability import (UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face, level_control,
+                                              project_on_direction, unit_isolation)
+from lesbench.sweep_records import NEUTRAL, ControlSweepResult, LevelRecord, SweepConfig, SweepSource, unit_record
+from lesbench.threads import torch_threads
 
 #: ``measure(frames (T, H, W, 3) uint8) -> (17,) float AU mean (NaN when no face)``.
 AUMeasure = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """What the sweep asks for. ``levels`` are LES levels (fractions of MEAD level 3) beyond the
-    neutral level 0; ``duration_s`` the length of the driving audio (s); ``max_sources`` the
-    number of test speakers used as sources; ``emotions``/``units`` restrict the sweep (default:
-    all LES emotions, all facial units); ``flat_tol`` the projection range (AU units) below which
-    an emotion counts as not responding to the level (scored 0); ``min_move`` the mean |ΔAU| inside a unit
-    (AU units) below which an edit counts as not moving that unit (tracker noise floor);
-    ``torch_threads``: torch's intra-op threads during the sweep (restored after; None leaves
-    them). The sweep's many short clips run 4-8x slower with 2 threads than with 1 on a busy
-    2-core machine (OpenMP spin-waits; same outputs), hence 1."""
-
-    levels: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
-    duration_s: float = 0.6
-    max_sources: int = 2
-    emotions: tuple[str, ...] | None = None
-    units: tuple[str, ...] | None = None
-    flat_tol: float = 1e-3
-    min_move: float = 0.005
-    torch_threads: int | None = 1
-
-    def __post_init__(self) -> None:
-        if not self.levels or any(not (0.0 < float(lv) <= 2.0) for lv in self.levels):
-            raise LesbenchError(f"sweep levels must be in (0, 2] (level 0 is always the neutral request): {self.levels}")
-        if len(set(self.levels)) < 2:
-            raise LesbenchError("the sweep needs at least 2 distinct non-zero levels")
-        if self.duration_s <= 0 or self.max_sources < 1:
-            raise LesbenchError("sweep duration_s must be > 0 and max_sources >= 1")
-        unknown = set(self.units or ()) - set(schema.FACIAL_UNITS)
-        if unknown:
-            raise LesbenchError(f"unknown facial units {sorted(unknown)}; known: {', '.join(schema.FACIAL_UNITS)}")
-
-
-@dataclass
-class SweepSource:
-    """One source image of the sweep: the first crop frame of ``clip_id`` ((H, W, 3) uint8 RGB)."""
-
-    clip_id: str
-    speaker: str
-    view: str
-    image: np.ndarray
-
-
-@dataclass
-class LevelRecord:
-    """Level control of one (source, emotion): requested levels (0 first), projections (AU units,
-    level-0 output subtracted), and ``level_control``'s numbers over the non-zero levels (0 when
-    ``flat``: the method does not follow the level; NaN when too few requests succeeded).
-    ``reason``: why the value is the worst one or undefined ("" when measured)."""
-
-    source: str
-    emotion: str
-    levels: list[float]
-    projections: list[float]
-    spearman: float
-    r2: float
-    slope: float
-    flat: bool
-    reason: str = ""
-
-
-@dataclass
-class UnitRecord:
-    """Unit isolation of one (source, unit): ctrl/1 ratios of the restricted (``ratio_restricted``)
-    and unrestricted (``ratio_unrestricted``) edits of ``emotion`` against the neutral output,
-    mean |ΔAU| inside/outside the unit for both, and ``isolation = 1 - restricted/unrestricted``
-    (0 when the method cannot follow the unit request, NaN when undefined; ``reason`` says which)."""
-
-    source: str
-    unit: str
-    emotion: str
-    inside_restricted: float
-    outside_restricted: float
-    inside_unrestricted: float
-    outside_unrestricted: float
-    ratio_restricted: float
-    ratio_unrestricted: float
-    isolation: float
-    measurement: str = "raw"  # "held": the other half measured with the unit's half held (module doc)
-    reason: str = ""
-
-
-@dataclass
-class ControlSweepResult:
-    """Everything the sweep measured; :meth:`summary` gives the reported means."""
-
-    method: str
-    levels: list[LevelRecord] = field(default_factory=list)
-    units: list[UnitRecord] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-    audio_clip: str | None = None
-    n_frames: int = 0
-    n_generated: int = 0
-    failures: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-    config: SweepConfig = field(default_factory=SweepConfig)
-
-    def level_values(self, key: str) -> list[float]:
-        """Finite values of ``key`` over (source, emotion) pairs, flat pairs (scored 0) included."""
-        return [float(getattr(r, key)) for r in self.levels if math.isfinite(getattr(r, key))]
-
-    def isolation_values(self) -> list[float]:
-        return [r.isolation for r in self.units if math.isfinite(r.isolation)]
-
-    def summary(self) -> dict[str, Any]:
-        """Means over (source, emotion) and (source, unit) pairs; NaN where nothing is defined."""
-        def mean(v: list[float]) -> float:
-            return float(np.mean(v)) if v else float("nan")
-
-        per_emotion: dict[str, dict[str, float]] = {}
-        for emo in sorted({r.emotion for r in self.levels}):
-            rs = [r for r in self.levels if r.emotion == emo]
-            per_emotion[emo] = {"spearman": mean([r.spearman for r in rs if math.isfinite(r.spearman)]),
-                                "r2": mean([r.r2 for r in rs if math.isfinite(r.r2)]),
-                                "slope": mean([r.slope for r in rs if not r.flat and math.isfinite(r.slope)]),
-                                "n_flat": sum(r.flat for r in self.levels if r.emotion == emo)}
-        per_unit = {u: {"isolation": mean([r.isolation for r in self.units if r.unit == u and math.isfinite(r.isolation)]),
-                        "emotion": next(r.emotion for r in self.units if r.unit == u)}
-                    for u in sorted({r.unit for r in self.units})}
-        return {
-            "level-spearman": mean(self.level_values("spearman")),
-            "level-linearity": mean(self.level_values("r2")),
-            "unit-isolation": mean(self.isolation_values()),
-            "n_level_pairs": len(self.levels),
-            "n_flat": sum(r.flat for r in self.levels),
-            "n_unit_pairs": len(self.units),
-            "n_unit_not_following": sum(r.isolation == 0.0 and bool(r.reason) for r in self.units),
-            "n_unit_undefined": sum(not math.isfinite(r.isolation) for r in self.units),
-            "reasons": self.reasons(),
-            "per_emotion": per_emotion,
-            "per_unit": per_unit,
-        }
-
-    def reasons(self) -> dict[str, int]:
-        """How many (source, emotion) / (source, unit) pairs scored the worst value or were left
-        out, by kind of reason (the text before its first colon; the records hold the details)."""
-        out: dict[str, int] = {}
-        for r in [*self.levels, *self.units]:
-            if r.reason:
-                kind = "level" if isinstance(r, LevelRecord) else "unit"
-                key = f"{kind}: {r.reason.split(':')[0].split(' (')[0]}"
-                out[key] = out.get(key, 0) + 1
-        return dict(sorted(out.items()))
-
-    def as_dict(self) -> dict[str, Any]:
-        return json_safe({
-            "method": self.method, "version": SWEEP_VERSION, "config": asdict(self.config),
-            "sources": self.sources, "audio_clip": self.audio_clip, "n_frames": self.n_frames,
-            "n_generated": self.n_generated, "failures": dict(sorted(self.failures.items())),
-            "seconds": round(self.seconds, 3), "summary": self.summary(),
-            "levels": [asdict(r) for r in self.levels], "units": [asdict(r) for r in self.units],
-        })
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -270,7 +106,7 @@ def mead_level_for(les_level: float) -> int:
     return int(min(3, max(1, round(3.0 * float(les_level)))))
 
 
-def strongest_emotion(les: "LinearEmotionSpace", unit: str, emotions: list[str] | None = None) -> str:
+def strongest_emotion(les: LinearEmotionSpace, unit: str, emotions: list[str] | None = None) -> str:
     """The emotion whose scaled LES direction ``|d_e| d_e`` has the largest norm inside ``unit``."""
     mask = les.unit_mask([unit])
     names = emotions or les.emotions
@@ -278,7 +114,7 @@ def strongest_emotion(les: "LinearEmotionSpace", unit: str, emotions: list[str] 
     return best
 
 
-def select_sources(data: "PreparedData", max_sources: int = 2, split: str = "test") -> list[SweepSource]:
+def select_sources(data: PreparedData, max_sources: int = 2, split: str = "test") -> list[SweepSource]:
     """First crop frame of each ``split`` speaker's first neutral clip (first clip if none),
     speakers in sorted order, at most ``max_sources``."""
     rows = data.split(split)
@@ -297,7 +133,7 @@ def select_sources(data: "PreparedData", max_sources: int = 2, split: str = "tes
     return out
 
 
-def select_audio(data: "PreparedData", duration_s: float, split: str = "test") -> tuple[str, np.ndarray]:
+def select_audio(data: PreparedData, duration_s: float, split: str = "test") -> tuple[str, np.ndarray]:
     """The first ``duration_s`` seconds (16 kHz mono float32) of the first ``split`` clip with audio."""
     n = int(round(duration_s * schema.SAMPLE_RATE))
     for cid in sorted(str(c) for c in data.split(split)["clip_id"]):
@@ -315,9 +151,9 @@ def tracker_measure(tracker: Any | None = None) -> TrackerMeasure:
 # ----------------------------------------------------------------------------------- the sweep
 
 def control_sweep(
-    method: "Method",
-    data: "PreparedData | None",
-    les: "LinearEmotionSpace",
+    method: Method,
+    data: PreparedData | None,
+    les: LinearEmotionSpace,
     config: SweepConfig | None = None,
     *,
     sources: list[SweepSource] | None = None,
@@ -354,12 +190,9 @@ def control_sweep(
         return _sweep(method, les, cfg, emotions, units, sources, audio, audio_clip, n_frames, measure, say, t_start)
 
 
-def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotions: list[str], units: list[str],
+def _sweep(method: Method, les: LinearEmotionSpace, cfg: SweepConfig, emotions: list[str], units: list[str],
            sources: list[SweepSource], audio: np.ndarray, audio_clip: str | None, n_frames: int,
            measure: AUMeasure, say: Callable[[str], None], t_start: float) -> ControlSweepResult:
-    from lesbench.baselines.base import GenerationRequest
-    from lesbench.metrics.controllability import level_control, project_on_direction, unit_isolation
-
     result = ControlSweepResult(method=getattr(method, "name", type(method).__name__), config=cfg,
                                 sources=[s.clip_id for s in sources], audio_clip=audio_clip, n_frames=n_frames)
     nan = np.full(len(schema.AU_NAMES), np.nan)
@@ -398,8 +231,6 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
 
     def halves(src: SweepSource, unit: str, key: str, aus: np.ndarray) -> tuple[np.ndarray, str]:
         """AUs of ``key``'s output with the other half measured against the held neutral half."""
-        from lesbench.metrics.controllability import UPPER_FACE_UNITS, hold_lower_face
-
         n_key = f"{src.clip_id}:{NEUTRAL}:0"
         if not held or key not in kept or n_key not in kept or not np.isfinite(aus).all():
             return aus, "raw"
@@ -466,7 +297,7 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
             if how == "held":
                 unrestricted, restricted = held_u, held_r
             posable = float(np.linalg.norm(les.directions[emo].direction * les.unit_mask([unit]))) > 1e-9
-            record = _unit_record(src.clip_id, unit, emo, neutral, unrestricted, restricted, unit_isolation,
+            record = unit_record(src.clip_id, unit, emo, neutral, unrestricted, restricted, unit_isolation,
                                   cfg.min_move, posable=posable)
             record.measurement = how
             result.units.append(record)
@@ -476,161 +307,3 @@ def _sweep(method: "Method", les: "LinearEmotionSpace", cfg: SweepConfig, emotio
     return result
 
 
-def _unit_record(source: str, unit: str, emotion: str, neutral: np.ndarray, unrestricted: np.ndarray,
-                 restricted: np.ndarray, unit_isolation: Callable[..., float], min_move: float = 0.0,
-                 posable: bool = True) -> UnitRecord:
-    """One unit record (module doc). ``posable``: the yardstick's direction of ``emotion`` has a
-    component inside ``unit`` (else the request means nothing and the record is undefined)."""
-    inside = np.array([n in schema.FACIAL_UNITS[unit] for n in schema.AU_NAMES])
-
-    def parts(x: np.ndarray) -> tuple[float, float]:
-        d = np.abs(x - neutral)
-        return float(d[inside].mean()), float(d[~inside].mean())
-
-    nan = float("nan")
-    if not (np.isfinite(unrestricted).all() and np.isfinite(restricted).all()):
-        return UnitRecord(source, unit, emotion, nan, nan, nan, nan, nan, nan, nan,
-                          reason="a request failed (see failures)")
-    in_r, out_r = parts(restricted)
-    in_u, out_u = parts(unrestricted)
-    r_r = unit_isolation(neutral, restricted, unit)
-    r_u = unit_isolation(neutral, unrestricted, unit)
-    # below min_move, the ratios are tracker noise
-    if not posable:
-        iso, reason = nan, f"undefined: the LES direction of {emotion} has no component in {unit}"
-    elif in_u < min_move:
-        iso, reason = 0.0, (f"cannot edit the unit: the unrestricted {emotion} edit moves {unit} by "
-                            f"{in_u:.2g} < min_move {min_move:g} AU")
-    elif in_r < min_move:
-        iso, reason = 0.0, (f"does not follow the unit request: the edit restricted to {unit} moves it by "
-                            f"{in_r:.2g} < min_move {min_move:g} AU")
-    elif not (math.isfinite(r_r) and math.isfinite(r_u) and r_u > 0):
-        iso, reason = nan, f"undefined: the unrestricted {emotion} edit moves nothing outside {unit}"
-    else:
-        iso, reason = 1.0 - r_r / r_u, ""
-    return UnitRecord(source, unit, emotion, in_r, out_r, in_u, out_u, float(r_r), float(r_u), float(iso),
-                      reason=reason)
-
-
-# ----------------------------------------------------------------------------------- evaluate hook
-
-def method_les(method: Any) -> Path | None:
-    """The LES folder recorded in ``method``'s checkpoint (``{run}/les``), or None."""
-    from lesbench.les.space import LES_JSON
-
-    ckpt = getattr(method, "checkpoint", None)
-    if ckpt is None:
-        return None
-    run = Path(ckpt) if Path(ckpt).is_dir() else Path(ckpt).parent
-    return run / "les" if (run / "les" / LES_JSON).is_file() else None
-
-
-def benchmark_les(data: "PreparedData | str | Path", split: str = "train") -> tuple["LinearEmotionSpace", dict[str, Any]]:
-    """The yardstick: the LES built from ``data``'s ``split`` with :func:`build_les`'s defaults,
-    and its provenance (``sha256`` of the saved artefact, the data set's sha256s, the split).
-
-    Built afresh on each call (seconds; deterministic, so equal data give an equal sha256) and
-    hashed through a temporary folder: nothing is written next to the prepared data.
-    """
-    import tempfile
-
-    from lesbench.les.space import build_les, les_hash
-
-    root = Path(getattr(data, "root", data))
-    space = build_les(root, train_split=split)
-    with tempfile.TemporaryDirectory(prefix="lesbench-les-") as tmp:
-        sha = les_hash(space.save(tmp))
-    info = {"from": "benchmark", "sha256": sha, "built_from": {"split": split, **space.provenance},
-            "emotions": space.emotions}
-    return space, info
-
-
-def resolve_les(method: Any, les: str | Path | None = None,
-                data: "PreparedData | str | Path | None" = None) -> tuple["LinearEmotionSpace", dict[str, Any]] | None:
-    """The yardstick that measures the sweep and its provenance, or None when there is none.
-
-    An explicit ``les`` (folder or ``les.json``) wins (``from: option``, for every method of the
-    run); otherwise the LES the benchmark builds from ``data``'s train split
-    (:func:`benchmark_les`, ``from: benchmark``). The method's checkpoint LES never measures; when
-    there is one its path and sha256 are recorded as ``method_les``.
-    """
-    from lesbench.les.space import LES_JSON, LinearEmotionSpace, les_hash
-
-    if les is not None:
-        folder = Path(les).parent if Path(les).name == LES_JSON else Path(les)
-        space = LinearEmotionSpace.load(folder)
-        info: dict[str, Any] = {"from": "option", "path": str(folder.resolve()), "sha256": les_hash(folder),
-                                "built_from": space.provenance, "emotions": space.emotions}
-    elif data is not None:
-        space, info = benchmark_les(data)
-    else:
-        return None
-    own = method_les(method)
-    if own is not None:
-        info["method_les"] = {"path": str(own.resolve()), "sha256": les_hash(own),
-                              "same_as_yardstick": les_hash(own) == info["sha256"]}
-    return space, info
-
-
-def evaluate_controllability(
-    method: "Method",
-    data: "PreparedData",
-    *,
-    les: str | Path | None = None,
-    config: SweepConfig | None = None,
-    bootstrap_n: int = 1000,
-    bootstrap_seed: int = 0,
-    measure: AUMeasure | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, Any]]:
-    """Run the sweep for ``lesbench evaluate``: ``(scores, unavailable, record)``.
-
-    ``scores`` uses the evaluator's record format (``value``, ``ci95`` over (source, emotion) or
-    (source, unit) pairs, ``version``, ``higher_is_better``, ``n``); ``unavailable`` names outputs
-    that could not be measured at all and why (a method that cannot follow the requests is not
-    unavailable: it scores 0, reasons in ``record["summary"]["reasons"]``); ``record`` is the full
-    sweep with the yardstick's provenance (``les``: sha256, built from what). A method
-    without ``controllable`` gets no scores and ``record = {"applicable": False, "reason": ...}``
-    (not applicable is not "unavailable": nothing is missing).
-    """
-    from lesbench.metrics.controllability import VERSION as CTRL_VERSION
-
-    version = f"{CTRL_VERSION}+{SWEEP_VERSION}"
-    name = getattr(method, "name", type(method).__name__)
-    if not supports_control(method):
-        why = (f"{name} does not generate from arbitrary (source, audio, emotion, level) requests "
-               "(it replays or looks up test clips)")
-        return {}, {}, {"applicable": False, "reason": f"not applicable: {why}"}
-    try:
-        resolved = resolve_les(method, les, data)
-    except LesbenchError as exc:  # e.g. no train split with neutral clips to build the yardstick from
-        resolved, why = None, f"no yardstick LES: {exc}"
-    else:
-        why = "no Linear Emotion Space to measure with: pass data or les=LES_FOLDER (`lesbench les build`)"
-    if resolved is None:
-        return {}, {k: why for k in OUTPUTS}, {"applicable": True, "reason": why}
-    space, les_info = resolved
-    res = control_sweep(method, data, space, config, measure=measure, progress=progress)
-    from lesbench.metrics.score import bootstrap_ci
-
-    series = {"level-spearman": res.level_values("spearman"), "level-linearity": res.level_values("r2"),
-              "unit-isolation": res.isolation_values()}
-    outputs = {"level-spearman": "spearman", "level-linearity": "r2", "unit-isolation": "isolation"}
-    scores: dict[str, dict[str, Any]] = {}
-    unavailable: dict[str, str] = {}
-    for key, values in series.items():
-        if not values:
-            # flat levels and unfollowed unit requests score 0 above: only undefined or failed
-            # points are left, e.g. every request failed
-            recs = res.units if key == "unit-isolation" else res.levels
-            why = (f"no defined sweep point ({len(res.failures)} failed requests; "
-                   f"{'; '.join(sorted({r.reason for r in recs if r.reason})) or 'no record'})")
-            unavailable[key] = why
-            continue
-        scores[key] = {"version": version, "weights": {}, "value": float(np.mean(values)),
-                       "ci95": (list(ci) if (ci := bootstrap_ci(values, n=bootstrap_n, seed=bootstrap_seed)) else None),
-                       "higher_is_better": OUTPUTS[key], "n": len(values), "metric": "controllability",
-                       "output": outputs[key], "yardstick": {"les_sha256": les_info["sha256"],
-                                                             "from": les_info["from"]}}
-    record = {"applicable": True, "les": les_info, **res.as_dict()}
-    return scores, unavailable, record

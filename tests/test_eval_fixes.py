@@ -289,8 +289,8 @@ def test_demo_results_are_filed_and_shown_as_lesbench_demo(tmp_path):
         io_mod.write_video(prep / "crops" / f"{cid}.mp4", rng.integers(0, 255, (5, 32, 32, 3)).astype(np.uint8), fps=25,
                            audio=(0.1 * rng.standard_normal(3200)).astype(np.float32))
 
-    def scorer(pred, ref, protocol, metrics, clips, device=None):
-        return {"psnr": {"value": float(len(pred)), "ci95": None, "version": "t", "higher_is_better": True, "n": len(pred)}}
+    def scorer(items, protocol, metrics, device=None):
+        return {"psnr": {"value": float(len(items)), "ci95": None, "version": "t", "higher_is_better": True, "n": len(items)}}
 
     res = evaluate("static", prep, protocol="demo-v1", out=tmp_path / "results", scorer=scorer)
     assert res.path == tmp_path / "results" / "demo-v1" / "lesbench-demo" / "static.json"

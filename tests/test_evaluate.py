@@ -66,12 +66,12 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
-def fake_scorer(pred, ref, protocol, metrics, clips, device=None):
+def fake_scorer(items, protocol, metrics, device=None):
     """A stand-in for the metric suite: mean per-clip PSNR of the written videos."""
     values = []
-    for cid in sorted(pred):
-        p = io_mod.read_frames(pred[cid], fps=25)
-        r = io_mod.read_frames(ref[cid], fps=25)
+    for item in sorted(items, key=lambda it: it.key):
+        p = io_mod.read_frames(item.pred, fps=25)
+        r = io_mod.read_frames(item.ref, fps=25)
         n = min(len(p), len(r))
         values.append(np.mean([_psnr(p[i], r[i]) for i in range(n)]))
     return {
@@ -316,9 +316,9 @@ def test_evaluate_passes_metric_options_and_records_the_classifier(prepared, tmp
     clf = _au_classifier_file(tmp_path / "emotion-au-test.safetensors")
     seen = []
 
-    def scorer(pred, ref, protocol, metrics, clips, device=None, metric_options=None):
+    def scorer(items, protocol, metrics, device=None, metric_options=None):
         seen.append(metric_options)
-        return fake_scorer(pred, ref, protocol, metrics, clips, device)
+        return fake_scorer(items, protocol, metrics, device)
 
     opts = {"emotion": {"classifier": str(clf)}}
     res = evaluate("static", prepared, out=tmp_path / "res", scorer=scorer, metric_options=opts, control=False)
@@ -348,9 +348,9 @@ def test_cli_emotion_classifier_reaches_the_metric_suite(prepared, tmp_path, mon
     clf = _au_classifier_file(tmp_path / "emotion-au-cli.safetensors")
     seen = []
 
-    def default_scorer(pred, ref, protocol, metrics, clips, device=None, cache_dir=None, metric_options=None):
+    def default_scorer(items, protocol, metrics, device=None, cache_dir=None, metric_options=None):
         seen.append(metric_options)
-        return fake_scorer(pred, ref, protocol, metrics, clips, device)
+        return fake_scorer(items, protocol, metrics, device)
 
     monkeypatch.setattr(ev, "default_scorer", default_scorer)
     assert main(["evaluate", "--method", "static", "--data", str(prepared), "--out", str(tmp_path / "res"),

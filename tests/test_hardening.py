@@ -61,8 +61,8 @@ def _write_prepared(root: Path, name: str) -> Path:
     return root
 
 
-def _scorer(pred, ref, protocol, metrics, clips, device=None):
-    return {"psnr": {"value": 30.0, "ci95": None, "version": "t", "higher_is_better": True, "n": len(pred)}}
+def _scorer(items, protocol, metrics, device=None):
+    return {"psnr": {"value": 30.0, "ci95": None, "version": "t", "higher_is_better": True, "n": len(items)}}
 
 
 def _tree(root: Path) -> set[str]:

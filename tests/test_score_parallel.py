@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lesbench.metrics.discover import ScoreItem
 from lesbench.metrics.score import resolve_device, score
 
 pytest.importorskip("mediapipe")
@@ -189,9 +190,11 @@ def test_cli_passes_workers_scheduler_and_device(monkeypatch, folders):
     with pytest.raises(SystemExit):  # one or the other
         build_parser().parse_args(["score", "p", "--workers", "2", "--scheduler", "tcp://h:1"])
     captured: dict = {}
-    monkeypatch.setattr(sc, "score", lambda *a, **k: captured.update(k) or real(*a, **{**k, "workers": None}))
-    ev.default_scorer({"happy/level_3/c0": pred / "happy" / "level_3" / "c0.mp4"},
-                      {"happy/level_3/c0": ref / "happy" / "level_3" / "c0.mp4"}, "demo-v1", ["psnr"], [], workers=2)
+    real_items = sc.score_items
+    monkeypatch.setattr(ev, "score_items",
+                        lambda *a, **k: captured.update(k) or real_items(*a, **{**k, "workers": None}))
+    ev.default_scorer([ScoreItem("happy/level_3/c0", pred / "happy" / "level_3" / "c0.mp4",
+                                 ref / "happy" / "level_3" / "c0.mp4", "happy", 3)], "demo-v1", ["psnr"], workers=2)
     assert captured["workers"] == 2
 
 

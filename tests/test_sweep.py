@@ -18,10 +18,10 @@ import pytest
 from lesbench import schema
 from lesbench.baselines.base import GenerationRequest, Method, PreparedData
 from lesbench.les.space import EmotionDirection, LinearEmotionSpace
-from lesbench.sweep import (
-    SweepConfig, SweepSource, _unit_record, control_sweep, evaluate_controllability, mead_level_for,
-    resolve_les, select_audio, select_sources, strongest_emotion,
-)
+from lesbench.sweep import control_sweep, mead_level_for, select_audio, select_sources, strongest_emotion
+from lesbench.sweep_eval import evaluate_controllability, resolve_les
+from lesbench.sweep_records import SweepConfig, SweepSource
+from lesbench.sweep_records import unit_record as _unit_record
 
 AU = list(schema.AU_NAMES)
 N_AU = len(AU)
@@ -294,8 +294,8 @@ def test_evaluate_records_sweep(tmp_path, monkeypatch):
     monkeypatch.setitem(METHODS._entries, "fake-ctrl", FakeMethod)
     monkeypatch.setattr(sweep, "tracker_measure", lambda tracker=None: decode)
 
-    def scorer(pred, ref, protocol, metrics, clips, device):
-        return {"psnr": {"version": "1", "value": 30.0, "ci95": None, "higher_is_better": True, "n": len(pred)}}
+    def scorer(items, protocol, metrics, device):
+        return {"psnr": {"version": "1", "value": 30.0, "ci95": None, "higher_is_better": True, "n": len(items)}}
 
     res = evaluate("fake-ctrl", prep, out=tmp_path / "out", scorer=scorer, les=les_dir)
     rec = json.loads(res.path.read_text())

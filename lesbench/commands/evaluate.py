@@ -20,7 +20,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="LES-Talker run folder or checkpoint (les-talker, one-hot, audio-only)")
     p.add_argument("--name", default=None, help="external: the method card of the videos (e.g. eat, sadtalker)")
     p.add_argument("--videos", default=None, help="external: folder of generated videos")
-    p.add_argument("--scheme", default="auto", choices=["auto", "clip-id", "eat", "mead-tree", "regex", "csv"],
+    p.add_argument("--scheme", default=None, choices=["auto", "clip-id", "eat", "mead-tree", "regex", "csv"],
                    help="external: how file names map to test clips (default auto)")
     p.add_argument("--pattern", default=None, help="external --scheme regex: a regex with named groups "
                    "(clip_id, or speaker, emotion, level, sentence[, view])")
@@ -50,43 +50,38 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="external: only list which files match which test clips, then stop")
 
 
+def _method_options(args: argparse.Namespace) -> dict:
+    """Constructor options of the method from the flags given (a flag not given passes nothing,
+    so a method records only the options it was run with)."""
+    given = {"videos": args.videos, "card": args.name, "scheme": args.scheme, "pattern": args.pattern,
+             "mapping_csv": args.mapping, "checkpoint": args.checkpoint}
+    options = {k: v for k, v in given.items() if v is not None}
+    if args.checkpoint and args.no_refine:
+        options["refine"] = False
+    return options
+
+
 def _run(args: argparse.Namespace) -> int:
-    from lesbench.errors import LesbenchError
+    options = _method_options(args)
+    if args.match_only:
+        from lesbench.baselines.base import PreparedData
+        from lesbench.baselines.external import match_videos
 
-    options: dict = {}
-    if args.method == "external":
-        if not args.videos or not args.name:
-            raise LesbenchError("--method external needs --videos DIR and --name CARD (e.g. --name eat)")
-        from lesbench.leaderboard import load_cards
+        if not args.videos:
+            from lesbench.errors import LesbenchError
 
-        cards = load_cards()
-        if args.name not in cards:
-            import difflib
-
-            close = difflib.get_close_matches(args.name, list(cards), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise LesbenchError(f"--name {args.name!r} is not a method card.{hint} Known: {', '.join(sorted(cards))}")
-        options.update(videos=args.videos, card=args.name, scheme=args.scheme, pattern=args.pattern,
-                       mapping_csv=args.mapping)
-        if args.match_only:
-            from lesbench.baselines.base import PreparedData
-            from lesbench.baselines.external import match_videos
-
-            data = PreparedData.open(args.data)
-            m = match_videos(args.videos, data.split("test")["clip_id"].astype(str), args.scheme,
-                             args.pattern, args.mapping)
-            for clip_id, path in sorted(m.matched.items()):
-                print(f"matched   {clip_id}  <-  {path}")
-            for f, why in sorted(m.unmatched.items()):
-                print(f"unmatched {f}: {why}")
-            for clip_id in m.missing:
-                print(f"missing   {clip_id}: no video")
-            print(m.summary())
-            return 0
-    elif args.checkpoint:
-        options["checkpoint"] = args.checkpoint
-        if args.no_refine:
-            options["refine"] = False
+            raise LesbenchError("--match-only needs --videos DIR")
+        data = PreparedData.open(args.data)
+        m = match_videos(args.videos, data.split("test")["clip_id"].astype(str), args.scheme or "auto",
+                         args.pattern, args.mapping)
+        for clip_id, path in sorted(m.matched.items()):
+            print(f"matched   {clip_id}  <-  {path}")
+        for f, why in sorted(m.unmatched.items()):
+            print(f"unmatched {f}: {why}")
+        for clip_id in m.missing:
+            print(f"missing   {clip_id}: no video")
+        print(m.summary())
+        return 0
     from lesbench.evaluation import evaluate
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
