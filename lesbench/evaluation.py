@@ -54,7 +54,7 @@ from lesbench.registry import METHODS
 from lesbench.results import describe_metric_options, normalise_report
 from lesbench.sanitize import safe_join, safe_name
 from lesbench.selection import choose_source, dataset_label, listed_clips, test_clips
-from lesbench.sweep_eval import evaluate_controllability
+from lesbench.sweep.yardstick import evaluate_controllability
 
 #: ``scorer(items, protocol, metrics, device) -> {output name: record}`` (plus the keyword
 #: ``metric_options`` when there are any); ``items`` are :class:`ScoreItem` (clip id, generated

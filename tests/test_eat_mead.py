@@ -23,6 +23,7 @@ from lesbench.errors import LesbenchError
 from lesbench.metrics.base import Metric
 from lesbench.metrics.fid import FID, to_channel_order
 from lesbench.metrics.image import PSNR, SSIM, apply_identical_rule, psnr_frames, ssim_frames
+from lesbench.metrics.landmarks import LandmarkDistance
 from lesbench.metrics.protocol import canonical_clip_id, load_protocol, read_clip_list
 from lesbench.metrics.report import bootstrap_ci, bootstrap_ci_weighted
 from lesbench.metrics.score import score
@@ -279,6 +280,7 @@ class _RecordingLMD(Metric):
     name = "lmd"
     version = "lmd-dlib68-eat/test"
     higher_is_better = False
+    protocol_args = LandmarkDistance.protocol_args  # the protocol settings the real metric takes
     made: ClassVar[list[dict[str, Any]]] = []
     seen: ClassVar[list[tuple[int, int]]] = []
 

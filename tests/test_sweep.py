@@ -19,9 +19,9 @@ from lesbench import schema
 from lesbench.baselines.base import GenerationRequest, Method, PreparedData
 from lesbench.les.space import EmotionDirection, LinearEmotionSpace
 from lesbench.sweep import control_sweep, mead_level_for, select_audio, select_sources, strongest_emotion
-from lesbench.sweep_eval import evaluate_controllability, resolve_les
-from lesbench.sweep_records import SweepConfig, SweepSource
-from lesbench.sweep_records import unit_record as _unit_record
+from lesbench.sweep.yardstick import evaluate_controllability, resolve_les
+from lesbench.sweep.records import SweepConfig, SweepSource
+from lesbench.sweep.records import unit_record as _unit_record
 
 AU = list(schema.AU_NAMES)
 N_AU = len(AU)

@@ -17,7 +17,7 @@ from lesbench.metrics.controllability import VERSION as CTRL_VERSION
 from lesbench.metrics.controllability import LevelControllability
 from lesbench.metrics.report import bootstrap_ci
 from lesbench.sweep import AUMeasure, control_sweep, supports_control
-from lesbench.sweep_records import SWEEP_VERSION, SweepConfig
+from lesbench.sweep.records import SWEEP_VERSION, SweepConfig
 
 #: The sweep's outputs: the controllability metric's declared outputs (key = the record field
 #: averaged: ``spearman``/``r2`` of the level records, ``isolation`` of the unit records).

@@ -68,7 +68,7 @@ where the yardstick cannot pose the request (the LES direction of ``e*`` has no 
     res.summary()   # {"level-spearman": 0.98, "level-linearity": 0.95, "unit-isolation": 0.9, ...}
 
 ``lesbench evaluate`` runs it for methods with ``Method.controllable`` and records the numbers
-with the yardstick's sha256 and provenance (:func:`lesbench.sweep_eval.evaluate_controllability`). A method that
+with the yardstick's sha256 and provenance (:func:`lesbench.sweep.yardstick.evaluate_controllability`). A method that
 cannot take requests at all (it replays or looks up test clips) is *not applicable*: it was not
 asked, so nothing was measured.
 """
@@ -87,7 +87,7 @@ from lesbench.errors import LesbenchError
 from lesbench.les.space import LinearEmotionSpace
 from lesbench.metrics.controllability import (UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face, level_control,
                                               project_on_direction, unit_isolation)
-from lesbench.sweep_records import NEUTRAL, ControlSweepResult, LevelRecord, SweepConfig, SweepSource, unit_record
+from lesbench.sweep.records import NEUTRAL, ControlSweepResult, LevelRecord, SweepConfig, SweepSource, unit_record
 from lesbench.threads import torch_threads
 
 #: ``measure(frames (T, H, W, 3) uint8) -> (17,) float AU mean (NaN when no face)``.
