@@ -9,19 +9,21 @@ For every test clip (``split == "test"``, status ok, in the protocol's views):
   test clip's;
 - the method generates ``n_frames`` = the ground-truth crop's frame count at 25 fps, written
   to ``{workdir}/videos/{method}/{clip_id}.mp4`` with the audio muxed; a method that serves
-  existing files (``external``) keeps each file's own length (the scorer pairs frames by the
-  protocol's ``linspace`` rule, as it does for every paired metric) and, when a file needs no
-  resizing, is scored from that file directly (no lossy re-encoding);
+  existing files (``keeps_own_length``, e.g. ``external``) keeps each file's own length (the
+  scorer pairs frames by the protocol's ``linspace`` rule, as it does for every paired metric)
+  and, when a file needs no resizing, is scored from that file directly (no lossy re-encoding);
 - the generated clips are scored against the ground-truth crops with the protocol: evaluate
   passes its own clips (clip id, generated video, crop, emotion, level) to
   :func:`lesbench.metrics.score.score_items`.
 
 One results file per method and benchmark is written (format: :data:`lesbench.leaderboard.
-RESULT_REQUIRED`; output names, directions and decimals as the metrics declare them): scores with 95% confidence intervals and metric versions, the protocol
-(name, version, sha256 of its definition), the data set (name, sha256 of dataset.json and
-clips.parquet), the method's revision / checkpoint sha256 / seed / options, per-clip failures,
-and the environment (lesbench version, git revision, date, hardware). One failing clip is
-recorded and skipped, never fatal.
+RESULT_REQUIRED`; output names and directions as the metrics declare them): scores with 95%
+confidence intervals and metric versions, the protocol (name, version, sha256 of its
+definition), the data set (name, sha256 of dataset.json and clips.parquet), the method's
+revision / checkpoint sha256 / seed / options, per-clip failures, and the environment (lesbench
+version, git revision, date, hardware). One failing clip is recorded and skipped, never fatal.
+A method names its own results file (:attr:`~lesbench.baselines.base.Method.result_name`:
+``external`` files its videos under the card of the method that made them).
 
     res = evaluate("static", "prepared/", out="results/")
     res.path          # results/mead-v1/<dataset>/static.json

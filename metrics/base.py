@@ -102,7 +102,8 @@ class Metric:
         super().__init_subclass__(**kwargs)
         if "outputs" in cls.__dict__ and cls.outputs:
             directions = {o.direction for o in cls.outputs}
-            cls.higher_is_better = {"higher": True, "lower": False}.get(directions.pop()) if len(directions) == 1 else None
+            shared = directions.pop() if len(directions) == 1 else "target"
+            cls.higher_is_better = {"higher": True, "lower": False}.get(shared)
 
     def __init__(self, device: str | None = None) -> None:
         self.device = device

@@ -155,7 +155,8 @@ def score_items(items: Sequence[ScoreItem], metrics: Sequence[str] | None = None
     items = sorted(items, key=lambda it: it.key)
     keys = [it.key for it in items]
     if len(set(keys)) != len(keys):
-        raise LesbenchError(f"score: clip keys must be unique; repeated: {sorted({k for k in keys if keys.count(k) > 1})}")
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        raise LesbenchError(f"score: clip keys must be unique; repeated: {repeated}")
     has_ref = any(it.ref is not None for it in items) if with_ref is None else with_ref
 
     results: dict[str, MetricResult] = {}

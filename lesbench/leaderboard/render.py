@@ -12,8 +12,8 @@ from typing import Any
 
 from lesbench.bibtex import format_bibtex, parse_entry
 from lesbench.leaderboard.cards import LeaderboardError
-from lesbench.leaderboard.tables import (Leaderboard, arrow, best_methods, build_leaderboard, display, fmt, measured_source,
-                                         metric_sort_key)
+from lesbench.leaderboard.tables import (Leaderboard, arrow, best_methods, build_leaderboard, display, fmt,
+                                         measured_source, metric_sort_key)
 from lesbench.sanitize import csv_cell, latex_text, md_code, md_text, plot_text
 
 FORMATS: tuple[str, ...] = ("md", "latex", "csv", "bib", "png")
