@@ -5,7 +5,8 @@ Inputs (PRED and REF alike):
 - a **MEAD-layout tree** (``M003/video/front/angry/level_3/001.mp4``): clips keyed by
   ``clip_id`` (``M003_front_angry_3_001``), emotion and level from the path
   (``lesbench.pipelines.mead``);
-- a **prepared data set** (``dataset.json`` present): the aligned crops with their muxed audio,
+- a **prepared data set** (``dataset.json`` present, read through
+  :class:`~lesbench.prepared.PreparedDataset`): the aligned crops with their muxed audio,
   emotion/level from the clips table;
 - any other **folder of videos**: clips keyed by relative path without suffix; an emotion
   name (``angry``...) or ``level_N`` among the path parts is picked up; a file named like a
@@ -28,6 +29,7 @@ from typing import Any, Sequence
 from lesbench.errors import DatasetError
 from lesbench.metrics.protocol import Protocol, canonical_clip_id, read_clip_list
 from lesbench.pipelines.mead import MeadDataset, normalise_emotion, parse_level
+from lesbench.prepared import PreparedDataset
 from lesbench.schema import EMOTIONS, VIEWS
 from lesbench.weights import file_sha256
 
@@ -92,7 +94,7 @@ def discover(root: str | Path | dict[str, str | Path]) -> dict[str, ClipEntry]:
         return {root.stem: ClipEntry(root.stem, root)}
     if not root.is_dir():
         raise DatasetError(f"{root}: no such file or folder")
-    if (root / "dataset.json").is_file():
+    if PreparedDataset(root).info_path.is_file():
         return _discover_prepared(root)
     entries = _discover_mead(root)
     if entries:
@@ -104,23 +106,21 @@ def discover(root: str | Path | dict[str, str | Path]) -> dict[str, ClipEntry]:
 
 
 def _discover_prepared(root: Path) -> dict[str, ClipEntry]:
-    import pandas as pd
-
-    crops = root / "crops"
+    """Every crop on disk (whatever its status), emotion, level and speaker from the manifest."""
+    data = PreparedDataset(root)
     rows: dict[str, dict] = {}
-    clips_file = root / "clips.parquet"
-    if clips_file.is_file():
-        for row in pd.read_parquet(clips_file).to_dict("records"):
+    if data.path("clips").is_file():
+        for row in data.clips(statuses=None, required=("clip_id",)).to_dict("records"):
             rows[str(row["clip_id"])] = row
     out: dict[str, ClipEntry] = {}
-    for video in sorted(crops.glob("*.mp4")):
-        row = rows.get(video.stem, {})
+    for clip_id, video in data.clip_files("crops"):
+        row = rows.get(clip_id, {})
         level = row.get("level")
-        out[video.stem] = ClipEntry(video.stem, video, None, row.get("emotion"),
-                                    None if level is None or (isinstance(level, float) and math.isnan(level)) else int(level),
-                                    row.get("speaker"))
+        out[clip_id] = ClipEntry(clip_id, video, None, row.get("emotion"),
+                                 None if level is None or (isinstance(level, float) and math.isnan(level)) else int(level),
+                                 row.get("speaker"))
     if not out:
-        raise DatasetError(f"{root}: prepared data set without crops/*.mp4")
+        raise DatasetError(f"{data.path('crops')}: prepared data set without face crops")
     return out
 
 

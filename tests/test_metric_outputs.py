@@ -156,3 +156,25 @@ def test_a_method_names_its_results_and_checks_itself(tmp_path):
     ext.check({"eat", "sadtalker"})
     with pytest.raises(LesbenchError, match="'eatt' is not a method card. Did you mean 'eat'"):
         ExternalVideos(videos=tmp_path, card="eatt").check({"eat", "sadtalker"})
+
+
+def test_a_prepared_folder_is_read_through_its_manifest(tmp_path):
+    import pandas as pd
+
+    from lesbench import io
+    from lesbench.metrics.discover import discover
+
+    root = tmp_path / "prep"
+    frames = np.full((3, 32, 32, 3), 100, np.uint8)
+    for cid in ("W009_front_happy_3_001", "W009_front_neutral_1_001", "W009_front_sad_2_002"):
+        io.write_video(root / "crops" / f"{cid}.mp4", frames, fps=25)
+    (root / "dataset.json").write_text(json.dumps({"format_version": "1.0", "name": "tiny"}))
+    pd.DataFrame({"clip_id": ["W009_front_happy_3_001", "W009_front_neutral_1_001"], "speaker": ["W009", "W009"],
+                  "emotion": ["happy", "neutral"], "level": [3, 1], "split": ["test", "test"],
+                  "status": ["ok", "failed"]}).to_parquet(root / "clips.parquet")
+    found = discover(root)
+    # every crop on disk, whatever its status; emotion and level from the manifest, None without a row
+    assert {k: (e.emotion, e.level, e.speaker) for k, e in found.items()} == {
+        "W009_front_happy_3_001": ("happy", 3, "W009"), "W009_front_neutral_1_001": ("neutral", 1, "W009"),
+        "W009_front_sad_2_002": (None, None, None)}
+    assert found["W009_front_happy_3_001"].video == root / "crops" / "W009_front_happy_3_001.mp4"
