@@ -40,6 +40,7 @@ import numpy as np
 from lesbench import schema
 from lesbench.baselines.base import GenerationRequest, Method, PreparedData, sha256_path
 from lesbench.errors import LesbenchError
+from lesbench.io import probe, read_frames
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 SCHEMES = ("auto", "clip-id", "eat", "mead-tree", "regex", "csv")
@@ -251,8 +252,6 @@ class ExternalVideos(Method):
     def generate(self, request: GenerationRequest) -> np.ndarray:
         import cv2
 
-        from lesbench.io import read_frames
-
         assert self.match is not None
         path = self.match.matched.get(request.clip_id)
         if path is None:
@@ -268,8 +267,6 @@ class ExternalVideos(Method):
     def video_file(self, request: GenerationRequest) -> Path | None:
         """The matched file itself when it can be scored as it is (the crop's frame size, the
         request's frame rate), so its pixels are not re-encoded; else None (use ``generate``)."""
-        from lesbench.io import probe
-
         assert self.match is not None
         path = self.match.matched.get(request.clip_id)
         if path is None:

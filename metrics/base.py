@@ -16,10 +16,9 @@ Each metric class has a plain-function twin in the same module, and is registere
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-if TYPE_CHECKING:  # pragma: no cover
-    from lesbench.metrics.protocol import Protocol
+from lesbench.metrics.protocol import Protocol
 
 #: ``higher`` / ``lower`` is better, or ``target``: closest to a target value is best (an
 #: audio-visual offset of 0 frames); tables rank only ``higher`` and ``lower``.
@@ -52,11 +51,6 @@ class Output:
     def higher_is_better(self) -> bool | None:
         """True / False, or None for ``target`` (what results files record)."""
         return {"higher": True, "lower": False}.get(self.direction)
-
-
-def direction_of(higher_is_better: bool | None) -> Direction:
-    """The :data:`Direction` a results file's ``higher_is_better`` flag stands for."""
-    return "target" if higher_is_better is None else ("higher" if higher_is_better else "lower")
 
 
 class MetricUnavailable(Exception):
@@ -110,7 +104,7 @@ class Metric:
         self.reset()
 
     @classmethod
-    def from_protocol(cls, protocol: "Protocol", device: str | None = None,
+    def from_protocol(cls, protocol: Protocol, device: str | None = None,
                       options: dict[str, Any] | None = None) -> "Metric":
         """The metric with the protocol's settings (:attr:`protocol_args`), then ``options``
         (extra constructor arguments, which win)."""

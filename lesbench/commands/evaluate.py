@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from lesbench.commands import Command
+from lesbench.errors import LesbenchError
 from lesbench.commands.score import add_cluster_arguments
 
 
@@ -68,8 +69,6 @@ def _run(args: argparse.Namespace) -> int:
         from lesbench.baselines.external import match_videos
 
         if not args.videos:
-            from lesbench.errors import LesbenchError
-
             raise LesbenchError("--match-only needs --videos DIR")
         data = PreparedData.open(args.data)
         m = match_videos(args.videos, data.split("test")["clip_id"].astype(str), args.scheme or "auto",
