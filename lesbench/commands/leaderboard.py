@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from lesbench.commands import Command
+from lesbench.errors import LesbenchError
 
 _FORMATS = ("md", "latex", "csv", "bib", "png")
 
@@ -28,9 +30,6 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from lesbench.errors import LesbenchError
     from lesbench.leaderboard import build_leaderboard, render, render_bib, update_readme
 
     if args.update_readme:
