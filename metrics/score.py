@@ -31,7 +31,7 @@ from typing import Any, Iterable, Sequence
 from lesbench import __version__
 from lesbench.errors import LesbenchError
 from lesbench.metrics.base import Metric, MetricResult, MetricUnavailable
-from lesbench.metrics.discover import Discovered, ScoreItem, discover_items
+from lesbench.metrics.discover import ScoreItem, discover_items
 from lesbench.metrics.protocol import Protocol, load_protocol
 from lesbench.metrics.report import ClipStatus, ScoreReport, summarise
 from lesbench.metrics.scorer import (REF_INPUTS, ClipOutcome, ClipScorer, ScorerSpec, failed_outcome, make_metric,
@@ -112,18 +112,20 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
     def where(x: Any) -> str | None:
         return None if x is None else (f"{len(x)} videos" if isinstance(x, dict) else str(x))
 
-    return score_items(found.items, metrics=metrics, protocol=proto, device=device, metric_options=metric_options,
-                       progress=progress, cache_dir=cache_dir, workers=workers, scheduler=scheduler,
-                       with_ref=ref is not None, found=found, pred_label=str(where(pred)), ref_label=where(ref),
-                       started=t0)
+    report = score_items(found.items, metrics=metrics, protocol=proto, device=device, metric_options=metric_options,
+                         progress=progress, cache_dir=cache_dir, workers=workers, scheduler=scheduler,
+                         with_ref=ref is not None)
+    report.pred, report.ref = str(where(pred)), where(ref)
+    report.unpaired, report.excluded, report.clip_list = found.unpaired, found.excluded, found.clip_list
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
 
 
 def score_items(items: Sequence[ScoreItem], metrics: Sequence[str] | None = None,
                 protocol: str | Path | Protocol = "mead-v1", device: str | None = None,
                 metric_options: dict[str, dict] | None = None, progress: bool = False,
                 cache_dir: str | Path | None = None, workers: int | None = None, scheduler: str | None = None,
-                with_ref: bool | None = None, found: Discovered | None = None, pred_label: str | None = None,
-                ref_label: str | None = None, started: float | None = None) -> ScoreReport:
+                with_ref: bool | None = None) -> ScoreReport:
     """Score ``items`` (each a generated clip, its reference, target emotion and level) with
     ``metrics`` (default: the protocol's, else :data:`DEFAULT_METRICS`) under ``protocol``.
 
@@ -142,10 +144,9 @@ def score_items(items: Sequence[ScoreItem], metrics: Sequence[str] | None = None
     ``{"controllability": {"directions": {...}}}``).
 
     ``with_ref``: whether references were given (default: whether any item has one); metrics
-    that need one are unavailable without. ``found``: what discovery left out (goes into the
-    report); ``pred_label`` / ``ref_label``: how the report names the inputs.
+    that need one are unavailable without.
     """
-    t0 = time.perf_counter() if started is None else started
+    t0 = time.perf_counter()
     device = resolve_device(device)
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -223,14 +224,9 @@ def score_items(items: Sequence[ScoreItem], metrics: Sequence[str] | None = None
         weights["mediapipe-face-landmarker"] = f"unresolved: {exc}"
     for res in results.values():
         weights.update(res.weights)
-    found = found or Discovered(list(items))
-    if pred_label is None:
-        pred_label = f"{len(items)} videos"
-    if ref_label is None and has_ref:
-        ref_label = f"{sum(it.ref is not None for it in items)} videos"
-    return ScoreReport(proto.as_dict(), pred_label, ref_label, results, statuses, weights,
-                       __version__, round(time.perf_counter() - t0, 3), found.unpaired,
-                       found.excluded, found.clip_list)
+    n_ref = sum(it.ref is not None for it in items)
+    return ScoreReport(proto.as_dict(), f"{len(items)} videos", f"{n_ref} videos" if has_ref else None, results,
+                       statuses, weights, __version__, round(time.perf_counter() - t0, 3))
 
 
 def _merge(keys: list[str], outcomes: dict[str, ClipOutcome], instances: dict[str, Metric], units: dict[str, str],
