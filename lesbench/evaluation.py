@@ -47,7 +47,7 @@ from lesbench import __version__, schema
 from lesbench.baselines.base import GenerationRequest, Method, PreparedData
 from lesbench.errors import LesbenchError
 from lesbench.io import probe, write_video
-from lesbench.leaderboard import load_cards, validate_result
+from lesbench.leaderboard import card_keys, validate_result
 from lesbench.metrics.discover import ScoreItem
 from lesbench.metrics.protocol import Protocol, load_protocol
 from lesbench.metrics.score import score_items
@@ -225,7 +225,7 @@ def evaluate(
     proto, proto_summary = _load_protocol(protocol)
     metric_record = describe_metric_options(metric_options)  # bad classifier file: fail before generating
     instance: Method = METHODS.get(method)(seed=seed, device=device, **dict(method_options or {}))
-    instance.check(load_cards())
+    instance.check(card_keys())
     card, result_name = instance.card_key, instance.result_name
     # names from the protocol file and the method card become folders under ``out``: checked
     # here, before anything is generated, so a bad name writes nothing anywhere

@@ -28,8 +28,8 @@ or ranked.
     tex, bib = render(lb, "latex"), render(lb, "bib")
 """
 
-from lesbench.leaderboard.cards import (LeaderboardError, cards_dir, data_dir, load_card, load_cards, reported_dir,
-                                        results_dir)
+from lesbench.leaderboard.cards import (LeaderboardError, card_keys, cards_dir, data_dir, load_card, load_cards,
+                                        reported_dir, results_dir)
 from lesbench.leaderboard.data import (RESULT_REQUIRED, RESULTS_FORMAT_VERSION, MetricScore, ReportedRow, ResultRow,
                                        load_reported, load_results, validate_result)
 from lesbench.leaderboard.render import (CSV_COLUMNS, FORMATS, README_END, README_START, readme_section, render,
@@ -41,7 +41,7 @@ from lesbench.leaderboard.tables import (METHOD_ORDER, REFERENCE_METHODS, Leader
 __all__ = [
     "CSV_COLUMNS", "FORMATS", "METHOD_ORDER", "README_END", "README_START", "REFERENCE_METHODS", "RESULT_REQUIRED",
     "RESULTS_FORMAT_VERSION", "Leaderboard", "LeaderboardError", "MeasuredTable", "MetricDisplay", "MetricScore",
-    "ReportedRow", "ResultRow", "build_leaderboard", "cards_dir", "data_dir", "display", "load_card", "load_cards",
+    "ReportedRow", "ResultRow", "build_leaderboard", "card_keys", "cards_dir", "data_dir", "display", "load_card", "load_cards",
     "load_reported", "load_results", "metric_order", "readme_section", "render", "render_bib", "render_csv",
     "render_latex", "render_markdown", "render_png", "render_readme_table", "reported_dir", "results_dir",
     "update_readme", "validate_result",

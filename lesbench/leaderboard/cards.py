@@ -114,6 +114,11 @@ def opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def card_keys(directory: str | Path | None = None) -> set[str]:
+    """Keys of the method cards in ``directory`` (default: packaged), without reading them."""
+    return {p.stem for p in (Path(directory) if directory else cards_dir()).glob("*.yaml")}
+
+
 def load_cards(directory: str | Path | None = None) -> dict[str, MethodCard]:
     """All method cards of ``directory`` (default: packaged), by key. Cards sharing a
     ``cite_key`` must carry the identical BibTeX entry."""
