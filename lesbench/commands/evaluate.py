@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from lesbench.commands import Command
-from lesbench.errors import LesbenchError
 from lesbench.commands.score import add_cluster_arguments
+from lesbench.errors import LesbenchError
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
