@@ -273,7 +273,7 @@ class FeatureCache:
         """The face table of ``video`` (``compute()`` on a miss; cached as Parquet)."""
         import pandas as pd
 
-        from lesbench.pipelines.face import VERSION as FACE_VERSION
+        from lesbench.pipelines.frames_table import VERSION as FACE_VERSION
 
         path = self.root / "face" / f"{self._key(video, protocol.fps, FACE_VERSION, 640)}.parquet"
         if path.is_file():

@@ -16,7 +16,7 @@ Accepted files:
 Pose: Deep3DFaceRecon's ``angles`` are radians about x, y, z of its camera frame (x right, y up,
 z towards the camera, as lesbench's), composed as ``R = Rz @ Ry @ Rx``; lesbench re-expresses
 ``R`` as yaw/pitch/roll in degrees with its own convention
-(:func:`lesbench.pipelines.face.euler_from_rotation`; for small angles yaw ~ angle_y,
+(:func:`lesbench.pipelines.head_pose.euler_from_rotation`; for small angles yaw ~ angle_y,
 pitch ~ -angle_x, roll ~ angle_z). ``tx, ty, tz`` = ``trans`` in BFM units. ``scale`` is 1.0:
 Deep3DFaceRecon uses a fixed-focal perspective camera, so size is carried by ``tz``.
 """
@@ -75,7 +75,7 @@ class Deep3DCoefficients:
 
 
 def _euler(rot: np.ndarray) -> tuple[float, float, float]:
-    from lesbench.pipelines.face import euler_from_rotation
+    from lesbench.pipelines.head_pose import euler_from_rotation
 
     return euler_from_rotation(rot)
 
@@ -155,7 +155,8 @@ def deep3d_to_table(coeffs: Deep3DCoefficients, clip_id: str | None = None, incl
     ``include_extra`` also ``tex[80]`` and ``gamma[27]``."""
     import pyarrow as pa
 
-    from lesbench.pipelines.face_model import Coefficients, coeffs_to_table
+    from lesbench.pipelines.coeffs_table import coeffs_to_table
+    from lesbench.pipelines.face_model import Coefficients
 
     # Deep3DFaceRecon estimates identity per frame; the coeffs table keeps one vector per row.
     table = coeffs_to_table(Coefficients(coeffs.id[0], coeffs.exp, coeffs.pose()), clip_id)

@@ -274,7 +274,7 @@ class ClipProcessor:
     def _run(self, clip: schema.Clip, out: Path, row: dict, timings: dict, written: list[Path],
              check: Callable[[], None]) -> list[tuple[str, str]]:
         from lesbench import io
-        from lesbench.pipelines.face import frames_to_table
+        from lesbench.pipelines.frames_table import frames_to_table
 
         c = self.config
         problems: list[tuple[str, str]] = []

@@ -69,9 +69,9 @@ class FaceStage(Stage):
     weights = ("mediapipe-face-landmarker",)
 
     def __init__(self, device: str | None = None, analysis_size: int | None = 640) -> None:
-        from lesbench.pipelines import face
+        from lesbench.pipelines import frames_table
 
-        self.version = face.VERSION  # type: ignore[misc]
+        self.version = frames_table.VERSION  # type: ignore[misc]
         self.device = device
         self.analysis_size = analysis_size
         self._tracker = None
@@ -203,7 +203,7 @@ class CoeffsStage(Stage):
 
     def project(self, model: Any, frames: "pa.Table", clip_id: str) -> "pa.Table":
         """Coefficients table (one row per frame) of one clip's frames table."""
-        from lesbench.pipelines.face_model import coeffs_to_table
+        from lesbench.pipelines.coeffs_table import coeffs_to_table
 
         lms = _landmarks_of(frames)
         return coeffs_to_table(model.project(lms), clip_id=clip_id,

@@ -232,7 +232,7 @@ def _read(rep: ValidationReport, path: Path, columns: list[str] | None = None): 
 def _check_frames(rep: ValidationReport, path: Path, cid: str, n: int, fps: float, r: dict) -> np.ndarray | None:
     import pyarrow.parquet as pq
 
-    from lesbench.pipelines.face import frames_schema
+    from lesbench.pipelines.frames_table import frames_schema
 
     try:
         got = pq.read_schema(path)

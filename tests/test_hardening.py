@@ -326,7 +326,7 @@ def test_emotion_classifier_card_records_sha256_and_load_checks_it(tmp_path):
 # ----------------------------------------------------------------------------------- native logs
 
 def test_filter_native_lines_drops_routine_lines_and_rewords_the_rest():
-    from lesbench.pipelines.face import filter_native_lines
+    from lesbench.pipelines.native_logs import filter_native_lines
 
     text = (
         "WARNING: Logging before InitGoogle() is written to STDERR\n"

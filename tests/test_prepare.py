@@ -235,7 +235,7 @@ def test_outputs_schema_frame_counts_and_alignment(prepared) -> None:
 
     from lesbench import io
     from lesbench.pipelines.audio_features import audio_schema
-    from lesbench.pipelines.face import frames_schema
+    from lesbench.pipelines.frames_table import frames_schema
 
     out, _ = prepared
     clips = read_clips(out)
