@@ -393,7 +393,7 @@ def test_builtin_protocol_names_never_reach_outside_the_package(tmp_path, monkey
     from lesbench.errors import LesbenchError
     """A protocol given by name (no .yaml suffix) is looked up only among the shipped files."""
     from lesbench.metrics.protocol import load_protocol
-    from lesbench.metrics.robustness import load_perturbations
+    from lesbench.metrics.robustness_perturb import load_perturbations
 
     monkeypatch.chdir(tmp_path)
     for name in ("../protocols/mead-v1", "../../metrics/protocols/mead-v1", "a/../mead-v1"):
