@@ -307,7 +307,8 @@ def test_emotion_classifier_card_records_sha256_and_load_checks_it(tmp_path):
     from safetensors.torch import save_file
 
     from lesbench.errors import ChecksumError
-    from lesbench.metrics.emotion_classifier import CARD_FORMAT, MeadEmotionClassifier, _torch_modules
+    from lesbench.metrics.emotion_classifier_model import CARD_FORMAT, MeadEmotionClassifier
+    from lesbench.metrics.emotion_classifier_model import torch_modules as _torch_modules
     from lesbench.weights import file_sha256
 
     AUFrameMLP, _ = _torch_modules()

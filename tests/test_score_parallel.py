@@ -134,7 +134,7 @@ def test_inception_batches_equal_one_frame_at_a_time():
 
 def test_emotion_classifier_batches_equal_one_frame_at_a_time():
     from lesbench.errors import WeightsNotFoundError
-    from lesbench.metrics.emotion import FERClassifier
+    from lesbench.metrics.emotion_fer import FERClassifier
 
     try:
         clf = FERClassifier(device="cpu", batch_size=4)
