@@ -1,10 +1,9 @@
 """The prepared data set's bookkeeping: ``clips.parquet`` rows, atomic Parquet writes, and the
 per-clip done-records that make ``prepare`` resumable.
 
-Atomic writes: every file is written to ``.{name}.{random}.tmp`` in its destination folder
-and moved into place with ``os.replace`` (the same naming as :mod:`lesbench.io`), so a reader
-never sees a half-written file under a final name; :func:`remove_stale_temps` deletes what an
-interrupted run left behind.
+Every file is written atomically (:mod:`lesbench.atomic`), so a reader never sees a
+half-written file under a final name; :func:`remove_stale_temps` deletes what an interrupted run
+left behind.
 
 Done-records (``OUT/.lesbench/done/{clip_id}.json``) are written last, after every output of
 a clip is in place. A record holds the clip's input fingerprint (size and mtime of its video
@@ -21,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from lesbench.atomic import is_temp_name, tmp_path, write_parquet, write_text  # noqa: F401  (re-used by prepare)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -99,75 +99,6 @@ def manifest_table(rows: Iterable[Mapping[str, Any]]) -> "pa.Table":
         raise ValueError(f"manifest: duplicate clip_id(s) {dup[:5]}")
     cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
     return pa.Table.from_pydict(cols, schema=schema)
-
-
-# ------------------------------------------------------------------------------------ parquet
-
-
-def _float_leaf_paths(schema: "pa.Schema") -> list[str]:
-    """Parquet column paths of float columns (fixed-size lists included) for byte_stream_split."""
-    import pyarrow as pa
-
-    paths = []
-    for f in schema:
-        t = f.type
-        if pa.types.is_floating(t):
-            paths.append(f.name)
-        elif (pa.types.is_fixed_size_list(t) or pa.types.is_list(t)) and pa.types.is_floating(t.value_type):
-            paths.append(f"{f.name}.list.element")
-    return paths
-
-
-def tmp_path(path: Path) -> Path:
-    """Temporary sibling of ``path`` (hidden, ``.tmp`` suffix: never mistaken for an output)."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-
-
-def write_parquet(table: "pa.Table", path: str | os.PathLike) -> Path:
-    """Write ``table`` atomically: zstd, BYTE_STREAM_SPLIT for float columns (docs/design.md, performance).
-
-    Float columns skip dictionary encoding (it would take precedence over byte-stream-split and
-    does nothing for continuous values); strings and integers keep it. The bytes depend only on
-    the table (no timestamps), so equal tables give equal files.
-    """
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    floats = _float_leaf_paths(table.schema)
-    dict_cols = [f.name for f in table.schema if f.name not in {p.split(".")[0] for p in floats}]
-    tmp = tmp_path(path)
-    try:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            use_byte_stream_split=floats or False,
-            use_dictionary=dict_cols or False,
-        )
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def is_temp_name(name: str) -> bool:
-    return name.startswith(".") and name.endswith(".tmp")
 
 
 def stale_temps(out: str | os.PathLike) -> list[Path]:

@@ -14,7 +14,7 @@ FOLDERS = {"lesbench": "lesbench", "pipelines": "lesbench.pipelines", "metrics":
            "baselines": "lesbench.baselines"}
 
 #: Modules everything may import; they import only each other.
-GROUND = {"lesbench", "lesbench.schema", "lesbench.errors", "lesbench.io", "lesbench.weights", "lesbench.records",
+GROUND = {"lesbench", "lesbench.atomic", "lesbench.schema", "lesbench.errors", "lesbench.io", "lesbench.weights", "lesbench.records",
           "lesbench.threads", "lesbench.sanitize", "lesbench.prepared", "lesbench.registry", "lesbench.bibtex",
           "lesbench.render", "lesbench.cluster"}
 #: The ground floor's packages: their modules are ground floor too.
