@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from lesbench.io import read_frames
-from lesbench.prepared import read_clips
-from lesbench.schema import AU_NAMES, EMOTIONS, dataset_paths
+from lesbench.prepared import PreparedDataset
+from lesbench.schema import AU_NAMES, EMOTIONS
 from lesbench.metrics.emotion_fer import fer_inputs
 
 
@@ -31,18 +31,18 @@ def load_clips(prepared: str | Path, features: str, frame_step: int = 5,
 
     A clip whose feature file is missing or unreadable is skipped and logged (never fatal).
     """
-    paths = dataset_paths(prepared)
+    data = PreparedDataset(prepared)
     # clips with crops and frames, audio or not
-    clips = read_clips(prepared, statuses=("ok", "no_audio", "silent_audio"), required=("clip_id", "emotion", "split"))
+    clips = data.clips(statuses=("ok", "no_audio", "silent_audio"), required=("clip_id", "emotion", "split"))
     clips = clips[clips["emotion"].isin(EMOTIONS)]
     out: list[ClipData] = []
     for row in clips.itertuples(index=False):
         cd = ClipData(row.clip_id, str(getattr(row, "speaker", "")), row.emotion, row.split)
         try:
             if features in ("au", "both"):
-                cd.aus = _read_aus(paths["frames"] / f"{row.clip_id}.parquet")
+                cd.aus = _read_aus(data.clip_file("frames", row.clip_id))
             if features in ("crops", "both"):
-                cd.crops = _read_crops(paths["crops"] / f"{row.clip_id}.mp4", frame_step)
+                cd.crops = _read_crops(data.clip_file("crops", row.clip_id), frame_step)
         except Exception as e:  # one bad clip never stops the data set
             if log:
                 log(f"skipping {row.clip_id}: {type(e).__name__}: {e}")
