@@ -59,6 +59,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from lesbench import __version__
+from lesbench.atomic import tmp_path
 from lesbench.errors import DatasetError, LesbenchError
 from lesbench.schema import N_LANDMARKS
 from lesbench.pipelines.pca import fix_signs, top_eigen
@@ -357,7 +358,7 @@ class FaceModel:
             "stable_landmarks": np.asarray(self.stable_landmarks, dtype=np.int32),
             "provenance": np.array(json.dumps(self.provenance, sort_keys=True)),
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = tmp_path(path)
         try:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
                 for name, value in arrays.items():

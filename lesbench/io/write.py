@@ -4,7 +4,6 @@ temporary file in the destination folder, then ``os.replace``. Deterministic byt
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from lesbench.atomic import tmp_path
 from lesbench.io.decode import av_module
 from lesbench.io.video import Frame
 
@@ -26,10 +26,6 @@ AUDIO_SUFFIXES: dict[str, tuple[str, str]] = {
     ".mp4": ("mp4", "aac"),
     ".wav": ("wav", "pcm_s16le"),
 }
-
-
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
 def _as_fraction(fps: float) -> Fraction:
@@ -146,7 +142,7 @@ def write_video(
     samples = _check_audio(audio) if audio is not None else None
     sr = int(sr)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
+    tmp = tmp_path(path)
     try:
         container = av.open(str(tmp), mode="w", format="mp4",
                             options={"movflags": "+faststart"})
@@ -226,7 +222,7 @@ def write_audio(
         raise ValueError(f"{path}: no audio samples to write")
     sr = int(sr)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
+    tmp = tmp_path(path)
     try:
         options = {"movflags": "+faststart"} if fmt in ("ipod", "mp4") else {}
         container = av.open(str(tmp), mode="w", format=fmt, options=options)
