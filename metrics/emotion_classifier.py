@@ -13,7 +13,7 @@ Features and models (all frame-level, pooled to clip level by the mean class pro
   needed (``aus=`` argument; :class:`EmotionAccuracy` computes them with the MediaPipe face
   tracker when not given).
 - ``crops``: the aligned face crop (``crops/{clip_id}.mp4``) cut and scaled as for the FER
-  classifier (:func:`lesbench.metrics.emotion.fer_inputs`: fixed face box, grayscale, 64×64,
+  classifier (:func:`lesbench.metrics.emotion_fer.fer_inputs`: fixed face box, grayscale, 64×64,
   [-1, 1]) and a small CNN (stride-2 conv stem 16, conv blocks 32/64 with max pooling, global
   average pooling, linear 8); training takes every ``frame_step``-th frame.
 - ``both``: both models, trained separately; frame probabilities are averaged.
