@@ -129,6 +129,15 @@ class PreparedDataset:
     def __repr__(self) -> str:
         return f"PreparedDataset({str(self.root)!r})"
 
+    @classmethod
+    def for_writing(cls, root: str | Path) -> "PreparedDataset":
+        """A data set being (re)written by ``prepare``: laid out as this lesbench lays it out,
+        whatever an earlier ``dataset.json`` in ``root`` says (that file is about to be replaced,
+        and may be damaged or of another version)."""
+        data = cls(root)
+        data.__dict__["info"] = DatasetInfo()
+        return data
+
     # --- where things are -------------------------------------------------------------------
     @property
     def info_path(self) -> Path:
