@@ -130,12 +130,12 @@ class PreparedDataset:
         return f"PreparedDataset({str(self.root)!r})"
 
     @classmethod
-    def for_writing(cls, root: str | Path) -> "PreparedDataset":
-        """A data set being (re)written by ``prepare``: laid out as this lesbench lays it out,
-        whatever an earlier ``dataset.json`` in ``root`` says (that file is about to be replaced,
-        and may be damaged or of another version)."""
+    def with_layout(cls, root: str | Path, info: DatasetInfo | None = None) -> "PreparedDataset":
+        """The data set at ``root`` laid out as ``info`` says (default: as this lesbench lays it
+        out), whatever the ``dataset.json`` in ``root`` holds: for ``prepare``, which is about to
+        replace that file, and for ``validate``, which reports a damaged one instead of failing."""
         data = cls(root)
-        data.__dict__["info"] = DatasetInfo()
+        data.__dict__["info"] = info if info is not None else DatasetInfo()
         return data
 
     # --- where things are -------------------------------------------------------------------

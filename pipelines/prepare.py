@@ -271,7 +271,7 @@ def prepare(
         return sum(mf.read_valid_done(out, c.clip_id, clip_inputs(c), versions, cfg_hash) is not None
                    for c in clips)
 
-    data = PreparedDataset.for_writing(out)
+    data = PreparedDataset.with_layout(out)
     with RunLock(out) as lock, interrupts_end_cleanly(n_done, len(clips)), \
             reserved_space(out / mf.STATE_DIR / "reserve", 256 * 1024 + 2048 * len(clips)) as reserve:
         n_stale = mf.remove_stale_temps(out)

@@ -60,7 +60,7 @@ class ClipProcessor:
         write; once the run is gone (interrupted, or another run took over) this raises
         :class:`RunCancelled` and touches nothing more.
         """
-        data = PreparedDataset.for_writing(out)
+        data = PreparedDataset.with_layout(out)
         check = lease.check if lease is not None else (lambda: None)
         check()
         t0 = time.perf_counter()
@@ -149,7 +149,7 @@ class CoeffsProcessor:
         """Write ``coeffs/{clip_id}.parquet``; returns (clip_id, seconds, error or None, whether
         the error was a failed write).
         Raises :class:`RunCancelled` (writing nothing) once ``lease`` is no longer held."""
-        data = PreparedDataset.for_writing(out)
+        data = PreparedDataset.with_layout(out)
         check = lease.check if lease is not None else (lambda: None)
         check()
         t0 = time.perf_counter()

@@ -396,7 +396,8 @@ def test_folder_dataset_with_a_reused_face_model(tiny_tree, prepared, tmp_path) 
 def test_worker_killed_mid_run_still_completes(tmp_path) -> None:
     from distributed import Client
 
-    from lesbench.pipelines.prepare import make_local_cluster, prepare
+    from lesbench.cluster import make_local_cluster
+    from lesbench.pipelines.prepare import prepare
 
     root = tmp_path / "mead"
     build_tree(root, bad=False)
