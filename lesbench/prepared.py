@@ -202,7 +202,7 @@ class PreparedDataset:
 
         path = self.path("clips")
         if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: not a folder (expected a prepared data set from `lesbench prepare`)")
+            raise DatasetError(f"{self.root}: not a folder, so not a prepared data set (make one with `lesbench prepare`)")
         if not path.is_file():
             raise DatasetError(f"{path}: missing; {self.root} is not a prepared data set (run `lesbench prepare`)")
         try:

@@ -176,15 +176,16 @@ def test_dask_scratch_goes_under_the_output_folder_unless_configured(tmp_path) -
 class FullDisk:
     """Writes through prepare's writers fail with ENOSPC after ``after`` of them succeeded,
     while ``OUT/.lesbench/reserve`` exists (deleting it frees space, as on a real disk);
-    ``forever``: they fail whatever is deleted."""
+    ``forever``: they fail whatever is deleted. Every atomic Parquet or text write, whichever
+    module calls it, starts with ``lesbench.atomic.tmp_path``: that is where it is refused."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, out: Path, after: int, forever: bool = False) -> None:
-        from lesbench import io
+        from lesbench import atomic, io
         from lesbench.pipelines.face_model import FaceModel
 
         self.out, self.after, self.forever = out, after, forever
         self.writes = self.refused = 0
-        for owner, name in ((mf, "write_parquet"), (mf, "write_text"), (io, "write_video"), (FaceModel, "save")):
+        for owner, name in ((atomic, "tmp_path"), (io, "write_video"), (FaceModel, "save")):
             monkeypatch.setattr(owner, name, self._wrap(getattr(owner, name)))
 
     def _wrap(self, fn):
