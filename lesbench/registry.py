@@ -39,8 +39,9 @@ class Registry(Generic[T]):
     def _load_source(self) -> None:
         if self._source is not None:
             module_name, _, attr = self._source.partition(":")
-            self._source = None
-            for name, obj in getattr(importlib.import_module(module_name), attr).items():
+            built_in = getattr(importlib.import_module(module_name), attr)
+            self._source = None  # only once the import worked: a failed one is raised again next time
+            for name, obj in built_in.items():
                 self._entries.setdefault(name, obj)
 
     def register(self, name: str, target: str | T | None = None) -> Callable[[T], T] | None:
