@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 #: Public name -> "module:attribute", resolved on first access.
 _FRONT_DOOR: dict[str, str] = {
     "prepare": "lesbench.pipelines.prepare:prepare",
-    "PrepareConfig": "lesbench.pipelines.prepare:PrepareConfig",
+    "PrepareConfig": "lesbench.pipelines.prepare_config:PrepareConfig",
     "validate": "lesbench.pipelines.validate:validate",
     "dataset_info": "lesbench.pipelines.info:dataset_info",
     "build_les": "lesbench.les.space:build_les",

@@ -24,15 +24,15 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from lesbench.weights import cache_dir
 
 
-def scratch_dir() -> Path | None:
-    """Default scratch space of a local cluster's workers (spilled data, locks) when the caller
-    names none: ``dask-scratch-space`` in lesbench's cache folder, never the working directory;
-    None when the user configured Dask's ``temporary-directory`` (theirs is used)."""
+def scratch_dir(base: Path | None = None) -> Path | None:
+    """Scratch space of a local cluster's workers (spilled data, locks): ``dask-scratch-space``
+    in ``base`` (default: lesbench's cache folder, never the working directory); None when the
+    user configured Dask's ``temporary-directory`` (theirs is used)."""
     import dask
 
     if dask.config.get("temporary-directory", None):
         return None
-    return cache_dir().parent / "dask-scratch-space"
+    return (base if base is not None else cache_dir().parent) / "dask-scratch-space"
 
 
 def make_local_cluster(workers: int | None = None, **kwargs: Any) -> Any:
@@ -121,9 +121,12 @@ class DaskPool:
     attached cluster on exit (it outlives the run)."""
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None, progress: bool = True,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, local_directory: str | os.PathLike | None = None) -> None:
+        """``local_directory``: scratch space of a local cluster's workers (default:
+        :func:`scratch_dir`)."""
         self.workers = workers
         self.scheduler = scheduler
+        self.local_directory = local_directory
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.client: Any = None
@@ -145,7 +148,8 @@ class DaskPool:
         if self.scheduler:
             self.client = Client(self.scheduler, timeout="30s")
         else:
-            self._cluster = make_local_cluster(self.workers)
+            extra = {"local_directory": str(self.local_directory)} if self.local_directory else {}
+            self._cluster = make_local_cluster(self.workers, **extra)
             self.client = Client(self._cluster)
         self.dashboard = self.client.dashboard_link
         self.log(f"Dask dashboard: {self.dashboard}")

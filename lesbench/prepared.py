@@ -129,6 +129,15 @@ class PreparedDataset:
     def __repr__(self) -> str:
         return f"PreparedDataset({str(self.root)!r})"
 
+    @classmethod
+    def with_layout(cls, root: str | Path, info: DatasetInfo | None = None) -> "PreparedDataset":
+        """The data set at ``root`` laid out as ``info`` says (default: as this lesbench lays it
+        out), whatever the ``dataset.json`` in ``root`` holds: for ``prepare``, which is about to
+        replace that file, and for ``validate``, which reports a damaged one instead of failing."""
+        data = cls(root)
+        data.__dict__["info"] = info if info is not None else DatasetInfo()
+        return data
+
     # --- where things are -------------------------------------------------------------------
     @property
     def info_path(self) -> Path:
@@ -193,7 +202,7 @@ class PreparedDataset:
 
         path = self.path("clips")
         if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: not a folder (expected a prepared data set from `lesbench prepare`)")
+            raise DatasetError(f"{self.root}: not a folder, so not a prepared data set (make one with `lesbench prepare`)")
         if not path.is_file():
             raise DatasetError(f"{path}: missing; {self.root} is not a prepared data set (run `lesbench prepare`)")
         try:

@@ -28,9 +28,21 @@ class UnknownNameError(KeyError):
 class Registry(Generic[T]):
     """Name -> plug-in object, filled with lazy ``"module:attr"`` strings or objects."""
 
-    def __init__(self, kind: str, entries: dict[str, str] | None = None) -> None:
+    def __init__(self, kind: str, entries: dict[str, str] | None = None, source: str | None = None) -> None:
+        """``source``: ``"module:attr"`` of a name -> object mapping that holds the built-in
+        entries (imported when the names are first needed), for plug-ins whose own module is
+        the one place that lists them."""
         self.kind = kind
         self._entries: dict[str, str | T] = dict(entries or {})
+        self._source = source
+
+    def _load_source(self) -> None:
+        if self._source is not None:
+            module_name, _, attr = self._source.partition(":")
+            built_in = getattr(importlib.import_module(module_name), attr)
+            self._source = None  # only once the import worked: a failed one is raised again next time
+            for name, obj in built_in.items():
+                self._entries.setdefault(name, obj)
 
     def register(self, name: str, target: str | T | None = None) -> Callable[[T], T] | None:
         """Register ``target`` under ``name``; without ``target``, act as a class decorator."""
@@ -45,9 +57,11 @@ class Registry(Generic[T]):
         return decorator
 
     def names(self) -> list[str]:
+        self._load_source()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load_source()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
@@ -70,6 +84,7 @@ class Registry(Generic[T]):
         return entry
 
     def _lookup(self, name: str) -> str | T:
+        self._load_source()
         try:
             return self._entries[name]
         except KeyError:
@@ -90,16 +105,8 @@ DATASETS: Registry = Registry(
     },
 )
 
-STAGES: Registry = Registry(
-    "stage",
-    {
-        "face": "lesbench.pipelines.stages:FaceStage",
-        "action-units": "lesbench.pipelines.stages:ActionUnitStage",
-        "audio": "lesbench.pipelines.stages:AudioStage",
-        "crops": "lesbench.pipelines.stages:CropStage",
-        "coeffs": "lesbench.pipelines.stages:CoeffsStage",
-    },
-)
+# The stages are listed once, in prepare's pipeline (lesbench.pipelines.stages.PIPELINE).
+STAGES: Registry = Registry("stage", source="lesbench.pipelines.stages:STAGE_CLASSES")
 
 METRICS: Registry = Registry(
     "metric",

@@ -67,7 +67,7 @@ def bench_score_image(device: str | None = None, n_frames: int = 64, threads: in
 
     try:
         def fid_setup() -> Callable[[], Any]:
-            from lesbench.metrics.fid import InceptionFeatures
+            from lesbench.metrics.fid_features import InceptionFeatures
 
             ex = InceptionFeatures(device=dev, batch_size=32)
             return lambda: ex(frames)
@@ -97,7 +97,7 @@ def bench_score_image(device: str | None = None, n_frames: int = 64, threads: in
             return lambda: csim_frames(frames[0], frames[1 : n_csim + 1], emb)
 
         def emotion_setup() -> Callable[[], Any]:
-            from lesbench.metrics.emotion import FERClassifier
+            from lesbench.metrics.emotion_fer import FERClassifier
 
             clf = FERClassifier(device=dev)
             return lambda: clf.predict_proba(frames)

@@ -4,8 +4,8 @@ Families timed, each in frames per second of video scored:
 
 - ``face-tracking``: MediaPipe FaceLandmarker (lesbench's ``FaceTracker``) on 256x256 RGB crops,
   the pass that sync, LMD and AU share (done once per video);
-- ``sync``: :func:`lesbench.metrics.sync.av_sync` (±15 shifts) from landmarks + 16 kHz audio;
-- ``lmd``: :func:`lesbench.metrics.landmarks.landmark_distance` from two landmark tracks;
+- ``sync``: :func:`lesbench.metrics.sync_estimate.av_sync` (±15 shifts) from landmarks + 16 kHz audio;
+- ``lmd``: :func:`lesbench.metrics.landmarks_distance.landmark_distance` from two landmark tracks;
 - ``au``: :func:`lesbench.metrics.action_units.au_scores` from two AU tracks;
 - ``sync+tracking`` etc.: the family including its share of face tracking (what a user sees).
 
@@ -45,8 +45,8 @@ def bench_sync_families(n_frames: int = 250, repeat: int = 3, threads: int = 1) 
     import torch
 
     from lesbench.metrics.action_units import au_scores
-    from lesbench.metrics.landmarks import landmark_distance
-    from lesbench.metrics.sync import av_sync
+    from lesbench.metrics.landmarks_distance import landmark_distance
+    from lesbench.metrics.sync_estimate import av_sync
     from lesbench.metrics._face import aus_array, landmarks_array
     from lesbench.pipelines.face import FaceTracker
 

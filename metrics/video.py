@@ -16,7 +16,7 @@ import numpy as np
 from lesbench import io
 from lesbench.errors import MediaError
 from lesbench.metrics.protocol import Protocol
-from lesbench.pipelines.face import VERSION as FACE_VERSION
+from lesbench.pipelines.frames_table import VERSION as FACE_VERSION
 from lesbench.pipelines.face import FaceTracker
 
 log = logging.getLogger(__name__)

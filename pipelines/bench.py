@@ -41,7 +41,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from lesbench import schema
+from lesbench import io, schema
+from lesbench.cluster import make_local_cluster
+from lesbench.errors import DatasetError, MediaError
+from lesbench.pipelines.clip_media import work_shape
+from lesbench.pipelines.mead import MeadDataset
+from lesbench.pipelines.prepare import prepare
+from lesbench.pipelines.prepare_config import PrepareConfig
+from lesbench.pipelines.stages import FaceStage
 
 TARGET_SIZE = (1920, 1080)
 TARGET_FPS = 30.0
@@ -68,9 +75,6 @@ def build_clip_set(clips: Sequence[schema.Clip], work: Path, size: tuple[int, in
     """Write ``clips`` as a MEAD-layout set of ``size`` / ``fps`` / ``seconds`` clips under
     ``work`` (see the module docstring); returns its root."""
     import cv2
-
-    from lesbench import io
-    from lesbench.errors import MediaError
 
     root = work / "mead-1080p"
     card = {"clips": [c.video_path for c in clips], "size": list(size), "fps": fps, "seconds": seconds,
@@ -129,9 +133,6 @@ def _cpu_seconds() -> float:
 
 
 def _measure_decode(paths: list[str], fps: float, work_size: int | None) -> dict[str, float]:
-    from lesbench import io
-    from lesbench.pipelines.prepare import work_shape
-
     frames = 0
     t, c = time.perf_counter(), _cpu_seconds()
     for p in paths:
@@ -144,10 +145,6 @@ def _measure_decode(paths: list[str], fps: float, work_size: int | None) -> dict
 
 def _measure_decode_landmark(paths: list[str], fps: float, work_size: int | None,
                              analysis_size: int | None) -> dict[str, float]:
-    from lesbench import io
-    from lesbench.pipelines.prepare import work_shape
-    from lesbench.pipelines.stages import FaceStage
-
     stage = FaceStage(analysis_size=analysis_size)
     c0 = _cpu_seconds()
     stage.setup()  # the landmarker is made once per worker in prepare too: not timed
@@ -203,14 +200,10 @@ def bench_prepare(
     """
     from distributed import Client
 
-    from lesbench.pipelines.mead import MeadDataset
-    from lesbench.pipelines.prepare import PrepareConfig, make_local_cluster, prepare
 
     config = PrepareConfig()
     all_clips = MeadDataset(root, test_speakers=()).clips()
     if not all_clips:
-        from lesbench.errors import DatasetError
-
         raise DatasetError(f"{root}: no MEAD-layout clips to benchmark")
     step = max(1, len(all_clips) // n_clips)
     chosen = all_clips[::step][:n_clips]
@@ -234,8 +227,6 @@ def bench_prepare(
             bench_root = build_clip_set(chosen, tmp, seconds=seconds, log=log)
             bench_clips = MeadDataset(bench_root, test_speakers=()).clips()
         paths = [c.video_path for c in bench_clips]
-        from lesbench import io
-
         infos = [io.probe(p) for p in paths]
         result["source"] = {
             "width": infos[0].width, "height": infos[0].height, "fps": round(infos[0].fps, 3),

@@ -16,13 +16,14 @@ Accepted files:
 Pose: Deep3DFaceRecon's ``angles`` are radians about x, y, z of its camera frame (x right, y up,
 z towards the camera, as lesbench's), composed as ``R = Rz @ Ry @ Rx``; lesbench re-expresses
 ``R`` as yaw/pitch/roll in degrees with its own convention
-(:func:`lesbench.pipelines.face.euler_from_rotation`; for small angles yaw ~ angle_y,
+(:func:`lesbench.pipelines.head_pose.euler_from_rotation`; for small angles yaw ~ angle_y,
 pitch ~ -angle_x, roll ~ angle_z). ``tx, ty, tz`` = ``trans`` in BFM units. ``scale`` is 1.0:
 Deep3DFaceRecon uses a fixed-focal perspective camera, so size is carried by ``tz``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lesbench.errors import LesbenchError
+from lesbench.atomic import write_parquet, write_text
+from lesbench.errors import DatasetError, LesbenchError
+from lesbench.pipelines.coeffs_table import coeffs_to_table
+from lesbench.pipelines.face_model import Coefficients
+from lesbench.pipelines.head_pose import euler_from_rotation
+from lesbench.pipelines.prepare_config import FACE_STATUSES
+from lesbench.prepared import PreparedDataset
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -75,8 +82,6 @@ class Deep3DCoefficients:
 
 
 def _euler(rot: np.ndarray) -> tuple[float, float, float]:
-    from lesbench.pipelines.face import euler_from_rotation
-
     return euler_from_rotation(rot)
 
 
@@ -155,8 +160,6 @@ def deep3d_to_table(coeffs: Deep3DCoefficients, clip_id: str | None = None, incl
     ``include_extra`` also ``tex[80]`` and ``gamma[27]``."""
     import pyarrow as pa
 
-    from lesbench.pipelines.face_model import Coefficients, coeffs_to_table
-
     # Deep3DFaceRecon estimates identity per frame; the coeffs table keeps one vector per row.
     table = coeffs_to_table(Coefficients(coeffs.id[0], coeffs.exp, coeffs.pose()), clip_id)
     ident = pa.FixedSizeListArray.from_arrays(pa.array(coeffs.id.reshape(-1), pa.float32()), 80)
@@ -180,6 +183,8 @@ SUFFIXES = (".mat", ".npy", ".txt", ".csv")
 #: Default output folder inside the prepared data set, and its record file.
 IMPORT_DIR = "coeffs_deep3d"
 IMPORT_RECORD = "import.json"
+#: Where each clip's imported coefficients go inside the import folder.
+IMPORT_FILE = "{clip_id}.parquet"
 
 
 @dataclass
@@ -226,25 +231,15 @@ class ImportReport:
 def _clip_keys(data: Path) -> tuple[dict[str, str], dict[tuple[str, ...], str], dict[str, int]]:
     """(clip_id -> clip_id, video path parts without suffix relative to the source root ->
     clip_id, clip_id -> n_frames) for the prepared clips with a face track."""
-    import json
-
     import pandas as pd
 
-    from lesbench import schema
-    from lesbench.errors import DatasetError
-
-    clips_path = data / schema.CLIPS_PARQUET
-    if not clips_path.is_file():
-        raise DatasetError(f"{clips_path}: missing; {data} is not a prepared data set (run `lesbench prepare`)")
-    clips = pd.read_parquet(clips_path, columns=["clip_id", "video_path", "status", "n_frames"])
-    clips = clips[clips["status"].isin(("ok", "no_audio", "silent_audio"))]
-    root = None
-    meta_path = data / schema.DATASET_JSON
-    if meta_path.is_file():
-        try:
-            root = json.loads(meta_path.read_text()).get("source_root")
-        except ValueError:
-            root = None
+    prepared = PreparedDataset(data)
+    clips = prepared.clips(statuses=FACE_STATUSES, required=("clip_id", "video_path", "status", "n_frames"))
+    try:
+        root = prepared.info.source_root if prepared.info is not None else None
+    except DatasetError:  # an unreadable dataset.json: match by clip names and path tails only
+        root = None
+    root = root or None
     by_id = {str(c): str(c) for c in clips["clip_id"]}
     by_rel: dict[tuple[str, ...], str] = {}
     for cid, video in zip(clips["clip_id"], clips["video_path"]):
@@ -291,12 +286,6 @@ def import_deep3d(src: str | Path, data: str | Path, out: str | Path | None = No
     Returns:
         :class:`ImportReport`.
     """
-    import json
-
-    from lesbench import schema
-    from lesbench.errors import DatasetError
-    from lesbench.pipelines import manifest as mf
-
     src, data = Path(src), Path(data)
     if not src.exists():
         raise DatasetError(f"{src}: Deep3DFaceRecon output folder not found")
@@ -349,33 +338,33 @@ def import_deep3d(src: str | Path, data: str | Path, out: str | Path | None = No
             continue
         arr = np.concatenate([np.concatenate([getattr(c, n) for n in SLICES], axis=1) for c in parts])
         coeffs = split_coefficients(arr, rel(paths[0]))
-        mf.write_parquet(deep3d_to_table(coeffs, cid, include_extra=include_extra), out / f"{cid}.parquet")
+        write_parquet(deep3d_to_table(coeffs, cid, include_extra=include_extra), out / IMPORT_FILE.format(clip_id=cid))
         written[cid] = {"files": [rel(p) for p in paths], "rows": len(coeffs), "n_frames": n_frames[cid]}
         if len(coeffs) != n_frames[cid]:
             mismatched.append(cid)
     record_path = out / IMPORT_RECORD
-    for stale in out.glob("*.parquet"):  # clips of an earlier import into this folder, gone now
-        if stale.stem not in written:
+    prefix, _, suffix = IMPORT_FILE.partition("{clip_id}")
+    for stale in out.glob(f"{prefix}*{suffix}"):  # clips of an earlier import into this folder, gone now
+        if stale.name[len(prefix): len(stale.name) - len(suffix)] not in written:
             stale.unlink()
     report = ImportReport(src=src, out=out, written=written, unmatched=unmatched,
                           missing=sorted(set(n_frames) - set(written)), mismatched=mismatched)
-    mf.write_text(record_path, json.dumps(report.to_dict(), indent=2) + "\n")
-    meta_path = data / schema.DATASET_JSON
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except ValueError as exc:
-            raise DatasetError(f"{meta_path}: unreadable ({exc})") from None
+    write_text(record_path, json.dumps(report.to_dict(), indent=2) + "\n")
+    prepared = PreparedDataset(data)
+    info = prepared.info  # raises DatasetError naming dataset.json when it cannot be read
+    if info is not None:
         try:
             where = out.resolve().relative_to(data.resolve()).as_posix()
         except ValueError:
             where = str(out.resolve())
-        meta.setdefault("imports", {})["coeffs_deep3d"] = {
+        if info.present is not None and "imports" not in info.present:
+            info.present = (*info.present, "imports")
+        info.imports = {**(info.imports or {}), "coeffs_deep3d": {
             "tool": "deep3dfacerecon", "importer_version": VERSION, "source": str(src.resolve()),
-            "files": f"{where}/{{clip_id}}.parquet", "record": f"{where}/{IMPORT_RECORD}",
+            "files": f"{where}/{IMPORT_FILE}", "record": f"{where}/{IMPORT_RECORD}",
             "n_clips": len(written), "n_unmatched": len(unmatched),
             "columns": "clip_id, frame, id[80], exp[64], yaw, pitch, roll (deg), tx, ty, tz (BFM units), "
                        "scale (1.0)" + (", tex[80], gamma[27]" if include_extra else ""),
-        }
-        mf.write_text(meta_path, json.dumps(meta, indent=2, default=str) + "\n")
+        }}
+        prepared.write_info(info)
     return report

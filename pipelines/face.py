@@ -3,41 +3,10 @@
 :class:`FaceTracker` wraps ONE FaceLandmarker (tasks API, VIDEO running mode, one face,
 blendshapes and facial transformation matrices on) that is created once and reused for every
 clip a worker processes. :meth:`FaceTracker.track` turns a clip's frames into the frames table
-(one row per frame, no ``clip_id``); :func:`frames_schema` gives the exact Arrow types the
-pipeline writes and :func:`frames_to_table` converts.
-
-Columns (``frame_columns()``):
-
-- ``frame`` int32, ``t`` float64 seconds, ``face`` bool
-- ``bbox`` (4,) float32 ``x0, y0, x1, y1``: extent of the 478 landmarks, source-frame pixels
-- ``yaw``, ``pitch``, ``roll`` float32 degrees, from the rotation part ``R`` of MediaPipe's facial
-  transformation matrix (canonical face model -> camera; camera x right, y up, z towards the
-  viewer). Decomposition ``R = Ry(yaw) @ Rx(-pitch) @ Rz(roll)``:
-  ``yaw = atan2(R[0,2], R[2,2])`` > 0 when the face turns towards the image's right side
-  (the subject's left); ``pitch = asin(R[1,2])`` > 0 when the face looks up;
-  ``roll = atan2(R[1,0], R[1,1])`` > 0 when the head tilts counter-clockwise as seen in the image.
-- ``tx``, ``ty``, ``tz`` float32: translation of that matrix, centimetres in MediaPipe's metric
-  camera space (``tz`` < 0: the face is in front of the camera).
-- ``scale`` float32: face size in source pixels = 3D distance between the outer eye corners
-  (landmarks 33 and 263) using the x, y, z landmark coordinates, so it does not shrink when
-  the head turns.
-- ``landmarks`` (1434,) float32 = 478 x (x, y, z) flattened: x, y in pixels of the SOURCE frame
-  (also when the analysis ran on a downscaled copy), z in the same pixel scale as x
-  (MediaPipe's z is normalised by the image width).
-- ``blendshapes`` (52,) float32 in ``schema.BLENDSHAPE_NAMES`` order (checked against
-  MediaPipe's category names on every frame).
-- ``AU01`` ... ``AU45`` float32 in [0, 1], from :func:`~lesbench.pipelines.action_units.au_from_blendshapes`.
-
-Frames without a face have ``face = False`` and NaN in every number.
-
-MediaPipe's C++ logging: creating a landmarker makes MediaPipe and TF Lite write about five
-lines straight to the process's stderr (``WARNING: Logging before InitGoogle()``, ``INFO:
-Created TensorFlow Lite XNNPACK delegate``, ``W0000 ... inference_feedback_manager.cc``...),
-in every worker process, through progress bars. Environment variables do not stop them
-(measured: ``GLOG_minloglevel`` and ``TF_CPP_MIN_LOG_LEVEL`` leave all five), so
-:func:`quiet_native_stderr` points file descriptor 2 at a temporary file while the landmarker
-is created, then drops the known routine lines and shows anything else once, prefixed
-``lesbench: MediaPipe:``. ``LESBENCH_VERBOSE=1`` (``lesbench --verbose``) leaves stderr alone.
+(one row per frame, no ``clip_id``). Its columns, exact Arrow types and conversion are in
+:mod:`lesbench.pipelines.frames_table`, the pose angles' convention in
+:mod:`lesbench.pipelines.head_pose`, the handling of MediaPipe's native start-up
+logging in :mod:`lesbench.pipelines.native_logs`.
 
 Timestamps: VIDEO mode requires strictly increasing timestamps over the landmarker's life.
 The tracker keeps a running millisecond offset across clips, and before each new clip it feeds
@@ -47,12 +16,6 @@ whichever clips the tracker processed before (tested).
 
 from __future__ import annotations
 
-import functools
-import math
-import os
-import re
-import sys
-import tempfile
 import threading
 import weakref
 from contextlib import contextmanager
@@ -62,95 +25,23 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
-from lesbench.errors import LesbenchError
-from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES, N_LANDMARKS
-from lesbench.pipelines.action_units import au_from_blendshapes
+from lesbench import io, weights
+from lesbench.errors import LesbenchError, MediaError
+from lesbench.schema import BLENDSHAPE_NAMES, N_LANDMARKS
+from lesbench.pipelines.frames_table import LANDMARK_DIM, N_BLENDSHAPES, assemble_frames
+from lesbench.pipelines.head_pose import euler_from_rotation
+from lesbench.pipelines.native_logs import quiet_native_stderr
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
-    import pyarrow as pa
-
-#: Stage version: bump when the frames table's content can change.
-VERSION = "1"
 
 #: Default longest image side used for analysis by :func:`analyze_video` (docs/design.md, performance: landmarks
 #: from a 640x360 copy of 1080p differ from full resolution by ~0.4% of the eye distance while
 #: decoding + wrapping get much cheaper). Sources smaller than this are analysed as they are.
 DEFAULT_ANALYSIS_SIZE = 640
 
-N_BLENDSHAPES = len(BLENDSHAPE_NAMES)
-LANDMARK_DIM = N_LANDMARKS * 3
 #: Outer eye corners in MediaPipe's 478-point topology (subject's right, subject's left).
 OUTER_EYE_CORNERS = (33, 263)
-
-FRAME_SCALAR_FLOAT_COLUMNS: tuple[str, ...] = ("yaw", "pitch", "roll", "tx", "ty", "tz", "scale")
-
-
-def frame_columns(with_clip_id: bool = False) -> list[str]:
-    """Column names of the frames table, in order."""
-    cols = ["frame", "t", "face", "bbox", *FRAME_SCALAR_FLOAT_COLUMNS, "landmarks", "blendshapes", *AU_NAMES]
-    return (["clip_id"] if with_clip_id else []) + cols
-
-
-def frames_schema(with_clip_id: bool = True) -> "pa.Schema":
-    """Exact Arrow schema of ``frames/{clip_id}.parquet`` (docs/design.md).
-
-    ``landmarks`` and ``blendshapes`` carry their layout as field metadata.
-    """
-    import pyarrow as pa
-
-    f32 = pa.float32()
-    fields = [
-        pa.field("frame", pa.int32(), nullable=False),
-        pa.field("t", pa.float64(), nullable=False),
-        pa.field("face", pa.bool_(), nullable=False),
-        pa.field("bbox", pa.list_(f32, 4), metadata={"layout": "x0,y0,x1,y1", "unit": "px"}),
-        *[pa.field(c, f32) for c in FRAME_SCALAR_FLOAT_COLUMNS],
-        pa.field(
-            "landmarks",
-            pa.list_(f32, LANDMARK_DIM),
-            metadata={"layout": f"{N_LANDMARKS}x3 row-major (x,y,z)", "unit": "px (source frame)"},
-        ),
-        pa.field("blendshapes", pa.list_(f32, N_BLENDSHAPES), metadata={"names": ",".join(BLENDSHAPE_NAMES)}),
-        *[pa.field(au, f32) for au in AU_NAMES],
-    ]
-    if with_clip_id:
-        fields.insert(0, pa.field("clip_id", pa.string(), nullable=False))
-    return pa.schema(fields, metadata={"stage": "face", "stage_version": VERSION})
-
-
-def frames_to_table(df: "pd.DataFrame", clip_id: str | None = None) -> "pa.Table":
-    """Convert :meth:`FaceTracker.track`'s DataFrame to an Arrow table with :func:`frames_schema`.
-
-    Args:
-        df: frames DataFrame (the ``clip_id`` column optional).
-        clip_id: written to every row when given (required when ``df`` has no ``clip_id``
-            and the clip_id column is wanted; with ``None`` and no column, the table has none).
-    """
-    import pyarrow as pa
-
-    with_id = clip_id is not None or "clip_id" in df.columns
-    schema = frames_schema(with_clip_id=with_id)
-    n = len(df)
-    arrays: list[pa.Array] = []
-    for field in schema:
-        name = field.name
-        if name == "clip_id":
-            values = [clip_id] * n if clip_id is not None else df["clip_id"].astype(str).tolist()
-            arrays.append(pa.array(values, type=pa.string()))
-        elif pa.types.is_fixed_size_list(field.type):
-            width = field.type.list_size
-            flat = _stack_column(df[name], width).reshape(-1)
-            arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), width))
-        else:
-            arrays.append(pa.array(df[name].to_numpy(), type=field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _stack_column(col: "pd.Series", width: int) -> np.ndarray:
-    if len(col) == 0:
-        return np.zeros((0, width), np.float32)
-    return np.stack([np.asarray(v, dtype=np.float32).reshape(width) for v in col])
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,40 +53,7 @@ def landmarker_model_path(path: str | Path | None = None) -> Path:
     """Path of MediaPipe's ``face_landmarker.task``, through
     ``lesbench.weights.resolve("mediapipe-face-landmarker", path)`` (explicit path -> cache ->
     installed package -> download; sha256-checked)."""
-    from lesbench import weights
-
     return Path(weights.resolve("mediapipe-face-landmarker", path))
-
-
-# --------------------------------------------------------------------------------------------
-# Geometry helpers
-# --------------------------------------------------------------------------------------------
-
-
-def euler_from_rotation(rotation: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees from a 3x3 rotation (see the module docstring).
-
-    The matrix is first projected to the nearest rotation (SVD), so a scaled or slightly
-    non-orthogonal input is fine.
-    """
-    u, _, vt = np.linalg.svd(np.asarray(rotation, dtype=np.float64))
-    r = u @ vt
-    if np.linalg.det(r) < 0:
-        u[:, -1] *= -1
-        r = u @ vt
-    yaw = math.degrees(math.atan2(r[0, 2], r[2, 2]))
-    pitch = math.degrees(math.asin(float(np.clip(r[1, 2], -1.0, 1.0))))
-    roll = math.degrees(math.atan2(r[1, 0], r[1, 1]))
-    return yaw, pitch, roll
-
-
-def rotation_from_euler(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Inverse of :func:`euler_from_rotation`: ``Ry(yaw) @ Rx(-pitch) @ Rz(roll)`` (degrees)."""
-    a, b, c = (math.radians(v) for v in (yaw, -pitch, roll))
-    ry = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
-    rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
-    rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
-    return ry @ rx @ rz
 
 
 @dataclass(frozen=True)
@@ -227,74 +85,6 @@ def analysis_shape(width: int, height: int, analysis_size: int | None) -> tuple[
 # --------------------------------------------------------------------------------------------
 # Tracker
 # --------------------------------------------------------------------------------------------
-
-
-#: Lines MediaPipe / TF Lite print while a landmarker is created that say nothing a user can
-#: act on (glog info lines of any source file, and these known warnings).
-_ROUTINE_NATIVE_LINE = re.compile(
-    r"^I\d{4} |Logging before InitGoogle|Created TensorFlow Lite XNNPACK delegate|"
-    r"inference_feedback_manager\.cc|face_landmarker_graph\.cc:\d+\] Sets FaceBlendshapesGraph acceleration|"
-    r"gl_context|GL version|Successfully initialized EGL")
-#: glog's line prefix: severity, date, time, thread, ``file:line]``.
-_GLOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ (?P<where>[^\]]+)\] ")
-
-
-def native_logs_verbose() -> bool:
-    """True when ``LESBENCH_VERBOSE`` is set (``lesbench --verbose`` sets it for workers too)."""
-    return os.environ.get("LESBENCH_VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
-
-
-@functools.lru_cache(maxsize=None)
-def _say_once(line: str) -> None:
-    """Show one kept native line, once per process (every worker creates a landmarker)."""
-    print(line, file=sys.stderr, flush=True)
-
-
-def filter_native_lines(text: str) -> list[str]:
-    """The lines of ``text`` worth showing, in lesbench's words: routine lines dropped, glog
-    prefixes (severity, time, thread) replaced by ``lesbench: MediaPipe:`` and the source file."""
-    kept = []
-    for line in text.splitlines():
-        if not line.strip() or _ROUTINE_NATIVE_LINE.search(line):
-            continue
-        m = _GLOG_PREFIX.match(line)
-        kept.append(f"lesbench: MediaPipe ({m.group('where')}): {line[m.end():]}" if m else line)
-    return kept
-
-
-@contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Capture what native code writes to file descriptor 2 during the block; afterwards show
-    only lines that are not routine (:func:`filter_native_lines`), each once per process.
-
-    Python's own writes to ``sys.stderr`` in the block are captured too and shown afterwards
-    unchanged (unless routine); nothing is lost, only delayed. No-op when
-    :func:`native_logs_verbose` or when file descriptor 2 cannot be duplicated.
-    """
-    if native_logs_verbose():
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no usable fd 2 (closed, embedded interpreter)
-        yield
-        return
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            try:
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            for line in filter_native_lines(capture.read().decode("utf-8", "replace")):
-                _say_once(line)
-
 
 class FaceTracker:
     """One MediaPipe FaceLandmarker in VIDEO mode, reused across clips.
@@ -466,7 +256,7 @@ class FaceTracker:
         self._next_ms = last_ms + self.CLIP_GAP_MS
         n = len(index)
         self.frames_processed += n
-        return _assemble(index, times, has_face, lm_buf[:n], bs_buf[:n], pose_buf[:n], bbox_buf[:n])
+        return assemble_frames(index, times, has_face, lm_buf[:n], bs_buf[:n], pose_buf[:n], bbox_buf[:n])
 
 
 class TrackerClosedError(LesbenchError):
@@ -557,33 +347,6 @@ def _fill_row(
         pose_buf[k] = (yaw, pitch, roll, m[0, 3], m[1, 3], m[2, 3], scale)
 
 
-def _assemble(
-    index: list[int],
-    times: list[float],
-    has_face: list[bool],
-    lms: np.ndarray,
-    bss: np.ndarray,
-    poses: np.ndarray,
-    bboxes: np.ndarray,
-) -> "pd.DataFrame":
-    import pandas as pd
-
-    aus = au_from_blendshapes(bss)
-    data: dict[str, Any] = {
-        "frame": np.asarray(index, dtype=np.int32),
-        "t": np.asarray(times, dtype=np.float64),
-        "face": np.asarray(has_face, dtype=bool),
-        "bbox": list(bboxes),
-    }
-    for j, name in enumerate(FRAME_SCALAR_FLOAT_COLUMNS):
-        data[name] = poses[:, j].astype(np.float32)
-    data["landmarks"] = list(lms)
-    data["blendshapes"] = list(bss)
-    for j, name in enumerate(AU_NAMES):
-        data[name] = aus[:, j]
-    return pd.DataFrame(data, columns=frame_columns())
-
-
 def analyze_video(
     path: str | Path,
     fps: float = 25.0,
@@ -605,10 +368,6 @@ def analyze_video(
     Raises:
         lesbench.errors.MediaError: the file is missing, not a video, or broken.
     """
-    from lesbench import io
-
-    from lesbench.errors import MediaError
-
     info = io.probe(path, count_frames=False)
     if not info.has_video:
         raise MediaError(path, "no video stream", kind="no_video_stream")

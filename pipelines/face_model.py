@@ -24,13 +24,13 @@ landmark tracks of the training split:
 Projection of a clip: ``id`` = identity coefficients of the clip's mean aligned shape (one
 vector per clip), ``exp`` = per-frame expression coefficients, ``pose`` = per-frame
 ``(yaw, pitch, roll, tx, ty, tz, scale)``: angles in degrees in the same convention as the
-frames table (:mod:`lesbench.pipelines.face`: yaw > 0 face turned towards the image's right,
+frames table (:mod:`lesbench.pipelines.head_pose`: yaw > 0 face turned towards the image's right,
 pitch > 0 looking up, roll > 0 counter-clockwise in the image; zero = the canonical frontal
 frame above), ``tx, ty, tz`` pixels = where the model origin lands in the frame, ``scale`` =
 pixels per model unit (so the outer-eye-corner distance of the mean face in pixels).
 
 **Determinism.** PCA components are defined up to sign; :meth:`FaceModel.fit` fixes each one's
-sign itself (:func:`_fix_signs`), so the same data always give the same bases and coefficients.
+sign itself (:func:`lesbench.pipelines.pca.fix_signs`), so the same data always give the same bases and coefficients.
 With fewer than two identity groups there are no identity components (``k_id == 0``): the
 ``id`` column of the coeffs table is then an (empty) variable-size list, because a zero-width
 fixed-size list cannot round-trip through Parquet.
@@ -50,17 +50,20 @@ do the same by setting ``OPENBLAS_NUM_THREADS=1`` (or ``OMP_NUM_THREADS=1``) bef
 from __future__ import annotations
 
 import json
+import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from lesbench import __version__
+from lesbench.atomic import tmp_path
 from lesbench.errors import DatasetError, LesbenchError
-from lesbench.schema import N_LANDMARKS, POSE_NAMES
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
+from lesbench.schema import N_LANDMARKS
+from lesbench.pipelines.pca import fix_signs, top_eigen
+from lesbench.pipelines.rigid_alignment import align_shapes, as_shapes, transform_from_pose, umeyama
 
 #: Stage version: bump when fitting or projection can change the coefficients.
 VERSION = "2"
@@ -77,9 +80,6 @@ STABLE_LANDMARKS: tuple[int, ...] = (
 )
 EYE_OUTER = (33, 263)
 FOREHEAD, CHIN = 10, 152
-#: Pixel coordinates (y down, z away) <-> camera convention of the frames table (y up, z towards viewer).
-_FLIP = np.diag([1.0, -1.0, -1.0])
-
 
 class Coefficients(NamedTuple):
     """Projection of one clip: ``id`` (K_id,), ``exp`` (T, K_exp), ``pose`` (T, 7) in
@@ -88,70 +88,6 @@ class Coefficients(NamedTuple):
     id: np.ndarray
     exp: np.ndarray
     pose: np.ndarray
-
-
-# ---------------------------------------------------------------------------------------------
-# Rigid alignment
-# ---------------------------------------------------------------------------------------------
-
-
-def _as_shapes(landmarks: np.ndarray) -> np.ndarray:
-    x = np.asarray(landmarks, dtype=np.float64)
-    if x.ndim == 2 and x.shape[1] == N_LANDMARKS * 3:
-        x = x.reshape(len(x), N_LANDMARKS, 3)
-    elif x.ndim == 2 and x.shape == (N_LANDMARKS, 3):
-        x = x[None]
-    if x.ndim != 3 or x.shape[1:] != (N_LANDMARKS, 3):
-        raise ValueError(f"landmarks must be (T, {N_LANDMARKS}, 3) or (T, {N_LANDMARKS * 3}), got {np.shape(landmarks)}")
-    return x
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Least-squares similarity ``dst ~ s * R @ src + t`` for a batch.
-
-    Args:
-        src: ``(N, P, 3)`` point sets; dst: ``(P, 3)`` target.
-
-    Returns:
-        ``s`` (N,), ``R`` (N, 3, 3) proper rotations, ``t`` (N, 3).
-    """
-    mu_s = src.mean(axis=1)
-    mu_d = dst.mean(axis=0)
-    sc = src - mu_s[:, None]
-    dc = dst - mu_d
-    cov = np.einsum("pi,npj->nij", dc, sc) / src.shape[1]
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones((len(src), 3))
-    d[:, 2] = np.sign(np.linalg.det(u) * np.linalg.det(vt))
-    d[d[:, 2] == 0, 2] = 1.0
-    rot = np.einsum("nij,nj,njk->nik", u, d, vt)
-    var_s = (sc**2).sum(axis=(1, 2)) / src.shape[1]
-    scale = (sig * d).sum(axis=1) / var_s
-    t = mu_d - scale[:, None] * np.einsum("nij,nj->ni", rot, mu_s)
-    return scale, rot, t
-
-
-def pose_from_alignment(scale: np.ndarray, rot: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """``(N, 7)`` pose (yaw, pitch, roll, tx, ty, tz, scale) of frames whose alignment to model
-    space was ``y = s R x + t`` (so ``x = (1/s) R^T (y - t)``)."""
-    from lesbench.pipelines.face import euler_from_rotation
-
-    out = np.empty((len(scale), 7))
-    for i in range(len(scale)):
-        r_img = rot[i].T  # model -> image rotation, pixel axes
-        out[i, :3] = euler_from_rotation(_FLIP @ r_img @ _FLIP)
-        out[i, 3:6] = -(r_img @ t[i]) / scale[i]
-        out[i, 6] = 1.0 / scale[i]
-    return out
-
-
-def transform_from_pose(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inverse of :func:`pose_from_alignment`: per frame ``(S, R, t)`` with image = S R model + t."""
-    from lesbench.pipelines.face import rotation_from_euler
-
-    pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
-    rot = np.stack([_FLIP @ rotation_from_euler(*p[:3]) @ _FLIP for p in pose])
-    return pose[:, 6], rot, pose[:, 3:6]
 
 
 def _canonical_frame(shape: np.ndarray) -> np.ndarray:
@@ -217,7 +153,7 @@ class FaceModel:
             (aligned ``(T, 478, 3)`` model units, pose ``(T, 7)``, valid ``(T,)`` bool); NaN
             where not valid.
         """
-        return _align(_as_shapes(landmarks), self.reference, self.stable_landmarks)
+        return align_shapes(as_shapes(landmarks), self.reference, self.stable_landmarks)
 
     # -- projection ------------------------------------------------------------------------
     def project(self, landmarks: np.ndarray) -> Coefficients:
@@ -294,13 +230,13 @@ class FaceModel:
         stable = list(STABLE_LANDMARKS)
 
         # Pass 0: reference from an even sample of frames (generalised Procrustes).
-        counts = [len(_as_shapes(tracks[i])) for i in range(n_tracks)]
+        counts = [len(as_shapes(tracks[i])) for i in range(n_tracks)]
         total = sum(counts)
         step0 = max(1, total // max(1, reference_frames))
         sample = []
         seen = 0
         for i in range(n_tracks):
-            shapes = _as_shapes(tracks[i])
+            shapes = as_shapes(tracks[i])
             idx = np.arange((-seen) % step0, len(shapes), step0)
             seen += len(shapes)
             picked = shapes[idx]
@@ -321,7 +257,7 @@ class FaceModel:
         group_n: dict[str, int] = {}
         used_frames = 0
         for i in range(n_tracks):
-            aligned, _, valid = _align(_as_shapes(tracks[i])[::frame_step], reference, STABLE_LANDMARKS, with_pose=False)
+            aligned, _, valid = align_shapes(as_shapes(tracks[i])[::frame_step], reference, STABLE_LANDMARKS, with_pose=False)
             if not valid.any():
                 continue
             g = groups[i]
@@ -340,7 +276,7 @@ class FaceModel:
             g = groups[i]
             if g not in group_index:
                 continue
-            aligned, _, valid = _align(_as_shapes(tracks[i])[::frame_step], reference, STABLE_LANDMARKS, with_pose=False)
+            aligned, _, valid = align_shapes(as_shapes(tracks[i])[::frame_step], reference, STABLE_LANDMARKS, with_pose=False)
             if not valid.any():
                 continue
             dev = aligned[valid].reshape(-1, dim) - group_means[group_index[g]]
@@ -350,7 +286,7 @@ class FaceModel:
         total_var = float(np.trace(cov))
         k_want = int(min(k_exp, dim))
         if k_want > 0 and n_dev > 1 and total_var > 0:
-            evals, evecs = _top_eigen(cov, k_want)
+            evals, evecs = top_eigen(cov, k_want)
             order = np.argsort(evals)[::-1]
             evals = np.clip(evals[order], 0.0, None)
             evecs = evecs[:, order]
@@ -358,7 +294,7 @@ class FaceModel:
             evals, evecs = np.zeros(0), np.zeros((dim, 0))
         # Numerical rank: landmarks are float32, so variance below 1e-8 of the largest is noise.
         k_exp_eff = int((evals > (evals[0] if evals.size else 0.0) * 1e-8).sum()) if evals.size else 0
-        exp_basis = _fix_signs(evecs[:, :k_exp_eff].T.copy())
+        exp_basis = fix_signs(evecs[:, :k_exp_eff].T.copy())
         exp_std = np.sqrt(evals[:k_exp_eff])
         exp_explained = float(evals[:k_exp_eff].sum() / max(total_var, 1e-300))
 
@@ -374,12 +310,10 @@ class FaceModel:
             _, sv, vt = np.linalg.svd(centred, full_matrices=False)
             k_id_eff = int(min(k_id_eff, (sv > (sv[0] if sv.size else 0.0) * 1e-4).sum())) if sv.size and sv[0] > 0 else 0
             if k_id_eff:
-                id_basis = _fix_signs(vt[:k_id_eff].copy())
+                id_basis = fix_signs(vt[:k_id_eff].copy())
                 id_var = sv**2 / max(1, len(names) - 1)
                 id_std = np.sqrt(id_var[:k_id_eff])
                 id_explained = float(id_var[:k_id_eff].sum() / max(id_var.sum(), 1e-300))
-
-        from lesbench import __version__
 
         prov = {
             "format": FILE_FORMAT,
@@ -411,9 +345,6 @@ class FaceModel:
         """Write ``face_model.npz`` atomically (temp file + rename) and deterministically: the
         same model always gives the same bytes (fixed member order and zip timestamps, which
         ``np.savez`` takes from the clock)."""
-        import os
-        import zipfile
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {
@@ -427,7 +358,7 @@ class FaceModel:
             "stable_landmarks": np.asarray(self.stable_landmarks, dtype=np.int32),
             "provenance": np.array(json.dumps(self.provenance, sort_keys=True)),
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = tmp_path(path)
         try:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
                 for name, value in arrays.items():
@@ -464,114 +395,3 @@ class FaceModel:
         except (OSError, ValueError, KeyError) as exc:
             raise LesbenchError(f"{path}: unreadable face model ({exc})") from exc
         return model
-
-
-def _sign_probe(dim: int) -> np.ndarray:
-    """A fixed, generic ``(dim,)`` direction in [-0.5, 0.5) (Fibonacci hashing of the index:
-    no RNG, so it is the same on every NumPy version and machine)."""
-    k = np.arange(1, dim + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    return (k >> np.uint64(11)).astype(np.float64) / float(1 << 53) - 0.5
-
-
-def _fix_signs(basis: np.ndarray) -> np.ndarray:
-    """Fix each row's sign (PCA components are defined only up to sign, and LAPACK/ARPACK's
-    choice can change with the BLAS thread count): the row's dot product with
-    :func:`_sign_probe` is made positive. A largest-|loading| rule is fragile here: the face
-    mesh is left/right symmetric, so mirrored landmarks give near-equal loadings of opposite
-    sign, and a rounding difference flips the choice. A generic fixed direction has no such
-    ties; rows nearly orthogonal to it (|dot| < 1e-6, vanishingly rare) fall back to the
-    largest-|loading| rule. Works in place on float rows; returns ``basis``."""
-    if basis.size:
-        dots = basis @ _sign_probe(basis.shape[1])
-        rows = np.arange(len(basis))
-        largest = basis[rows, np.abs(basis).argmax(axis=1)]
-        signs = np.where(np.abs(dots) > 1e-6, np.sign(dots), np.sign(largest))
-        basis *= np.where(signs == 0, 1.0, signs)[:, None]
-    return basis
-
-
-def _top_eigen(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Largest ``k`` eigenpairs of a symmetric matrix (Lanczos for few of many: several times
-    faster than a full decomposition; fixed start vector, so deterministic)."""
-    dim = cov.shape[0]
-    if k < dim // 4:
-        from scipy.sparse.linalg import eigsh
-
-        return eigsh(cov, k=k, which="LA", v0=np.ones(dim) / np.sqrt(dim))
-    from scipy.linalg import eigh
-
-    return eigh(cov, subset_by_index=[dim - k, dim - 1])
-
-
-def _align(
-    shapes: np.ndarray, reference: np.ndarray, stable: Sequence[int], with_pose: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    stable = list(stable)
-    valid = np.isfinite(shapes[:, stable]).all(axis=(1, 2))
-    aligned = np.full(shapes.shape, np.nan)
-    pose = np.full((len(shapes), 7), np.nan)
-    if valid.any():
-        x = shapes[valid]
-        s, r, t = umeyama(x[:, stable], reference)
-        aligned[valid] = s[:, None, None] * np.einsum("nij,npj->npi", r, x) + t[:, None]
-        if with_pose:
-            pose[valid] = pose_from_alignment(s, r, t)
-    return aligned, pose, valid
-
-
-# ---------------------------------------------------------------------------------------------
-# coeffs table
-# ---------------------------------------------------------------------------------------------
-
-
-def _vector_type(width: int) -> "pa.DataType":
-    """``fixed_size_list<float32>[width]``; a variable-size ``list<float32>`` (every row empty)
-    when ``width == 0``, which a zero-width fixed-size list cannot round-trip through Parquet."""
-    import pyarrow as pa
-
-    return pa.list_(pa.float32(), width) if width > 0 else pa.list_(pa.float32())
-
-
-def coeffs_schema(k_id: int, k_exp: int, with_clip_id: bool = True) -> "pa.Schema":
-    """Arrow schema of ``coeffs/{clip_id}.parquet`` (``id``/``exp`` see :func:`_vector_type`)."""
-    import pyarrow as pa
-
-    f32 = pa.float32()
-    fields = [
-        pa.field("frame", pa.int32(), nullable=False),
-        pa.field("id", _vector_type(k_id)),
-        pa.field("exp", _vector_type(k_exp)),
-        *[pa.field(name, f32) for name in POSE_NAMES],
-    ]
-    if with_clip_id:
-        fields.insert(0, pa.field("clip_id", pa.string(), nullable=False))
-    return pa.schema(fields, metadata={"stage": "coeffs", "stage_version": VERSION})
-
-
-def _vector_column(values: np.ndarray, width: int, n: int) -> "pa.Array":
-    """``(n, width)`` float32 rows as a list column of :func:`_vector_type` (``width`` may be 0)."""
-    import pyarrow as pa
-
-    if width == 0:
-        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.float32()))
-    flat = pa.array(np.ascontiguousarray(values, np.float32).reshape(-1), pa.float32())
-    return pa.FixedSizeListArray.from_arrays(flat, width)
-
-
-def coeffs_to_table(coeffs: Coefficients, clip_id: str | None = None, frames: np.ndarray | None = None) -> "pa.Table":
-    """One row per frame: the clip's ``id`` repeated, ``exp`` and pose per frame."""
-    import pyarrow as pa
-
-    t, k_exp = coeffs.exp.shape
-    k_id = len(coeffs.id)
-    schema = coeffs_schema(k_id, k_exp, with_clip_id=clip_id is not None)
-    cols: dict[str, pa.Array] = {}
-    if clip_id is not None:
-        cols["clip_id"] = pa.array([clip_id] * t, pa.string())
-    cols["frame"] = pa.array(np.arange(t, dtype=np.int32) if frames is None else np.asarray(frames, np.int32))
-    ident = np.tile(np.asarray(coeffs.id, np.float32), (t, 1))
-    cols["id"] = _vector_column(ident, k_id, t)
-    cols["exp"] = _vector_column(np.asarray(coeffs.exp, np.float32), k_exp, t)
-    for j, name in enumerate(POSE_NAMES):
-        cols[name] = pa.array(np.asarray(coeffs.pose[:, j], np.float32))
-    return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)

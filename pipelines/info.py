@@ -12,7 +12,6 @@ ground-truth AU tracks and the extracted ones (:func:`truth_correlation`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ import numpy as np
 
 from lesbench import schema
 from lesbench.errors import DatasetError
+from lesbench.prepared import PreparedDataset
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -123,18 +123,15 @@ def clip_au_means(out: str | Path, clips: "pd.DataFrame | None" = None) -> "pd.D
     Returns a DataFrame with clip_id, speaker, emotion, level, split and one column per AU.
     """
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    out = Path(out)
+    data = PreparedDataset(out)
     if clips is None:
-        clips = pd.read_parquet(out / schema.CLIPS_PARQUET)
-    frames_dir = out / schema.FRAMES_DIR
+        clips = data.clips(statuses=None)
     rows = []
     for r in clips[clips["status"].isin(FACE_STATUSES)].itertuples(index=False):
-        path = frames_dir / f"{r.clip_id}.parquet"
-        if not path.is_file():
+        if not data.clip_file("frames", r.clip_id).is_file():
             continue
-        t = pq.read_table(path, columns=["face", *schema.AU_NAMES])
+        t = data.read_arrow("frames", r.clip_id, ["face", *schema.AU_NAMES])
         face = t.column("face").to_numpy(zero_copy_only=False)
         if not face.any():
             continue
@@ -193,9 +190,8 @@ def truth_correlation(out: str | Path, truth: "str | Path | pd.DataFrame",
         ``n_frames``, ``n_clips``, ``truth_std`` and ``extracted_std``; rows in ``pairs`` order.
     """
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    out = Path(out)
+    data = PreparedDataset(out)
     table = truth if isinstance(truth, pd.DataFrame) else pd.read_parquet(truth)
     for col in ("clip_id", "t"):
         if col not in table.columns:
@@ -209,12 +205,10 @@ def truth_correlation(out: str | Path, truth: "str | Path | pd.DataFrame",
     xs: dict[str, list[np.ndarray]] = {a: [] for a in extracted_cols}
     ts: dict[str, list[np.ndarray]] = {t: [] for t in truth_cols}
     n_clips = 0
-    frames_dir = out / schema.FRAMES_DIR
     for clip_id, g in table.groupby("clip_id", sort=True):
-        path = frames_dir / f"{clip_id}.parquet"
-        if not path.is_file():
+        if not data.clip_file("frames", clip_id).is_file():
             continue
-        f = pq.read_table(path, columns=["t", "face", *extracted_cols]).to_pandas()
+        f = data.read_table("frames", clip_id, ["t", "face", *extracted_cols])
         g = g.sort_values("t")
         tt = g["t"].to_numpy(np.float64)
         keep = f["face"].to_numpy(bool) & (f["t"] >= tt[0]) & (f["t"] <= tt[-1])
@@ -247,22 +241,13 @@ def _source_truth(meta: dict[str, Any]) -> Path | None:
 
 def dataset_info(out: str | Path) -> DatasetInfo:
     """Summarise a prepared data set. Raises :class:`DatasetError` when ``out`` is not one."""
-    import pandas as pd
-
     out = Path(out)
-    clips_path = out / schema.CLIPS_PARQUET
-    if not clips_path.is_file():
-        raise DatasetError(f"{clips_path}: missing; {out} is not a prepared data set (run `lesbench prepare`)")
+    data = PreparedDataset(out)
+    clips = data.clips(statuses=None)
     try:
-        clips = pd.read_parquet(clips_path)
-    except Exception as exc:  # noqa: BLE001
-        raise DatasetError(f"{clips_path}: unreadable ({type(exc).__name__}: {exc})") from None
-    meta: dict[str, Any] = {}
-    if (out / schema.DATASET_JSON).is_file():
-        try:
-            meta = json.loads((out / schema.DATASET_JSON).read_text())
-        except ValueError:
-            meta = {}
+        meta = data.info.to_dict() if data.info is not None else {}
+    except DatasetError:  # the summary is of the clips; a damaged dataset.json is validate's to report
+        meta = {}
 
     def count(col: str) -> dict[str, int]:
         vc = clips[col].astype(str).value_counts()

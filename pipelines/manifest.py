@@ -1,5 +1,6 @@
-"""The prepared data set's bookkeeping: ``clips.parquet`` rows, atomic Parquet writes, and the
-per-clip done-records that make ``prepare`` resumable.
+"""The prepared data set's bookkeeping: ``clips.parquet`` rows (columns per stage come from the
+pipeline, :data:`lesbench.pipelines.stages.PIPELINE`) and the per-clip done-records that make
+``prepare`` resumable.
 
 Every file is written atomically (:mod:`lesbench.atomic`), so a reader never sees a
 half-written file under a final name; :func:`remove_stale_temps` deletes what an interrupted run
@@ -17,22 +18,25 @@ sizes, and often to Parquet and video readers too.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from lesbench.atomic import is_temp_name, tmp_path, write_parquet, write_text  # noqa: F401  (re-used by prepare)
+import numpy as np
+
+from lesbench.atomic import is_temp_name, write_text
+from lesbench.pipelines.stages import MANIFEST_STAGES
+from lesbench.weights import file_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 STATE_DIR = ".lesbench"
 DONE_DIR = "done"
-#: Stages whose version, time and outputs a manifest row records (in pipeline order).
-STAGE_NAMES: tuple[str, ...] = ("face", "action-units", "crops", "audio", "coeffs")
+#: Stages whose version and time a manifest row records, in column order (from the pipeline).
+STAGE_NAMES: tuple[str, ...] = MANIFEST_STAGES
 
 
 def stage_column(stage: str) -> str:
@@ -131,12 +135,6 @@ def file_fingerprint(path: str | os.PathLike | None) -> dict[str, Any] | None:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """Stable short hash of a JSON-able mapping."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 @dataclass
 class DoneRecord:
     """What one finished clip looked like; see the module docstring."""
@@ -156,8 +154,6 @@ class DoneRecord:
 
 
 def _json_default(value: Any) -> Any:
-    import numpy as np
-
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
@@ -183,8 +179,6 @@ def read_done(out: str | os.PathLike, clip_id: str, part: str = "clip") -> DoneR
 def sha256_file(path: str | os.PathLike) -> str:
     """sha256 of the file as it is on disk now (never a cached value: see
     :func:`verify_outputs`)."""
-    from lesbench.weights import file_sha256
-
     return file_sha256(path, fresh=True)
 
 

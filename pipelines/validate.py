@@ -11,7 +11,10 @@ output by content against the sha256 in its done-record (damage that keeps a fil
 invisible to the checks above); the labels (speaker, view, emotion, level, sentence, split)
 against the clip id, the source paths and the data set's split rule; the face model (readable,
 sha256 as ``dataset.json`` records it); no orphan files and no temp files left by an
-interrupted run.
+interrupted run. The label checks live in :mod:`lesbench.pipelines.validate_labels`.
+
+Paths come from :class:`~lesbench.prepared.PreparedDataset` (the layout ``dataset.json`` records,
+or this lesbench's when that file cannot be read, which is itself reported).
 """
 
 from __future__ import annotations
@@ -20,14 +23,21 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lesbench import schema
+from lesbench import io, schema
+from lesbench.atomic import is_temp_name
+from lesbench.errors import DatasetError, MediaError
 from lesbench.pipelines import manifest as mf
-from lesbench.pipelines.folder import UNKNOWN, clip_id_from_relpath, sanitise_part
-from lesbench.pipelines.mead import assign_split, normalise_speaker, parse_clip_id, place
+from lesbench.pipelines.frames_table import frames_schema
+from lesbench.pipelines.prepare_config import FACE_STATUSES
+from lesbench.pipelines.validate_labels import LabelRule
+from lesbench.prepared import CLIP_KINDS, PreparedDataset
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
 
 #: Which outputs each status promises.
 PROMISES: dict[str, tuple[str, ...]] = {
@@ -37,7 +47,6 @@ PROMISES: dict[str, tuple[str, ...]] = {
     "no_face": ("frames",),  # audio too when the clip had audio: checked separately
     "failed": (),
 }
-SUFFIX = {"frames": ".parquet", "audio": ".parquet", "coeffs": ".parquet", "crops": ".mp4"}
 AUDIO_WIDTHS = {"mel": 80, "mfcc": 39}
 
 
@@ -59,6 +68,11 @@ class ValidationReport:
         if len(self.violations) < self.max_violations:
             self.violations.append(f"{where}: {problem}")
 
+    def add_error(self, exc: DatasetError) -> None:
+        """A reader's error, which already names its file."""
+        if len(self.violations) < self.max_violations:
+            self.violations.append(str(exc))
+
     def format(self, limit: int = 20) -> str:
         if self.ok:
             return (f"{self.out}: valid ({self.n_clips} clips, {self.n_files_checked} files checked)")
@@ -78,105 +92,112 @@ def validate(out: str | Path, check_crops: bool = True, max_violations: int = 20
 
     out = Path(out)
     rep = ValidationReport(out, max_violations=max_violations)
-    paths = schema.dataset_paths(out)
     if not out.is_dir():
         rep.add(out, "not a folder")
         return rep
+    try:
+        data = PreparedDataset.with_layout(out, PreparedDataset(out).info)
+    except (DatasetError, OSError):  # reported below, from the file itself
+        data = PreparedDataset.with_layout(out)
+    dataset_json, clips_path, model_path = data.info_path, data.path("clips"), data.path("face_model")
 
-    # -- dataset.json ------------------------------------------------------------------------
+    # -- dataset.json: read as it is, to report what is wrong with it ------------------------
     info: dict[str, Any] = {}
-    if not paths["dataset"].is_file():
-        rep.add(paths["dataset"], "missing")
+    if not dataset_json.is_file():
+        rep.add(dataset_json, "missing")
     else:
         try:
-            info = json.loads(paths["dataset"].read_text())
+            info = json.loads(dataset_json.read_text())
         except (OSError, ValueError) as exc:
-            rep.add(paths["dataset"], f"not valid JSON ({exc})")
+            rep.add(dataset_json, f"not valid JSON ({exc})")
     fps = float(info.get("fps") or schema.FPS)
     if info:
         version = str(info.get("format_version", ""))
         if version.split(".")[0] != schema.DATASET_FORMAT_VERSION.split(".")[0]:
-            rep.add(paths["dataset"], f"format_version {version!r}, this lesbench reads "
+            rep.add(dataset_json, f"format_version {version!r}, this lesbench reads "
                                       f"{schema.DATASET_FORMAT_VERSION}")
         for key in ("lesbench_version", "source_root", "config", "fps", "sample_rate", "extractors"):
             if key not in info:
-                rep.add(paths["dataset"], f"missing key {key!r}")
+                rep.add(dataset_json, f"missing key {key!r}")
         for ext in info.get("extractors", []):
             for w in ext.get("weights", []):
                 if not w.get("sha256"):
-                    rep.add(paths["dataset"], f"extractor {ext.get('name')!r}: weight {w.get('name')!r} has no sha256")
+                    rep.add(dataset_json, f"extractor {ext.get('name')!r}: weight {w.get('name')!r} has no sha256")
 
     # -- clips.parquet -----------------------------------------------------------------------
-    if not paths["clips"].is_file():
-        rep.add(paths["clips"], "missing")
+    if not clips_path.is_file():
+        rep.add(clips_path, "missing")
         return rep
     try:
-        table = pq.read_table(paths["clips"])
+        table = pq.read_table(clips_path)
     except Exception as exc:  # noqa: BLE001 - any read failure is a violation
-        rep.add(paths["clips"], f"unreadable ({type(exc).__name__}: {exc})")
+        rep.add(clips_path, f"unreadable ({type(exc).__name__}: {exc})")
         return rep
     want = mf.manifest_schema()
     missing = [f.name for f in want if f.name not in table.schema.names]
     if missing:
-        rep.add(paths["clips"], f"missing column(s) {missing}")
+        rep.add(clips_path, f"missing column(s) {missing}")
         return rep
     for f in want:
         if table.schema.field(f.name).type != f.type:
-            rep.add(paths["clips"], f"column {f.name!r} is {table.schema.field(f.name).type}, expected {f.type}")
+            rep.add(clips_path, f"column {f.name!r} is {table.schema.field(f.name).type}, expected {f.type}")
     rows = table.to_pylist()
     rep.n_clips = len(rows)
     ids = [r["clip_id"] for r in rows]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
-        rep.add(paths["clips"], f"duplicate clip_id(s) {dup[:5]}")
+        rep.add(clips_path, f"duplicate clip_id(s) {dup[:5]}")
     if ids != sorted(ids):
-        rep.add(paths["clips"], "rows are not sorted by clip_id")
+        rep.add(clips_path, "rows are not sorted by clip_id")
     counts = info.get("counts", {}) if info else {}
     if counts and counts.get("clips") != len(rows):
-        rep.add(paths["dataset"], f"counts.clips = {counts.get('clips')} but clips.parquet has {len(rows)} rows")
+        rep.add(dataset_json, f"counts.clips = {counts.get('clips')} but clips.parquet has {len(rows)} rows")
 
-    labels = _LabelRule.from_info(info)
+    labels = LabelRule.from_info(info)
     done_dir = out / mf.STATE_DIR / mf.DONE_DIR
     if check_content and rows and not done_dir.is_dir():
         rep.add(done_dir, "missing: no output can be verified by content (copy the data set with its "
                           "hidden .lesbench folder, or re-run `lesbench prepare`)")
         check_content = False
     for r in rows:
-        _check_row(rep, out, r, fps, info, check_crops)
+        _check_row(rep, data, r, fps, info, check_crops)
         labels.check(rep, r)
         if check_content:
-            _check_content(rep, out, r)
+            _check_content(rep, data, r)
 
     # -- face model, orphans, temp files -------------------------------------------------------
-    if any(r["status"] in ("ok", "no_audio", "silent_audio") for r in rows):
-        if not paths["face_model"].is_file():
-            rep.add(paths["face_model"], "missing (clips with a face exist)")
+    if any(r["status"] in FACE_STATUSES for r in rows):
+        if not model_path.is_file():
+            rep.add(model_path, "missing (clips with a face exist)")
         else:
             try:
-                with np.load(paths["face_model"], allow_pickle=False) as z:
+                with np.load(model_path, allow_pickle=False) as z:
                     if not z.files:
-                        rep.add(paths["face_model"], "empty archive")
+                        rep.add(model_path, "empty archive")
             except Exception as exc:  # noqa: BLE001
-                rep.add(paths["face_model"], f"unreadable ({type(exc).__name__}: {exc})")
+                rep.add(model_path, f"unreadable ({type(exc).__name__}: {exc})")
             want = (info.get("face_model") or {}).get("sha256") if info else None
-            if check_content and want and mf.sha256_file(paths["face_model"]) != want:
-                rep.add(paths["face_model"], "content differs from the sha256 dataset.json records: the file is "
-                                             "damaged or was replaced")
+            if check_content and want and mf.sha256_file(model_path) != want:
+                rep.add(model_path, "content differs from the sha256 dataset.json records: the file is "
+                                    "damaged or was replaced")
     known = set(ids)
-    for kind, suffix in SUFFIX.items():
-        folder = paths[kind]
+    for kind in CLIP_KINDS:
+        folder = data.path(kind)
         if folder.is_dir():
+            clip_of = {p: cid for cid, p in data.clip_files(kind)}
             for p in sorted(folder.iterdir()):
-                if mf.is_temp_name(p.name):
+                if is_temp_name(p.name):
                     continue  # reported below
-                if not p.name.endswith(suffix) or p.name[: -len(suffix)] not in known:
-                    rep.add(p, f"orphan file: no clip {p.name[: -len(suffix)]!r} in clips.parquet")
+                cid = clip_of.get(p)
+                if cid not in known:
+                    rep.add(p, f"orphan file: no clip {cid if cid is not None else p.name!r} in clips.parquet")
     for p in mf.stale_temps(out):
         rep.add(p, "temporary file left by an interrupted run (re-run `lesbench prepare` to clean up)")
     return rep
 
 
-def _check_row(rep: ValidationReport, out: Path, r: dict[str, Any], fps: float, info: dict, check_crops: bool) -> None:
+def _check_row(rep: ValidationReport, data: PreparedDataset, r: dict[str, Any], fps: float, info: dict,
+               check_crops: bool) -> None:
     cid = r["clip_id"]
     where = f"clips.parquet[{cid}]"
     status = r["status"]
@@ -187,8 +208,7 @@ def _check_row(rep: ValidationReport, out: Path, r: dict[str, Any], fps: float, 
         rep.add(where, f"unknown split {r['split']!r}")
     if status != "ok" and not r["error"]:
         rep.add(where, f"status {status!r} without an error message")
-    paths = schema.dataset_paths(out)
-    files = {k: paths[k] / f"{cid}{s}" for k, s in SUFFIX.items()}
+    files = {kind: data.clip_file(kind, cid) for kind in CLIP_KINDS}
     promised = set(PROMISES[status])
     if status == "no_face" and r["audio_source"]:
         promised.add("audio")
@@ -209,31 +229,30 @@ def _check_row(rep: ValidationReport, out: Path, r: dict[str, Any], fps: float, 
         rep.add(where, f"n_frames {n} but duration_s {r['duration_s']:.3f} * {fps:g} fps = {r['duration_s'] * fps:.2f}")
     frame_numbers = None
     if files["frames"].is_file():
-        frame_numbers = _check_frames(rep, files["frames"], cid, n, fps, r)
+        frame_numbers = _check_frames(rep, data, cid, n, fps, r)
     if "audio" in promised and files["audio"].is_file():
-        _check_audio(rep, files["audio"], cid, n, frame_numbers)
+        _check_audio(rep, data, cid, n, frame_numbers)
     if "coeffs" in promised and files["coeffs"].is_file():
-        _check_coeffs(rep, files["coeffs"], cid, n)
+        _check_coeffs(rep, data, cid, n)
     if check_crops and "crops" in promised and files["crops"].is_file():
         _check_crops(rep, files["crops"], n, fps, info, has_audio=bool(r["audio_source"]))
 
 
-def _read(rep: ValidationReport, path: Path, columns: list[str] | None = None):  # noqa: ANN202
-    import pyarrow.parquet as pq
-
+def _read(rep: ValidationReport, data: PreparedDataset, kind: str, cid: str,
+          columns: list[str] | None = None) -> "pa.Table | None":
     rep.n_files_checked += 1
     try:
-        return pq.read_table(path, columns=columns)
-    except Exception as exc:  # noqa: BLE001
-        rep.add(path, f"unreadable ({type(exc).__name__}: {exc})")
+        return data.read_arrow(kind, cid, columns)
+    except DatasetError as exc:
+        rep.add_error(exc)
         return None
 
 
-def _check_frames(rep: ValidationReport, path: Path, cid: str, n: int, fps: float, r: dict) -> np.ndarray | None:
+def _check_frames(rep: ValidationReport, data: PreparedDataset, cid: str, n: int, fps: float,
+                  r: dict) -> np.ndarray | None:
     import pyarrow.parquet as pq
 
-    from lesbench.pipelines.face import frames_schema
-
+    path = data.clip_file("frames", cid)
     try:
         got = pq.read_schema(path)
     except Exception as exc:  # noqa: BLE001
@@ -248,7 +267,7 @@ def _check_frames(rep: ValidationReport, path: Path, cid: str, n: int, fps: floa
     cols = ["clip_id", "frame", "t", "face", "yaw", *schema.AU_NAMES]
     if any(c not in got.names for c in cols):
         return None
-    t = _read(rep, path, cols)
+    t = _read(rep, data, "frames", cid, cols)
     if t is None:
         return None
     if t.num_rows != n:
@@ -278,8 +297,10 @@ def _check_frames(rep: ValidationReport, path: Path, cid: str, n: int, fps: floa
     return frame
 
 
-def _check_audio(rep: ValidationReport, path: Path, cid: str, n: int, frame_numbers: np.ndarray | None) -> None:
-    t = _read(rep, path)
+def _check_audio(rep: ValidationReport, data: PreparedDataset, cid: str, n: int,
+                 frame_numbers: np.ndarray | None) -> None:
+    path = data.clip_file("audio", cid)
+    t = _read(rep, data, "audio", cid)
     if t is None:
         return
     for col in ("clip_id", "frame", "t", "mel", "mfcc", "energy"):
@@ -305,8 +326,9 @@ def _check_audio(rep: ValidationReport, path: Path, cid: str, n: int, frame_numb
         rep.add(path, "energy must be finite and >= 0")
 
 
-def _check_coeffs(rep: ValidationReport, path: Path, cid: str, n: int) -> None:
-    t = _read(rep, path)
+def _check_coeffs(rep: ValidationReport, data: PreparedDataset, cid: str, n: int) -> None:
+    path = data.clip_file("coeffs", cid)
+    t = _read(rep, data, "coeffs", cid)
     if t is None:
         return
     for col in ("clip_id", "frame", "id", "exp", *schema.POSE_NAMES):
@@ -318,9 +340,6 @@ def _check_coeffs(rep: ValidationReport, path: Path, cid: str, n: int) -> None:
 
 
 def _check_crops(rep: ValidationReport, path: Path, n: int, fps: float, info: dict, has_audio: bool) -> None:
-    from lesbench import io
-    from lesbench.errors import MediaError
-
     rep.n_files_checked += 1
     try:
         m = io.probe(path)
@@ -338,10 +357,10 @@ def _check_crops(rep: ValidationReport, path: Path, n: int, fps: float, info: di
         rep.add(path, "crop video has no audio track although the clip has audio")
 
 
-def _check_content(rep: ValidationReport, out: Path, r: dict[str, Any]) -> None:
+def _check_content(rep: ValidationReport, data: PreparedDataset, r: dict[str, Any]) -> None:
     """Every output of the clip against the size and sha256 in its done-records; files the
     clip has that no record lists cannot be verified, which is a violation too."""
-    cid = r["clip_id"]
+    cid, out = r["clip_id"], data.root
     covered: set[str] = set()
     for part in ("clip", "coeffs"):
         record = mf.read_done(out, cid, part)
@@ -356,108 +375,10 @@ def _check_content(rep: ValidationReport, out: Path, r: dict[str, Any]) -> None:
             if (out / rel).exists():  # a missing promised file is reported by the file checks
                 rep.add(out / rel, problem)
         covered.update(record.outputs)
-    for kind, suffix in SUFFIX.items():
-        p = schema.dataset_paths(out)[kind] / f"{cid}{suffix}"
+    for kind in CLIP_KINDS:
+        p = data.clip_file(kind, cid)
         rel = p.relative_to(out).as_posix()
         if rel not in covered and p.is_file():
             rep.n_files_checked += 1
             rep.add(p, "no done-record lists this file, so its content cannot be verified "
                        "(re-run `lesbench prepare` to redo the clip)")
-
-
-@dataclass
-class _LabelRule:
-    """How a data set's reader derives labels, to check ``clips.parquet`` against: ``dataset``
-    (reader name), ``root`` (source root the paths are relative to), test/val speakers, and
-    whether a folder data set had a sidecar (which may set any label)."""
-
-    dataset: str | None
-    root: Path | None
-    test_speakers: tuple[str, ...] = ()
-    val_speakers: tuple[str, ...] = ()
-    sidecar: bool = False
-
-    @classmethod
-    def from_info(cls, info: dict[str, Any]) -> "_LabelRule":
-        reader = info.get("reader") or {}
-        config = info.get("config") or {}
-        dataset = reader.get("dataset") or info.get("dataset") or config.get("dataset")
-        root = reader.get("root") or info.get("source_root")
-        return cls(
-            dataset=dataset,
-            root=Path(root) if root else None,
-            test_speakers=tuple(reader.get("test_speakers", config.get("test_speakers")) or ()),
-            val_speakers=tuple(reader.get("val_speakers", config.get("val_speakers")) or ()),
-            sidecar=bool(reader.get("sidecar")),
-        )
-
-    def _relative(self, path: str) -> tuple[Path, str | None]:
-        """``path`` relative to the source root (and the root's speaker id when the root is
-        one speaker's folder); the whole path when it lies elsewhere."""
-        p = Path(path)
-        if self.root is not None:
-            try:
-                return p.relative_to(self.root), normalise_speaker(self.root.name)
-            except ValueError:
-                pass
-        return Path(*p.parts[1:]) if p.is_absolute() else p, None
-
-    def check(self, rep: ValidationReport, r: dict[str, Any]) -> None:
-        if self.dataset == "mead":
-            self._check_mead(rep, r)
-        elif self.dataset == "folder":
-            self._check_folder(rep, r)
-
-    def _check_mead(self, rep: ValidationReport, r: dict[str, Any]) -> None:
-        cid = r["clip_id"]
-        where = f"clips.parquet[{cid}]"
-        fields = ("speaker", "view", "emotion", "level", "sentence")
-        from_id = parse_clip_id(cid)
-        if from_id is None:
-            rep.add(where, "clip_id is not a MEAD clip id ({speaker}_{view}_{emotion}_{level}_{sentence})")
-        else:
-            for f in fields:
-                if r[f] != from_id[f]:
-                    rep.add(where, f"{f} {r[f]!r} contradicts the clip id ({from_id[f]!r})")
-        for kind, key in (("video", "video_path"), ("audio", "audio_path")):
-            if not r[key]:
-                continue
-            rel, root_speaker = self._relative(r[key])
-            placed, reason = place(rel, kind, root_speaker)
-            if placed is None:
-                rep.add(where, f"{key} {r[key]} is not a MEAD {kind} path: {reason}")
-                continue
-            for f in fields:
-                got = getattr(placed, f)
-                if got is not None and r[f] != got:  # audio paths have no view
-                    rep.add(where, f"{f} {r[f]!r} contradicts the {kind} path {r[key]} ({got!r})")
-        self._check_split(rep, r, where)
-
-    def _check_folder(self, rep: ValidationReport, r: dict[str, Any]) -> None:
-        import hashlib
-
-        cid = r["clip_id"]
-        where = f"clips.parquet[{cid}]"
-        if r["video_path"] and self.root is not None:
-            try:
-                rel = Path(r["video_path"]).relative_to(self.root).as_posix()
-            except ValueError:
-                rep.add(where, f"video_path {r['video_path']} is outside the source root {self.root}")
-                return
-            base = clip_id_from_relpath(rel)
-            if cid not in (base, f"{base}__{hashlib.sha1(rel.encode()).hexdigest()[:8]}"):
-                rep.add(where, f"clip_id contradicts the video path {rel} (expected {base!r})")
-        if self.sidecar:
-            return  # a sidecar may set any label and the split: nothing else to derive them from
-        want = {"speaker": UNKNOWN, "view": UNKNOWN, "emotion": UNKNOWN, "level": 0,
-                "sentence": sanitise_part(Path(r["video_path"] or "").stem)}
-        for f, value in want.items():
-            if r[f] != value:
-                rep.add(where, f"{f} {r[f]!r} but the data set has no sidecar to give it (expected {value!r})")
-        self._check_split(rep, r, where)
-
-    def _check_split(self, rep: ValidationReport, r: dict[str, Any], where: str) -> None:
-        want = assign_split(r["speaker"], self.test_speakers, self.val_speakers)
-        if r["split"] in schema.SPLITS and r["split"] != want:
-            rep.add(where, f"split {r['split']!r} contradicts the data set's split rule: speaker {r['speaker']!r} "
-                           f"is {want!r} (test speakers {list(self.test_speakers)}, val {list(self.val_speakers)})")

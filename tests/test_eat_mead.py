@@ -21,7 +21,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from lesbench import io
 from lesbench.errors import LesbenchError
 from lesbench.metrics.base import Metric
-from lesbench.metrics.fid import FID, to_channel_order
+from lesbench.metrics.fid import FID
+from lesbench.metrics.fid_features import to_channel_order
 from lesbench.metrics.image import PSNR, SSIM, apply_identical_rule, psnr_frames, ssim_frames
 from lesbench.metrics.landmarks import LandmarkDistance
 from lesbench.metrics.protocol import canonical_clip_id, load_protocol, read_clip_list

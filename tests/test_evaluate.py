@@ -295,7 +295,7 @@ def _au_classifier_file(path: Path) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from lesbench.metrics.emotion_classifier import CARD_FORMAT, _torch_modules
+    from lesbench.metrics.emotion_classifier_model import CARD_FORMAT, torch_modules as _torch_modules
     from lesbench.schema import EMOTIONS
 
     torch.manual_seed(0)

@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 
 from lesbench.errors import LesbenchError
-from lesbench.pipelines.face import rotation_from_euler
-from lesbench.pipelines.face_model import (
-    STABLE_LANDMARKS,
-    FaceModel,
-    coeffs_schema,
-    coeffs_to_table,
-    transform_from_pose,
-    umeyama,
-)
+from lesbench.pipelines.head_pose import rotation_from_euler
+from lesbench.pipelines.coeffs_table import coeffs_schema, coeffs_to_table
+from lesbench.pipelines.face_model import STABLE_LANDMARKS, FaceModel
+from lesbench.pipelines.rigid_alignment import transform_from_pose, umeyama
 
 FLIP = np.diag([1.0, -1.0, -1.0])
 N = 478
@@ -165,7 +160,7 @@ def test_save_load_round_trip(model, dataset, tmp_path):
 
 
 def test_fit_fixes_component_signs(model, dataset):
-    from lesbench.pipelines.face_model import _fix_signs, _sign_probe
+    from lesbench.pipelines.pca import fix_signs as _fix_signs, sign_probe as _sign_probe
 
     for basis in (model.id_basis, model.exp_basis):
         assert (basis @ _sign_probe(basis.shape[1]) > 1e-6).all()

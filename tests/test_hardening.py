@@ -307,7 +307,8 @@ def test_emotion_classifier_card_records_sha256_and_load_checks_it(tmp_path):
     from safetensors.torch import save_file
 
     from lesbench.errors import ChecksumError
-    from lesbench.metrics.emotion_classifier import CARD_FORMAT, MeadEmotionClassifier, _torch_modules
+    from lesbench.metrics.emotion_classifier_model import CARD_FORMAT, MeadEmotionClassifier
+    from lesbench.metrics.emotion_classifier_model import torch_modules as _torch_modules
     from lesbench.weights import file_sha256
 
     AUFrameMLP, _ = _torch_modules()
@@ -326,7 +327,7 @@ def test_emotion_classifier_card_records_sha256_and_load_checks_it(tmp_path):
 # ----------------------------------------------------------------------------------- native logs
 
 def test_filter_native_lines_drops_routine_lines_and_rewords_the_rest():
-    from lesbench.pipelines.face import filter_native_lines
+    from lesbench.pipelines.native_logs import filter_native_lines
 
     text = (
         "WARNING: Logging before InitGoogle() is written to STDERR\n"
@@ -393,7 +394,7 @@ def test_builtin_protocol_names_never_reach_outside_the_package(tmp_path, monkey
     from lesbench.errors import LesbenchError
     """A protocol given by name (no .yaml suffix) is looked up only among the shipped files."""
     from lesbench.metrics.protocol import load_protocol
-    from lesbench.metrics.robustness import load_perturbations
+    from lesbench.metrics.robustness_perturb import load_perturbations
 
     monkeypatch.chdir(tmp_path)
     for name in ("../protocols/mead-v1", "../../metrics/protocols/mead-v1", "a/../mead-v1"):

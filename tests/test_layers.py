@@ -17,6 +17,9 @@ FOLDERS = {"lesbench": "lesbench", "pipelines": "lesbench.pipelines", "metrics":
 GROUND = {"lesbench", "lesbench.atomic", "lesbench.schema", "lesbench.errors", "lesbench.io", "lesbench.weights", "lesbench.records",
           "lesbench.threads", "lesbench.sanitize", "lesbench.prepared", "lesbench.registry", "lesbench.bibtex",
           "lesbench.render", "lesbench.cluster"}
+#: The ground floor's packages: their modules are ground floor too.
+GROUND |= {f"lesbench.io.{m}" for m in ("decode", "info", "video", "audio", "write")}
+GROUND |= {"lesbench.weights.specs", "lesbench.weights.files"}
 #: The top: evaluation, the sweep, the leaderboard, the demo and the command line.
 TOP = ("lesbench.evaluation", "lesbench.sweep", "lesbench.leaderboard", "lesbench.cli", "lesbench.commands",
        "lesbench.demo", "lesbench.__main__")

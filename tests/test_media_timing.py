@@ -19,7 +19,7 @@ import pytest
 
 from lesbench import io, schema
 from lesbench.errors import MediaError
-from lesbench.metrics.sync import av_sync
+from lesbench.metrics.sync_estimate import av_sync
 
 from _sync_synthetic import synthetic_clip
 

@@ -8,16 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from lesbench.metrics.emotion import (
-    FER_CLASSES,
-    MEAD_FROM_FER,
-    ClipEmotion,
-    EmotionAccuracy,
-    fer_inputs,
-    pool_clip,
-    read_keras_hdf5,
-    summarize,
-)
+from lesbench.metrics.emotion import EmotionAccuracy
+from lesbench.metrics.emotion_clip import ClipEmotion, pool_clip, summarize
+from lesbench.metrics.emotion_fer import FER_CLASSES, MEAD_FROM_FER, fer_inputs, read_keras_hdf5
 from lesbench.schema import AU_NAMES, EMOTIONS, FACS_PROTOTYPES
 
 torch = pytest.importorskip("torch")
@@ -79,7 +72,7 @@ def test_port_matches_tflite_twin(fer_path, tflite):
     layers, int8 activations for those ops), so an exact match is impossible: measured max |Δp|
     ≈ 0.035-0.045 on faces and noise. Tolerance 0.08 max, 0.01 mean, argmax agreement ≥ 90 %.
     A deliberately wrong port (spatially transposed kernels) must fail the same bounds."""
-    from lesbench.metrics.emotion import load_fer_model
+    from lesbench.metrics.emotion_fer import load_fer_model
 
     net = load_fer_model(fer_path, device="cpu")
     x = _face_inputs()
@@ -256,7 +249,8 @@ def _synthetic_prepared(root, n_speakers: int = 6, frames: int = 30, seed: int =
 
 
 def test_train_classifier_on_synthetic_aus(tmp_path):
-    from lesbench.metrics.emotion_classifier import MeadEmotionClassifier, train_classifier
+    from lesbench.metrics.emotion_classifier import train_classifier
+    from lesbench.metrics.emotion_classifier_model import MeadEmotionClassifier
 
     prepared = _synthetic_prepared(tmp_path / "prep")
     logs: list[str] = []
@@ -326,7 +320,8 @@ def _synthetic_crops_prepared(root, seed: int = 0):
 
 def test_train_classifier_on_synthetic_crops(tmp_path):
     from lesbench.io import read_frames
-    from lesbench.metrics.emotion_classifier import MeadEmotionClassifier, train_classifier
+    from lesbench.metrics.emotion_classifier import train_classifier
+    from lesbench.metrics.emotion_classifier_model import MeadEmotionClassifier
 
     prepared = _synthetic_crops_prepared(tmp_path / "prep")
     out = tmp_path / "crops.safetensors"

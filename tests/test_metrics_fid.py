@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from lesbench.metrics.fid import (
-    FID,
-    KID,
-    GaussianStats,
-    frechet_distance,
-    frechet_distance_eig,
-    kid_from_features,
-    mmd2_unbiased,
-    resize_legacy_bilinear,
-)
+from lesbench.metrics.fid import FID, KID
+from lesbench.metrics.fid_features import resize_legacy_bilinear
+from lesbench.metrics.fid_stats import (GaussianStats, frechet_distance, frechet_distance_eig, kid_from_features,
+                                        mmd2_unbiased)
 
 
 def _reference_fid(f1: np.ndarray, f2: np.ndarray) -> float:
@@ -155,7 +149,7 @@ def test_legacy_bilinear_resize_matches_grid_sample_definition():
 @pytest.fixture(scope="module")
 def extractor():
     from lesbench.errors import WeightsNotFoundError
-    from lesbench.metrics.fid import InceptionFeatures
+    from lesbench.metrics.fid_features import InceptionFeatures
 
     try:
         return InceptionFeatures(device="cpu", batch_size=4)

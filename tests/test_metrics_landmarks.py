@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lesbench.metrics.landmarks import (
-    DLIB68_MOUTH, MEDIAPIPE_LIPS, LandmarkDistance, LMDResult, centred_distance, eat_grey, landmark_distance,
-    lmd, lmd_version, paired_landmark_distance,
-)
+from lesbench.metrics.landmarks import LandmarkDistance, lmd, lmd_version
+from lesbench.metrics.landmarks_distance import (DLIB68_MOUTH, MEDIAPIPE_LIPS, LMDResult, centred_distance,
+                                                 landmark_distance, paired_landmark_distance)
+from lesbench.metrics.landmarks_dlib import eat_grey
 from lesbench.metrics.protocol import paired_indices
 
 
@@ -231,7 +231,7 @@ def dlib_landmarker():
     pytest.importorskip("cv2")
     from lesbench.errors import LesbenchError
     from lesbench.metrics.base import MetricUnavailable
-    from lesbench.metrics.landmarks import Dlib68Landmarker
+    from lesbench.metrics.landmarks_dlib import Dlib68Landmarker
 
     try:
         return Dlib68Landmarker()

@@ -18,11 +18,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lesbench.metrics.base import MetricUnavailable  # noqa: E402
-from lesbench.metrics.lse import (  # noqa: E402
-    LSE, S3FDDetector, SyncNetScorer, build_syncnet, crop_face, crops_for_syncnet, face_track,
-    follow_face, load_face_detector, load_syncnet_weights, lse_from_embeddings, median_filter,
-    offset_distances, syncnet_mfcc,
-)
+from lesbench.metrics.lse import LSE  # noqa: E402
+from lesbench.metrics.lse_crops import crop_face, crops_for_syncnet, face_track, follow_face  # noqa: E402
+from lesbench.metrics.lse_mfcc import syncnet_mfcc  # noqa: E402
+from lesbench.metrics.lse_model import SyncNetScorer, build_syncnet, load_syncnet_weights  # noqa: E402
+from lesbench.metrics.lse_offsets import lse_from_embeddings, median_filter, offset_distances  # noqa: E402
+from lesbench.metrics.lse_s3fd import S3FDDetector, load_face_detector  # noqa: E402
 
 
 def numpy_distances(v: np.ndarray, a: np.ndarray, vshift: int) -> np.ndarray:
@@ -406,7 +407,7 @@ def no_installed_weights(tmp_path, monkeypatch):
 
 
 def test_metric_names_its_detector_and_records_the_files_it_used(tmp_path, no_installed_weights):
-    from lesbench.metrics.lse import build_s3fd
+    from lesbench.metrics.lse_s3fd import build_s3fd
     from lesbench.metrics.score import metric_weights as _metric_weights
     from lesbench.weights import file_sha256
 
@@ -466,7 +467,7 @@ def test_metric_scores_the_track_and_the_audio_under_it(no_installed_weights):
 def test_metric_with_s3fd_crops_around_its_boxes(tmp_path, no_installed_weights):
     import cv2
 
-    from lesbench.metrics.lse import build_s3fd
+    from lesbench.metrics.lse_s3fd import build_s3fd
 
     torch.manual_seed(0)
     net = build_s3fd()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lesbench.metrics.sync import (AVSync, NULL_MARGIN, av_sync, audio_frame_features, calibrate_sync, mouth_shape,
-                                   null_rotations, rotate_audio, shift_audio, standardise, sync_calibrated,
-                                   sync_offset, sync_vs_reference)
+from lesbench.metrics.sync import AVSync, sync_calibrated, sync_offset
+from lesbench.metrics.sync_estimate import av_sync, shift_audio
+from lesbench.metrics.sync_features import audio_frame_features, mouth_shape
+from lesbench.metrics.sync_null import (NULL_MARGIN, calibrate_sync, null_rotations, rotate_audio, standardise,
+                                        sync_vs_reference)
 
 from _sync_synthetic import synthetic_clip
 

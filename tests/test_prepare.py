@@ -235,7 +235,7 @@ def test_outputs_schema_frame_counts_and_alignment(prepared) -> None:
 
     from lesbench import io
     from lesbench.pipelines.audio_features import audio_schema
-    from lesbench.pipelines.face import frames_schema
+    from lesbench.pipelines.frames_table import frames_schema
 
     out, _ = prepared
     clips = read_clips(out)
@@ -396,7 +396,8 @@ def test_folder_dataset_with_a_reused_face_model(tiny_tree, prepared, tmp_path) 
 def test_worker_killed_mid_run_still_completes(tmp_path) -> None:
     from distributed import Client
 
-    from lesbench.pipelines.prepare import make_local_cluster, prepare
+    from lesbench.cluster import make_local_cluster
+    from lesbench.pipelines.prepare import prepare
 
     root = tmp_path / "mead"
     build_tree(root, bad=False)
@@ -496,3 +497,63 @@ def test_info_facs_rises_on_real_mead(mead_dev, tmp_path) -> None:
     failures = [(e, a, round(float(info.au_delta.loc[e, a]), 4)) for e, aus in EXPECTED_RISES.items()
                 for a in aus if not info.au_delta.loc[e, a] > 0]
     assert not failures, info.format()
+
+
+# ------------------------------------------------------------------------------ stages
+
+
+def test_stage_lists_derive_from_the_pipeline() -> None:
+    from lesbench.pipelines import manifest as mf
+    from lesbench.pipelines import stages
+    from lesbench.pipelines.prepare_config import PrepareConfig
+    from lesbench.registry import STAGES
+
+    names = [cls.name for cls in stages.PIPELINE]
+    assert names == ["face", "action-units", "audio", "crops", "coeffs"]  # the order they run in
+    assert [s.name for s in stages.build_stages(PrepareConfig(), scope="clip")] == names[:4]
+    assert [s.name for s in stages.build_stages(PrepareConfig(), scope="dataset")] == ["coeffs"]
+    assert STAGES.names() == sorted(names)
+    assert all(STAGES.get(n) is stages.STAGE_CLASSES[n] for n in names)
+    # clips.parquet keeps the columns it always had, in their order (crops before audio)
+    cols = mf.manifest_schema().names
+    assert [c for c in cols if c.startswith("version_")] == [
+        "version_face", "version_action_units", "version_crops", "version_audio", "version_coeffs"]
+    assert [c for c in cols if c.startswith("time_")] == list(TIMING_COLUMNS) == [
+        "time_total_s", "time_face_s", "time_action_units_s", "time_crops_s", "time_audio_s", "time_coeffs_s"]
+
+
+def test_a_clip_stage_added_to_the_pipeline_runs_in_order(tiny_demo, tmp_path, monkeypatch) -> None:
+    from lesbench.pipelines import stages
+    from lesbench.pipelines.prepare_clip import ClipProcessor
+    from lesbench.registry import DATASETS
+
+    seen: list[tuple[str, int, bool]] = []
+
+    class MouthOpening(stages.Stage):  # a plug-in: reads what the stages before it left
+        name = "mouth-opening"
+        manifest_slot = 5
+
+        def run(self, work: stages.ClipWork) -> None:
+            seen.append((self.name, len(work.frames), work.data.clip_file("crops", work.clip.clip_id).is_file()))
+
+    class Never(stages.Stage):
+        name = "never"
+        manifest_slot = 6
+
+        def applies(self, work: stages.ClipWork) -> bool:
+            return False
+
+        def run(self, work: stages.ClipWork) -> None:
+            raise AssertionError("a stage that does not apply must not run")
+
+    monkeypatch.setattr(stages, "PIPELINE", (*stages.PIPELINE[:4], MouthOpening, Never, stages.PIPELINE[4]))
+    clip = DATASETS.get("mead")(tiny_demo).clips()[0]
+    proc = ClipProcessor()
+    try:
+        row = proc.prepare_clip(clip, tmp_path / "out")
+    finally:
+        proc.close()
+    assert row["status"] == "ok", row["error"]
+    assert list(proc.versions) == ["face", "action-units", "audio", "crops", "mouth-opening", "never"]
+    # it ran once, after the crops were written, on every frame of the clip
+    assert seen == [("mouth-opening", row["n_frames"], True)]

@@ -84,12 +84,13 @@ def test_closed_tracker_raises_instead_of_reporting_no_face(tiny_demo) -> None:
 
 
 def test_lease_ends_with_the_run_and_a_cancelled_clip_writes_nothing(tiny_demo, tmp_path) -> None:
-    from lesbench.pipelines.prepare import ClipProcessor, RunCancelled, RunLease, _Lock
+    from lesbench.pipelines.prepare_clip import ClipProcessor
+    from lesbench.pipelines.prepare_lock import RunCancelled, RunLease, RunLock
     from lesbench.registry import DATASETS
 
     out = tmp_path / "out"
     clip = DATASETS.get("mead")(tiny_demo).clips()[0]
-    with _Lock(out) as lock:
+    with RunLock(out) as lock:
         lease = lock.lease
         assert lease.held()
         lock.revoke()  # what an interrupted run does before shutting its cluster down
@@ -118,7 +119,8 @@ def _closed_port() -> int:
 
 
 def test_argument_errors_exit_2_with_one_line_and_no_work(tiny_demo, tmp_path, capsys) -> None:
-    from lesbench.pipelines.prepare import PrepareConfig, prepare
+    from lesbench.pipelines.prepare import prepare
+    from lesbench.pipelines.prepare_config import PrepareConfig
 
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
@@ -155,7 +157,8 @@ def test_argument_errors_exit_2_with_one_line_and_no_work(tiny_demo, tmp_path, c
 def test_dask_scratch_goes_under_the_output_folder_unless_configured(tmp_path) -> None:
     import dask
 
-    from lesbench.pipelines.prepare import dask_scratch_dir, make_local_cluster
+    from lesbench.cluster import make_local_cluster
+    from lesbench.pipelines.prepare_runner import dask_scratch_dir
 
     out = tmp_path / "out"
     scratch = dask_scratch_dir(out)
@@ -173,15 +176,16 @@ def test_dask_scratch_goes_under_the_output_folder_unless_configured(tmp_path) -
 class FullDisk:
     """Writes through prepare's writers fail with ENOSPC after ``after`` of them succeeded,
     while ``OUT/.lesbench/reserve`` exists (deleting it frees space, as on a real disk);
-    ``forever``: they fail whatever is deleted."""
+    ``forever``: they fail whatever is deleted. Every atomic Parquet or text write, whichever
+    module calls it, starts with ``lesbench.atomic.tmp_path``: that is where it is refused."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, out: Path, after: int, forever: bool = False) -> None:
-        from lesbench import io
+        from lesbench import atomic, io
         from lesbench.pipelines.face_model import FaceModel
 
         self.out, self.after, self.forever = out, after, forever
         self.writes = self.refused = 0
-        for owner, name in ((mf, "write_parquet"), (mf, "write_text"), (io, "write_video"), (FaceModel, "save")):
+        for owner, name in ((atomic, "tmp_path"), (io, "write_video"), (FaceModel, "save")):
             monkeypatch.setattr(owner, name, self._wrap(getattr(owner, name)))
 
     def _wrap(self, fn):

@@ -15,9 +15,9 @@ import pytest
 from lesbench.errors import LesbenchError
 from lesbench.io import probe, read_audio_for_video, read_frames, write_video
 from lesbench.metrics.base import MetricResult
-from lesbench.metrics.robustness import (
-    ORIGINAL, Perturbation, audit, load_perturbations, perturb_clip, robustness_table, shift_scale,
-)
+from lesbench.metrics.robustness import audit
+from lesbench.metrics.robustness_perturb import ORIGINAL, Perturbation, load_perturbations, perturb_clip, shift_scale
+from lesbench.metrics.robustness_report import robustness_table
 
 
 def _texture(n: int = 25, h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:

@@ -119,7 +119,7 @@ def _crops(n: int) -> np.ndarray:
 @pytest.mark.slow  # Inception runs at a few frames/s on a loaded CPU
 def test_inception_batches_equal_one_frame_at_a_time():
     from lesbench.errors import WeightsNotFoundError
-    from lesbench.metrics.fid import InceptionFeatures
+    from lesbench.metrics.fid_features import InceptionFeatures
 
     try:
         ex = InceptionFeatures(device="cpu", batch_size=2)
@@ -135,7 +135,7 @@ def test_inception_batches_equal_one_frame_at_a_time():
 
 def test_emotion_classifier_batches_equal_one_frame_at_a_time():
     from lesbench.errors import WeightsNotFoundError
-    from lesbench.metrics.emotion import FERClassifier
+    from lesbench.metrics.emotion_fer import FERClassifier
 
     try:
         clf = FERClassifier(device="cpu", batch_size=4)
@@ -155,7 +155,7 @@ def test_inception_on_cuda_equals_cpu():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     from lesbench.errors import WeightsNotFoundError
-    from lesbench.metrics.fid import InceptionFeatures
+    from lesbench.metrics.fid_features import InceptionFeatures
 
     try:
         cpu = InceptionFeatures(device="cpu", batch_size=8)

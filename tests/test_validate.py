@@ -217,7 +217,8 @@ def test_symlink_loop_and_dangling_link_in_the_input_are_notes(tree: Path, prepa
 
 
 def test_folder_labels_are_checked_against_the_path() -> None:
-    from lesbench.pipelines.validate import ValidationReport, _LabelRule
+    from lesbench.pipelines.validate import ValidationReport
+    from lesbench.pipelines.validate_labels import LabelRule as _LabelRule
 
     info = {"dataset": "folder", "reader": {"dataset": "folder", "root": "/data/vids", "sidecar": None,
                                             "test_speakers": [], "val_speakers": []}}

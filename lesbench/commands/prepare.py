@@ -53,7 +53,8 @@ def _add_prepare(p: argparse.ArgumentParser) -> None:
 def _run_prepare(args: argparse.Namespace) -> int:
     import json
 
-    from lesbench.pipelines.prepare import PrepareConfig, prepare
+    from lesbench.pipelines.prepare import prepare
+    from lesbench.pipelines.prepare_config import PrepareConfig
 
     config = PrepareConfig(fps=args.fps, work_size=args.work_size, min_face_ratio=args.min_face_ratio,
                            device=args.device)
