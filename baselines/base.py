@@ -172,6 +172,11 @@ class Method:
         never asked for."""
         return set()
 
+    def describe_inputs(self) -> str | None:
+        """After :meth:`setup`: what the method will serve for the test clips, for
+        ``lesbench evaluate --match-only`` (None: it generates every clip, nothing to list)."""
+        return None
+
     def video_file(self, request: GenerationRequest) -> Path | None:
         """A file that is the answer to ``request`` as it is (only for :attr:`keeps_own_length`
         methods), or None: :meth:`generate` is called."""

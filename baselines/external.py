@@ -244,6 +244,16 @@ class ExternalVideos(Method):
     def missing_clips(self) -> set[str]:
         return set(self.match.missing) if self.match is not None else set()
 
+    def describe_inputs(self) -> str | None:
+        """Which file serves which test clip, files that match none, test clips without one."""
+        if self.match is None:
+            return None
+        m = self.match
+        lines = [f"matched   {clip_id}  <-  {path}" for clip_id, path in sorted(m.matched.items())]
+        lines += [f"unmatched {f}: {why}" for f, why in sorted(m.unmatched.items())]
+        lines += [f"missing   {clip_id}: no video" for clip_id in m.missing]
+        return "\n".join([*lines, m.summary()])
+
     def setup(self, data: PreparedData) -> None:
         super().setup(data)
         tests = data.split("test")["clip_id"].astype(str).tolist()

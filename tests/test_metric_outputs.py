@@ -150,6 +150,7 @@ def test_a_method_names_its_results_and_checks_itself(tmp_path):
 
     m = Plain()
     assert (m.result_name, m.card_key, m.missing_clips(), m.keeps_own_length) == ("plain", "plain", set(), False)
+    assert m.describe_inputs() is None and m.video_file(None) is None  # generates every clip
     m.check({"other"})  # nothing to check
     ext = ExternalVideos(videos=tmp_path, card="eat")
     assert (ext.result_name, ext.card_key, ext.keeps_own_length) == ("eat", "eat", True)

@@ -7,7 +7,6 @@ import sys
 
 from lesbench.commands import Command
 from lesbench.commands.score import add_cluster_arguments
-from lesbench.errors import LesbenchError
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,7 +47,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-control", action="store_true",
                    help="skip the controllability sweep (levels 0..1 per emotion, unit edits)")
     p.add_argument("--match-only", action="store_true",
-                   help="external: only list which files match which test clips, then stop")
+                   help="only list what the method would serve for each test clip (external: which files match "
+                        "which test clips), then stop")
 
 
 def _method_options(args: argparse.Namespace) -> dict:
@@ -64,22 +64,13 @@ def _method_options(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     options = _method_options(args)
-    if args.match_only:
+    if args.match_only:  # what the method would serve for each test clip, nothing generated
         from lesbench.baselines.base import PreparedData
-        from lesbench.baselines.external import match_videos
+        from lesbench.registry import METHODS
 
-        if not args.videos:
-            raise LesbenchError("--match-only needs --videos DIR")
-        data = PreparedData.open(args.data)
-        m = match_videos(args.videos, data.split("test")["clip_id"].astype(str), args.scheme or "auto",
-                         args.pattern, args.mapping)
-        for clip_id, path in sorted(m.matched.items()):
-            print(f"matched   {clip_id}  <-  {path}")
-        for f, why in sorted(m.unmatched.items()):
-            print(f"unmatched {f}: {why}")
-        for clip_id in m.missing:
-            print(f"missing   {clip_id}: no video")
-        print(m.summary())
+        method = METHODS.get(args.method)(seed=args.seed, **options)
+        method.setup(PreparedData.open(args.data))
+        print(method.describe_inputs() or f"{args.method}: generates every test clip (nothing to match)")
         return 0
     from lesbench.evaluation import evaluate
 
