@@ -282,7 +282,7 @@ class PreparedData:
 
         The prepared frames table holds landmarks in source-video pixels; methods that warp the
         256x256 crops need them in crop pixels, so they are tracked on the crop itself
-        (MediaPipe, through :class:`lesbench.pipelines.face.FaceTracker`) and cached.
+        (MediaPipe, through :class:`lesbench.extract.face.FaceTracker`) and cached.
         """
         cache = None
         if self.cache_dir is not None:
@@ -292,7 +292,7 @@ class PreparedData:
         from lesbench.io import iter_frames
 
         if tracker is None:
-            from lesbench.pipelines.face import FaceTracker
+            from lesbench.extract.face import FaceTracker
 
             tracker = FaceTracker()
         df = tracker.track(iter_frames(self.crop_path(clip_id), fps=schema.FPS), fps=schema.FPS)

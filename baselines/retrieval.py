@@ -103,7 +103,7 @@ class NearestClipRetrieval(Method):
         cached = self.data.cache_dir is not None and (
             self.data.cache_dir / "crop_landmarks" / f"{clip_id}.npy").is_file()
         if self._tracker is None and not cached:
-            from lesbench.pipelines.face import FaceTracker
+            from lesbench.extract.face import FaceTracker
 
             self._tracker = FaceTracker()
         return fill_missing(self.data.crop_landmarks(clip_id, tracker=self._tracker))

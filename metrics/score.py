@@ -233,7 +233,7 @@ class VideoData:
 
     @property
     def face(self) -> Any:
-        """Frames table (``lesbench.pipelines.face`` columns) of :attr:`frames`."""
+        """Frames table (``lesbench.extract.face`` columns) of :attr:`frames`."""
         if self._face is None:
             def track() -> Any:
                 return self.tracker_factory().track(self.frames, fps=self.protocol.fps, analysis_size=640)
@@ -273,7 +273,7 @@ class FeatureCache:
         """The face table of ``video`` (``compute()`` on a miss; cached as Parquet)."""
         import pandas as pd
 
-        from lesbench.pipelines.frames_table import VERSION as FACE_VERSION
+        from lesbench.extract.frames_table import VERSION as FACE_VERSION
 
         path = self.root / "face" / f"{self._key(video, protocol.fps, FACE_VERSION, 640)}.parquet"
         if path.is_file():
@@ -322,7 +322,7 @@ class _TrackerPool:
 
     def __call__(self) -> Any:
         if self.tracker is None:
-            from lesbench.pipelines.face import FaceTracker
+            from lesbench.extract.face import FaceTracker
 
             self.tracker = FaceTracker()
         return self.tracker
@@ -762,7 +762,7 @@ def score(pred: str | Path | dict[str, Path], ref: str | Path | dict[str, Path] 
     weights = {}
     try:
         from lesbench.weights import file_sha256
-        from lesbench.pipelines.face import landmarker_model_path
+        from lesbench.extract.face import landmarker_model_path
 
         if any(getattr(m, "needs_face", False) for m in instances.values()):
             weights["mediapipe-face-landmarker"] = file_sha256(landmarker_model_path())

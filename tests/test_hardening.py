@@ -327,7 +327,7 @@ def test_emotion_classifier_card_records_sha256_and_load_checks_it(tmp_path):
 # ----------------------------------------------------------------------------------- native logs
 
 def test_filter_native_lines_drops_routine_lines_and_rewords_the_rest():
-    from lesbench.pipelines.native_logs import filter_native_lines
+    from lesbench.extract.native_logs import filter_native_lines
 
     text = (
         "WARNING: Logging before InitGoogle() is written to STDERR\n"
@@ -346,7 +346,7 @@ def test_filter_native_lines_drops_routine_lines_and_rewords_the_rest():
 
 _CREATE_TRACKER = (
     "import numpy as np\n"
-    "from lesbench.pipelines.face import FaceTracker\n"
+    "from lesbench.extract.face import FaceTracker\n"
     "t = FaceTracker()\n"
     "print(int(t.track([np.zeros((64, 64, 3), np.uint8)] * 2, fps=25.0)['face'].sum()))\n"
 )

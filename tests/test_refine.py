@@ -88,7 +88,7 @@ def test_crop_landmarks_match_retracking(prepared):
     """Frames-table landmarks mapped through the recomputed crop transform land where the face
     tracker finds them on the crop video itself."""
     from lesbench.model.refine import read_crop_track
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.extract.face import FaceTracker
 
     track = read_crop_track(prepared, "W011_front_happy_3_001")
     assert track.frames.shape[1:] == (256, 256, 3) and track.valid.all()

@@ -2,7 +2,7 @@
 
 :func:`edit_checks` generates one source face speaking one audio under a set of requests,
 writes each as mp4 (H.264 + AAC, exactly what ``lesbench generate`` writes), re-measures every
-clip with lesbench's own :class:`~lesbench.pipelines.face.FaceTracker`, and reports:
+clip with lesbench's own :class:`~lesbench.extract.face.FaceTracker`, and reports:
 
 - **levels**: the emotion's FACS prototype AUs (mean over frames and AUs) at LES levels
   0, 0.25, ..., 1 and whether they rise strictly;

@@ -63,8 +63,8 @@ class FaceBases:
 
 
 def load_face_bases(path: str | Path) -> FaceBases:
-    """The bases of a ``face_model.npz`` (:class:`lesbench.pipelines.face_model.FaceModel`)."""
-    from lesbench.pipelines.face_model import FaceModel
+    """The bases of a ``face_model.npz`` (:class:`lesbench.extract.face_model.FaceModel`)."""
+    from lesbench.extract.face_model import FaceModel
 
     path = Path(path)
     if not path.is_file():

@@ -74,7 +74,7 @@ class Generator:
         from lesbench.les.space import LinearEmotionSpace
         from lesbench.model.config import config_from_dict
         from lesbench.model.train import META_FILE, MODEL_FILE, build_model, load_run_weights, resolve_device
-        from lesbench.pipelines.face_model import FaceModel
+        from lesbench.extract.face_model import FaceModel
 
         run = Path(run_dir)
         if run.is_file():  # a checkpoint file inside a run folder
@@ -215,7 +215,7 @@ class Generator:
 
             index = PreparedIndex(root=path.parent.parent, clips=[])
             return read_clip_aus(index, path.stem)
-        from lesbench.pipelines.face import analyze_video
+        from lesbench.extract.face import analyze_video
 
         table = analyze_video(path, tracker=self.tracker)
         table = table[table["face"].astype(bool)]
@@ -246,7 +246,7 @@ class Generator:
     @property
     def tracker(self):
         if self._tracker is None:
-            from lesbench.pipelines.face import FaceTracker
+            from lesbench.extract.face import FaceTracker
 
             self._tracker = FaceTracker()
         return self._tracker
@@ -281,7 +281,7 @@ class Generator:
         :class:`Generator` (None: the run's refiner when it has one).
         """
         from lesbench.model.renderer import prepare_source, read_source_image, render_frames
-        from lesbench.pipelines.audio_features import audio_features
+        from lesbench.extract.audio_features import audio_features
 
         img = read_source_image(source_image)
         samples, sr = self._audio(audio, sample_rate, n_frames)

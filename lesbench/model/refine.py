@@ -23,7 +23,7 @@ own first face frame when the speaker has none, or with ``source: clip``), targe
 :func:`~lesbench.model.renderer.render_frames` does (same warp, same mouth painting); label = the
 real crop frame ``t``. The landmarks in crop pixels are the frames table's landmarks (source
 pixels) mapped through the crop transform the prepare stage used
-(:func:`lesbench.pipelines.crops.crop_params` recomputed from the same landmarks; ~0.3 px from
+(:func:`lesbench.extract.crops.crop_params` recomputed from the same landmarks; ~0.3 px from
 re-tracking the crop). Held-out speakers validate. Loss: L1 (+ ``mouth_weight`` extra inside
 the mouth) + ``grad_weight`` x L1 of image gradients.
 
@@ -312,9 +312,9 @@ class _CropTrack:
 def crop_landmarks(landmarks: np.ndarray, face: np.ndarray, size: int = schema.CROP_SIZE) -> np.ndarray:
     """(T, 478, 3) landmarks in crop pixels from the frames table's (T, 478, 3) source-pixel
     landmarks, through the crop transform the prepare stage computes from them
-    (:func:`lesbench.pipelines.crops.crop_params`, default smoothing); z scaled like x, y.
+    (:func:`lesbench.extract.crops.crop_params`, default smoothing); z scaled like x, y.
     Frames without a face give NaN."""
-    from lesbench.pipelines import crops
+    from lesbench.extract import crops
 
     lm = np.asarray(landmarks, np.float64)
     params = crops.crop_params(lm, face, size=size, frame_size=(size, size))

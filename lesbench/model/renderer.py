@@ -1,8 +1,8 @@
 """One-shot rendering for LES-Talker: a landmark-guided warp of the source face crop.
 
 1. The source (an image, or the first frame of a video) is analysed by lesbench's own
-   :class:`~lesbench.pipelines.face.FaceTracker`, aligned to a 256x256 crop with the prepare
-   stage's crop transform (:mod:`lesbench.pipelines.crops`), and projected onto the run's face
+   :class:`~lesbench.extract.face.FaceTracker`, aligned to a 256x256 crop with the prepare
+   stage's crop transform (:mod:`lesbench.extract.crops`), and projected onto the run's face
    model: identity ``id_s``, expression ``exp_s`` and pose ``pose_s`` (crop pixels).
 2. For every frame, the target landmarks are the face model's reconstruction
    ``R(id_s, exp_t, pose_s + motion_t)`` shifted so that ``exp_t = exp_s`` reproduces the source
@@ -71,8 +71,8 @@ def read_source_image(source: str | Path | np.ndarray) -> np.ndarray:
 def prepare_source(image: np.ndarray, face_model, tracker=None, size: int = schema.CROP_SIZE,
                    name: str = "source") -> SourceFace:
     """Detect, align and project the source face (see the module docstring)."""
-    from lesbench.pipelines import crops
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.extract import crops
+    from lesbench.extract.face import FaceTracker
 
     own = tracker is None
     tracker = tracker or FaceTracker()
