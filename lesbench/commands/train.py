@@ -109,7 +109,8 @@ def _maybe_train_refiner(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from lesbench.model.config import load_config
-    from lesbench.model.refine import REFINE_FILE, should_train_refiner, train_refiner
+    from lesbench.model.refine import should_train_refiner, train_refiner
+    from lesbench.model.refine_net import REFINE_FILE
 
     run = Path(args.out)
     cfg = load_config(run / "config.yaml")
@@ -135,7 +136,8 @@ def _run_refine(args: argparse.Namespace) -> int:
 
     from lesbench.errors import LesbenchError
     from lesbench.model.config import load_config
-    from lesbench.model.refine import REFINE_FILE, resolve_refine_config, train_refiner
+    from lesbench.model.refine import resolve_refine_config, train_refiner
+    from lesbench.model.refine_net import REFINE_FILE
 
     run = Path(args.run)
     if (run / REFINE_FILE).is_file() and not args.force:
