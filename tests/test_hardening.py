@@ -232,7 +232,7 @@ def small_run(tmp_path) -> Path:
     import torch
 
     from lesbench.model.config import load_config
-    from lesbench.model.runs import _save_checkpoint
+    from lesbench.model.runs import save_checkpoint as _save_checkpoint
     from lesbench.model.train import build_model
 
     cfg = load_config()

@@ -21,6 +21,7 @@ from lesbench.errors import LesbenchError
 from lesbench.leaderboard import data_dir
 from lesbench.les.space import LES_JSON, les_hash
 from lesbench.model.runs import MODEL_FILE, checkpoint_sha256
+from lesbench.prepared import CLIP_KINDS, PreparedDataset
 
 #: Header ``kind`` of a reference file.
 REFERENCE_KIND = "lesbench-demo-reference"
@@ -77,8 +78,10 @@ def step_digests(out: str | Path) -> dict[str, str | None]:
     digests: dict[str, str | None] = {}
     mead = _files_under(out, "mead")
     digests["data"] = _hash_files(out, mead) if mead else None
-    prepared = _files_under(out / "prepared", "frames", "audio", "coeffs", "crops", "face_model.npz")
-    digests["prepare"] = _hash_files(out / "prepared", prepared) if prepared else None
+    data = PreparedDataset(out / "prepared")
+    parts = [data.path(name).relative_to(data.root).as_posix() for name in (*CLIP_KINDS, "face_model")]
+    prepared = _files_under(data.root, *parts)
+    digests["prepare"] = _hash_files(data.root, prepared) if prepared else None
     digests["les"] = les_hash(out / "les") if (out / "les" / LES_JSON).is_file() else None
     runs = sorted(p.parent for p in (out / "runs").glob(f"*/{MODEL_FILE}"))
     if runs:

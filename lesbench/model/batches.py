@@ -133,7 +133,7 @@ def collate(items: list[dict], device):
     return out
 
 
-def _val_mean_baseline(td: TalkerData, stats) -> float | None:
+def val_mean_baseline(td: TalkerData, stats) -> float | None:
     """Held-out error of predicting the train-mean coefficients everywhere (a reference line)."""
     if not td.val:
         return None

@@ -72,6 +72,7 @@ from lesbench.model.refine_net import (
 )
 from lesbench.model.refine_pairs import RefinePairs, build_pairs, evaluate_pairs
 from lesbench.model.runs import resolve_device, write_csv_log
+from lesbench.threads import torch_threads
 
 REFINE_LOG = "refine_log.csv"
 LOG_FIELDS = ("step", "lr", "loss", "l1", "grad", "val_l1", "val_warp_l1", "seconds")
@@ -180,9 +181,7 @@ def train_refiner(
         raise DatasetError(f"{data}: no clip in split {train_split!r} to train the refiner on")
     run.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, cfg.threads))
-    try:
+    with torch_threads(max(1, cfg.threads)):
         train_pairs = build_pairs(index.data, train_clips, size=size, pairs_per_clip=cfg.pairs_per_clip,
                                   source=cfg.source, progress=progress)
         if len(train_pairs) == 0:
@@ -261,8 +260,6 @@ def train_refiner(
         write_csv_log(run / REFINE_LOG, LOG_FIELDS, history)
         return RefineResult(path=path, size=size, steps=steps, device=str(dev), seconds=seconds, history=history,
                             val=val, n_train_pairs=len(train_pairs), sha256=digest)
-    finally:
-        torch.set_num_threads(prev_threads)
 
 
 def should_train_refiner(mode: str, device: str | None = "auto") -> bool:

@@ -45,7 +45,9 @@ def _save_safetensors(tensors: dict, path: Path, metadata: dict | None = None) -
     tmp.replace(path)
 
 
-def _save_checkpoint(run: Path, model, opt, epoch: int, history: list[dict], meta: dict) -> None:
+def save_checkpoint(run: Path, model, opt, epoch: int, history: list[dict], meta: dict) -> None:
+    """Write the run's weights, optimizer state, ``state.json``, ``checkpoint.json`` (``meta``
+    plus the epoch, the history and the weights' sha256) and ``log.csv``, each atomically."""
     import torch
 
     _save_safetensors(model.state_dict(), run / MODEL_FILE, {"format": "lesbench-les-talker"})
@@ -128,7 +130,9 @@ def load_run_weights(run: Path, name: str = MODEL_FILE, device: str = "cpu") -> 
     return tensors, digest
 
 
-def _load_training_state(run: Path, model, opt, device) -> tuple[int, list[dict]]:
+def load_training_state(run: Path, model, opt, device) -> tuple[int, list[dict]]:
+    """Load a run's weights and optimizer state (sha256-checked) into ``model`` and ``opt`` for
+    ``--resume``; returns ``(epochs done, history)``."""
     state = json.loads((run / STATE_FILE).read_text())
     model.load_state_dict(load_run_weights(run, MODEL_FILE, device=str(device))[0])
     tensors = load_run_weights(run, OPTIM_FILE, device=str(device))[0] if (run / OPTIM_FILE).is_file() else {}

@@ -38,11 +38,11 @@ from lesbench import __version__, schema
 from lesbench.errors import DatasetError, LesbenchError
 from lesbench.les.prepared import open_prepared
 from lesbench.les.space import LinearEmotionSpace, build_les, les_hash
-from lesbench.model.batches import TalkerData, _val_mean_baseline, collate, evaluate_clips
+from lesbench.model.batches import TalkerData, collate, evaluate_clips, val_mean_baseline
 from lesbench.model.config import TrainConfig, load_config, save_config
 from lesbench.model.data import fit_statistics, load_clips, load_face_bases
 from lesbench.model.losses import LossBatch, talker_losses
-from lesbench.model.runs import MODEL_FILE, STATE_FILE, _load_training_state, _save_checkpoint, resolve_device
+from lesbench.model.runs import MODEL_FILE, STATE_FILE, load_training_state, resolve_device, save_checkpoint
 from lesbench.model.talker import LESTalker
 from lesbench.threads import torch_threads
 from lesbench.weights import file_sha256
@@ -153,7 +153,7 @@ def train(
         history: list[dict] = []
         start_epoch = 0
         if resume:
-            start_epoch, history = _load_training_state(run, model, opt, dev)
+            start_epoch, history = load_training_state(run, model, opt, dev)
         save_config(cfg, run / "config.yaml")
         meta = {
             "format": "lesbench-les-talker",
@@ -180,7 +180,7 @@ def train(
             },
         }
         weights = cfg.loss
-        baseline = _val_mean_baseline(td, stats)
+        baseline = val_mean_baseline(td, stats)
         from tqdm.auto import tqdm
 
         bar = tqdm(range(start_epoch, cfg.train.epochs), desc="train", unit="epoch", disable=not progress,
@@ -222,8 +222,8 @@ def train(
             bar.set_postfix(loss=f"{row['train_total']:.3f}", val=f"{row['val_exp_l1'] or float('nan'):.4f}")
             last = epoch + 1 == cfg.train.epochs
             if last or (epoch + 1) % max(cfg.train.checkpoint_every, 1) == 0:
-                _save_checkpoint(run, model, opt, epoch + 1, history, meta)
+                save_checkpoint(run, model, opt, epoch + 1, history, meta)
         bar.close()
         if start_epoch >= cfg.train.epochs and not (run / MODEL_FILE).is_file():
-            _save_checkpoint(run, model, opt, start_epoch, history, meta)
+            save_checkpoint(run, model, opt, start_epoch, history, meta)
         return TrainResult(run_dir=run, history=history)
