@@ -24,10 +24,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lesbench import io, schema
+from lesbench import evaluation, io, schema
 from lesbench.demo.reference import RESULTS_SUBDIR
 from lesbench.demo.generate import generate_demo
-from lesbench.evaluation import evaluate
 from lesbench.leaderboard import build_leaderboard, render
 from lesbench.les.report import report_text, write_report
 from lesbench.les.space import LinearEmotionSpace, build_les
@@ -269,9 +268,9 @@ def _step_evaluate(run: DemoRun, *, seed: int, force: bool, max_clips: int | Non
         # another number of threads add up in another order, and the demo's numbers would
         # depend on the machine's core count.
         with torch_threads(EVALUATE_TORCH_THREADS):
-            result = evaluate(method, run.prepared, protocol=DEMO_PROTOCOL, out=run.results, seed=seed,
-                              method_options=options, max_clips=max_clips, progress=log,
-                              metric_options=metric_options or None)
+            result = evaluation.evaluate(method, run.prepared, protocol=DEMO_PROTOCOL, out=run.results,
+                                         seed=seed, method_options=options, max_clips=max_clips,
+                                         progress=log, metric_options=metric_options or None)
         log(f"{method}: {result.path}" if hasattr(result, "path") else str(result))
 
 
