@@ -1,5 +1,6 @@
-"""The Linear Emotion Space (LES) artefact: emotion type, level and facial unit as vector operations on
-facial action units (lesbench's reading of LES-Talker, arXiv 2411.09268; see docs/les-talker.md).
+"""The Linear Emotion Space (LES) artefact: emotion type, level and facial unit as vector
+operations on facial action units (lesbench's reading of LES-Talker, arXiv 2411.09268; see
+docs/les-talker.md).
 
 This module is the artefact itself (its vector algebra, ``les.json`` + ``les.npz``, the parsers
 of LES requests); :mod:`lesbench.les.space` builds it from the *train* split of a prepared data
@@ -15,14 +16,13 @@ set only:
 - an LES vector ``v = sum_e w_e * level_e * |d_e| * d_e`` (masked by units) ``+ offsets``;
   ``level`` is a fraction of the level-3 expression (1.0 = MEAD level 3); compounds are sums.
 
-    space = build_les("prepared/")
+    space = build_les("prepared/")                       # lesbench.les.space
     v = space.vector({"happy": 0.6})                     # (17,) AU delta from neutral
     v = space.vector({"angry": 1.0}, units=["brows"])    # angry only in the brows
     w = space.to_les(clip_aus, speaker_neutral)          # {"happy": 0.8, ...}
 
 Saved as ``les.json`` (metadata, scales, report numbers) + ``les.npz`` (arrays).
 """
-
 
 from __future__ import annotations
 
