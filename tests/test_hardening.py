@@ -232,7 +232,8 @@ def small_run(tmp_path) -> Path:
     import torch
 
     from lesbench.model.config import load_config
-    from lesbench.model.train import _save_checkpoint, build_model
+    from lesbench.model.runs import save_checkpoint as _save_checkpoint
+    from lesbench.model.train import build_model
 
     cfg = load_config()
     dims = {"n_mel": 8, "n_exp": 4, "n_id": 3, "n_cond": 0}
@@ -257,7 +258,7 @@ def _flip_a_weight(path: Path) -> None:
 
 def test_run_records_weight_digests_and_refuses_modified_weights(small_run):
     from lesbench.errors import ChecksumError
-    from lesbench.model.train import load_run_weights
+    from lesbench.model.runs import load_run_weights
     from lesbench.weights import file_sha256, load_safetensors
 
     meta = json.loads((small_run / "checkpoint.json").read_text())

@@ -25,7 +25,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from lesbench import schema
+from lesbench import io, schema
+from lesbench.metrics.controllability import UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face
+from lesbench.metrics.sync import av_sync
 from lesbench.sanitize import safe_join
 
 #: Largest |delta AU| of a brow or eye AU (held measurement) that counts as "unchanged".
@@ -54,10 +56,6 @@ def edit_checks(
     emotion of the run's LES plus neutral; ``()`` skips the sync check. Emotions the LES lacks
     are skipped with a note. Returns a JSON-ready dict.
     """
-    from lesbench import io
-    from lesbench.metrics.controllability import UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face
-    from lesbench.metrics.sync import av_sync
-
     measure = TrackerMeasure(generator.tracker)
     say = log or (lambda _m: None)
     out = Path(out_dir)
