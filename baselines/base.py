@@ -27,6 +27,9 @@ import numpy as np
 
 from lesbench import schema
 from lesbench.errors import DatasetError, LesbenchError
+from lesbench.io import iter_frames
+from lesbench.extract.face import FaceTracker
+from lesbench.prepared import PreparedDataset
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -219,32 +222,37 @@ def sha256_path(path: str | Path, chunk: int = 1 << 20) -> str:
 
 @dataclass
 class PreparedData:
-    """Read-only access to a prepared data set (docs/design.md).
+    """Read-only access to a prepared data set (docs/design.md) for methods and the evaluator:
+    :class:`lesbench.prepared.PreparedDataset` (``dataset``) plus the usable clips as a table.
 
-    ``clips`` holds the rows of ``clips.parquet`` whose status is ok. ``cache_dir`` is where
-    derived per-clip arrays (crop landmarks) are cached; None disables the cache.
+    ``clips`` holds the rows of ``clips.parquet`` whose status is ok (``view`` and ``sentence``
+    filled in when absent). ``cache_dir`` is where derived per-clip arrays (crop landmarks) are
+    cached; None disables the cache.
     """
 
     root: Path
     clips: "pd.DataFrame"
     info: dict[str, Any] = field(default_factory=dict)
     cache_dir: Path | None = None
+    dataset: PreparedDataset = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.dataset = PreparedDataset(self.root)
 
     @classmethod
     def open(cls, root: str | Path, cache_dir: str | Path | None = None) -> "PreparedData":
-        from lesbench.prepared import read_clips, read_dataset_info
-
-        root = Path(root)
-        info = read_dataset_info(root)
-        table = read_clips(root)
+        dataset = PreparedDataset(root)
+        info = dataset.info
+        table = dataset.clips()
         for col, default in (("view", "front"), ("sentence", "")):
             if col not in table.columns:
                 table = table.assign(**{col: default})
-        return cls(root=root, clips=table, info=info, cache_dir=Path(cache_dir) if cache_dir else None)
+        return cls(root=dataset.root, clips=table, info=info.to_dict() if info is not None else {},
+                   cache_dir=Path(cache_dir) if cache_dir else None)
 
     @property
     def paths(self) -> dict[str, Path]:
-        return schema.dataset_paths(self.root)
+        return self.dataset.parts()
 
     def split(self, split: str) -> "pd.DataFrame":
         return self.clips[self.clips["split"].astype(str) == split]
@@ -252,58 +260,28 @@ class PreparedData:
     def row(self, clip_id: str) -> dict[str, Any]:
         rows = self.clips[self.clips["clip_id"] == clip_id]
         if rows.empty:
-            raise DatasetError(f"{self.paths['clips']}: no usable clip {clip_id!r}")
+            raise DatasetError(f"{self.dataset.path('clips')}: no usable clip {clip_id!r}")
         return rows.iloc[0].to_dict()
 
     def crop_path(self, clip_id: str) -> Path:
-        path = self.paths["crops"] / f"{clip_id}.mp4"
-        if not path.is_file():
-            raise DatasetError(f"{path}: missing face crop for clip {clip_id!r}")
-        return path
+        return self.dataset.crop(clip_id)
 
     def read_crop(self, clip_id: str) -> np.ndarray:
         """The aligned crop video: (T, 256, 256, 3) uint8 at 25 fps."""
-        from lesbench.io import read_frames
-
-        return read_frames(self.crop_path(clip_id), fps=schema.FPS)
+        return self.dataset.crop_frames(clip_id)
 
     def read_first_frame(self, clip_id: str) -> np.ndarray:
-        from lesbench.io import iter_frames
-
-        for frame in iter_frames(self.crop_path(clip_id), fps=schema.FPS):
-            return frame.image
-        raise DatasetError(f"{self.crop_path(clip_id)}: no frames")
+        return self.dataset.first_crop_frame(clip_id)
 
     def read_audio(self, clip_id: str) -> np.ndarray | None:
         """The clip's audio (16 kHz mono float32) on its crop video's timeline: the crop's own
-        track, else its audio file."""
-        from lesbench.errors import MediaError
-        from lesbench.io import read_audio_for_video
-
-        crop = self.crop_path(clip_id)
-        try:
-            return read_audio_for_video(crop, sr=schema.SAMPLE_RATE)
-        except MediaError:
-            pass
-        audio_path = self.row(clip_id).get("audio_path")
-        if audio_path and Path(str(audio_path)).is_file():
-            try:
-                return read_audio_for_video(crop, audio_path, sr=schema.SAMPLE_RATE)
-            except MediaError:
-                return None
-        return None
+        track, else its audio file (the manifest's ``audio_path``)."""
+        self.dataset.crop(clip_id)  # a missing crop is an error, not missing audio
+        return self.dataset.crop_audio(clip_id, fallback=self.row(clip_id).get("audio_path"))
 
     def read_table(self, part: str, clip_id: str, columns: list[str] | None = None) -> "pd.DataFrame":
         """``frames``/``audio``/``coeffs`` parquet of one clip."""
-        import pandas as pd
-
-        path = self.paths[part] / f"{clip_id}.parquet"
-        if not path.is_file():
-            raise DatasetError(f"{path}: missing {part} table for clip {clip_id!r}")
-        try:
-            return pd.read_parquet(path, columns=columns)
-        except Exception as exc:
-            raise DatasetError(f"{path}: unreadable {part} table ({exc})") from None
+        return self.dataset.read_table(part, clip_id, columns)
 
     def audio_features(self, clip_id: str) -> np.ndarray:
         """Per-video-frame MFCCs of a clip: (T, 39) float32 (from ``audio/{clip_id}.parquet``)."""
@@ -316,18 +294,14 @@ class PreparedData:
 
         The prepared frames table holds landmarks in source-video pixels; methods that warp the
         256x256 crops need them in crop pixels, so they are tracked on the crop itself
-        (MediaPipe, through :class:`lesbench.pipelines.face.FaceTracker`) and cached.
+        (MediaPipe, through :class:`lesbench.extract.face.FaceTracker`) and cached.
         """
         cache = None
         if self.cache_dir is not None:
             cache = self.cache_dir / "crop_landmarks" / f"{clip_id}.npy"
             if cache.is_file():
                 return np.load(cache)
-        from lesbench.io import iter_frames
-
         if tracker is None:
-            from lesbench.pipelines.face import FaceTracker
-
             tracker = FaceTracker()
         df = tracker.track(iter_frames(self.crop_path(clip_id), fps=schema.FPS), fps=schema.FPS)
         n = len(df)

@@ -15,7 +15,8 @@ import numpy as np
 
 from lesbench.baselines.base import GenerationRequest, Method, PreparedData, sha256_path
 from lesbench.errors import LesbenchError
-from lesbench.model.train import checkpoint_sha256
+from lesbench.model.generate import load_generator
+from lesbench.model.runs import checkpoint_sha256
 
 #: method name -> LES-Talker condition (lesbench.model.config.CONDITIONS)
 VARIANTS: dict[str, str] = {"les-talker": "les", "one-hot": "onehot", "audio-only": "audio-only"}
@@ -46,11 +47,7 @@ class LESTalkerMethod(Method):
 
     def setup(self, data: PreparedData) -> None:
         super().setup(data)
-        try:
-            from lesbench.model import generate as gen_mod
-        except ImportError as exc:  # the model package is written in parallel; say so plainly
-            raise LesbenchError(f"{self.name}: lesbench.model.generate is not available ({exc})") from None
-        self._generator = gen_mod.load_generator(self.checkpoint, data=data.root, device=self.device, refine=self.refine)
+        self._generator = load_generator(self.checkpoint, data=data.root, device=self.device, refine=self.refine)
         cond = getattr(self._generator, "condition", None)
         if cond is not None and cond != self.condition:
             raise LesbenchError(

@@ -29,7 +29,7 @@ class RendererOracle(Method):
             raise LesbenchError("renderer-oracle: setup() was not called with the prepared data set")
         if self._tracker is None and (self.data.cache_dir is None or not
                                       (self.data.cache_dir / "crop_landmarks" / f"{clip_id}.npy").is_file()):
-            from lesbench.pipelines.face import FaceTracker
+            from lesbench.extract.face import FaceTracker
 
             self._tracker = FaceTracker()
         return self.data.crop_landmarks(clip_id, tracker=self._tracker)

@@ -20,6 +20,8 @@ import numpy as np
 
 from lesbench.baselines.base import GenerationRequest, Method, PreparedData, fill_missing, fit_length
 from lesbench.errors import DatasetError, LesbenchError
+from lesbench.extract.face import FaceTracker
+from lesbench.render import PiecewiseAffineWarp, paint_mouth_interior
 
 _EYES = (33, 263)  # MediaPipe outer eye corners
 
@@ -103,8 +105,6 @@ class NearestClipRetrieval(Method):
         cached = self.data.cache_dir is not None and (
             self.data.cache_dir / "crop_landmarks" / f"{clip_id}.npy").is_file()
         if self._tracker is None and not cached:
-            from lesbench.pipelines.face import FaceTracker
-
             self._tracker = FaceTracker()
         return fill_missing(self.data.crop_landmarks(clip_id, tracker=self._tracker))
 
@@ -152,8 +152,6 @@ class NearestClipRetrieval(Method):
         return best, best_idx, {"match": match, "alignment": "dtw", "dtw_cost": round(best_cost, 6)}
 
     def generate(self, request: GenerationRequest) -> np.ndarray:
-        from lesbench.render import PiecewiseAffineWarp, paint_mouth_interior
-
         if self.data is None:
             raise LesbenchError("retrieval: setup() was not called with the prepared data set")
         clip, idx, info = self.retrieve(request)

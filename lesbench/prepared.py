@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from lesbench import schema
+from lesbench import io, schema
 from lesbench.atomic import write_parquet, write_text
-from lesbench.errors import DatasetError
+from lesbench.errors import DatasetError, MediaError
+from lesbench.weights import file_sha256
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,6 +173,20 @@ class PreparedDataset:
             return self.root / templates[name]
         raise KeyError(f"no part {name!r} in a prepared data set (known: dataset, {', '.join(templates)})")
 
+    def parts(self) -> dict[str, Path]:
+        """Every part's :meth:`path` by name: the data-set files and the per-clip folders."""
+        return {name: self.path(name) for name in ("dataset", "clips", *CLIP_FILES, "face_model")}
+
+    def provenance(self) -> dict[str, Any]:
+        """What an artefact built from this data set records: the resolved root and the sha256 of
+        ``dataset.json``, ``clips.parquet`` and ``face_model.npz`` (``None`` for an absent file),
+        keyed ``{file name}_sha256``."""
+        prov: dict[str, Any] = {"root": str(self.root.resolve())}
+        for name in ("dataset", "clips", "face_model"):
+            p = self.path(name)
+            prov[f"{p.name}_sha256"] = file_sha256(p) if p.is_file() else None
+        return prov
+
     def clip_file(self, kind: str, clip_id: str) -> Path:
         """Where clip ``clip_id``'s ``kind`` part (frames, audio, coeffs, crops) lives; the file
         need not exist."""
@@ -268,6 +283,33 @@ class PreparedDataset:
     def crop(self, clip_id: str) -> Path:
         """The clip's aligned face-crop video (256x256, 25 fps, with the clip's audio)."""
         return self.existing("crops", clip_id)
+
+    def crop_frames(self, clip_id: str) -> np.ndarray:
+        """The clip's aligned face crop: ``(T, 256, 256, 3)`` uint8 RGB at 25 fps."""
+        return io.read_frames(self.crop(clip_id), fps=schema.FPS)
+
+    def first_crop_frame(self, clip_id: str) -> np.ndarray:
+        """The crop's first frame, ``(256, 256, 3)`` uint8 RGB, without decoding the rest."""
+        path = self.crop(clip_id)
+        for frame in io.iter_frames(path, fps=schema.FPS):
+            return frame.image
+        raise DatasetError(f"{path}: no frames")
+
+    def crop_audio(self, clip_id: str, fallback: str | Path | None = None) -> np.ndarray | None:
+        """The clip's audio on its crop video's timeline, ``(N,)`` float32 mono at 16 kHz: the
+        crop's own audio track, else ``fallback`` (an audio file, e.g. the manifest's
+        ``audio_path``) placed on the crop's timeline; ``None`` when neither can be read."""
+        crop = self.crop(clip_id)
+        try:
+            return io.read_audio_for_video(crop, sr=schema.SAMPLE_RATE)
+        except MediaError:
+            pass
+        if fallback and Path(str(fallback)).is_file():
+            try:
+                return io.read_audio_for_video(crop, fallback, sr=schema.SAMPLE_RATE)
+            except MediaError:
+                return None
+        return None
 
     # --- writing (prepare) --------------------------------------------------------------------
     def write_table(self, kind: str, clip_id: str, table: "pa.Table") -> Path:

@@ -1,7 +1,7 @@
 """Face-table helpers shared by the landmark-based metrics (sync, LMD, AU, controllability).
 
 The metrics accept either a frames table (``pandas.DataFrame`` with the columns of
-``lesbench.pipelines.frames_table.frame_columns()``, as produced by ``FaceTracker.track`` or read
+``lesbench.extract.frames_table.frame_columns()``, as produced by ``FaceTracker.track`` or read
 from a prepared data set's ``frames/*.parquet``) or plain arrays.
 """
 

@@ -48,7 +48,7 @@ def bench_sync_families(n_frames: int = 250, repeat: int = 3, threads: int = 1) 
     from lesbench.metrics.landmarks_distance import landmark_distance
     from lesbench.metrics.sync_estimate import av_sync
     from lesbench.metrics._face import aus_array, landmarks_array
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.extract.face import FaceTracker
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -238,7 +238,7 @@ class TrackerMeasure:
     def with_landmarks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(aus (17,), landmarks (T, 478, 3) pixels, NaN without a face)``."""
         if self.tracker is None:
-            from lesbench.pipelines.face import FaceTracker
+            from lesbench.extract.face import FaceTracker
 
             self.tracker = FaceTracker()
         table = self.tracker.track(list(np.asarray(frames, np.uint8)), fps=schema.FPS)

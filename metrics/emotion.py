@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from lesbench.schema import AU_NAMES
-from lesbench.pipelines.action_units import au_from_blendshapes
+from lesbench.extract.action_units import au_from_blendshapes
 from lesbench.metrics.base import Metric, Output
 from lesbench.metrics.emotion_classifier_model import MeadEmotionClassifier
 from lesbench.metrics.emotion_clip import ClipEmotion, classify_clip, summarize

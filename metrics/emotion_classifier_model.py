@@ -13,8 +13,8 @@ import numpy as np
 from lesbench.errors import LesbenchError
 from lesbench.schema import AU_NAMES, EMOTIONS
 from lesbench.weights import check_recorded_sha256, load_safetensors
-from lesbench.pipelines.action_units import au_from_blendshapes
-from lesbench.pipelines.face import FaceTracker
+from lesbench.extract.action_units import au_from_blendshapes
+from lesbench.extract.face import FaceTracker
 from lesbench.metrics.emotion_fer import fer_inputs
 
 CARD_FORMAT = "lesbench-emotion-classifier/1"

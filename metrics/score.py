@@ -37,7 +37,7 @@ from lesbench.metrics.report import ClipStatus, ScoreReport, summarise
 from lesbench.metrics.scorer import (REF_INPUTS, ClipOutcome, ClipScorer, ScorerSpec, failed_outcome, make_metric,
                                      score_task)
 from lesbench.metrics.video import FeatureCache
-from lesbench.pipelines.face import landmarker_model_path
+from lesbench.extract.face import landmarker_model_path
 from lesbench.registry import METRICS
 from lesbench.weights import file_sha256
 from lesbench.weights import resolve as resolve_weight

@@ -16,8 +16,8 @@ import numpy as np
 from lesbench import io
 from lesbench.errors import MediaError
 from lesbench.metrics.protocol import Protocol
-from lesbench.pipelines.frames_table import VERSION as FACE_VERSION
-from lesbench.pipelines.face import FaceTracker
+from lesbench.extract.frames_table import VERSION as FACE_VERSION
+from lesbench.extract.face import FaceTracker
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class VideoData:
 
     @property
     def face(self) -> Any:
-        """Frames table (``lesbench.pipelines.face`` columns) of :attr:`frames`."""
+        """Frames table (``lesbench.extract.face`` columns) of :attr:`frames`."""
         if self._face is None:
             def track() -> Any:
                 return self.tracker_factory().track(self.frames, fps=self.protocol.fps, analysis_size=640)

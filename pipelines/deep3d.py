@@ -16,7 +16,7 @@ Accepted files:
 Pose: Deep3DFaceRecon's ``angles`` are radians about x, y, z of its camera frame (x right, y up,
 z towards the camera, as lesbench's), composed as ``R = Rz @ Ry @ Rx``; lesbench re-expresses
 ``R`` as yaw/pitch/roll in degrees with its own convention
-(:func:`lesbench.pipelines.head_pose.euler_from_rotation`; for small angles yaw ~ angle_y,
+(:func:`lesbench.extract.head_pose.euler_from_rotation`; for small angles yaw ~ angle_y,
 pitch ~ -angle_x, roll ~ angle_z). ``tx, ty, tz`` = ``trans`` in BFM units. ``scale`` is 1.0:
 Deep3DFaceRecon uses a fixed-focal perspective camera, so size is carried by ``tz``.
 """
@@ -33,9 +33,9 @@ import numpy as np
 
 from lesbench.atomic import write_parquet, write_text
 from lesbench.errors import DatasetError, LesbenchError
-from lesbench.pipelines.coeffs_table import coeffs_to_table
-from lesbench.pipelines.face_model import Coefficients
-from lesbench.pipelines.head_pose import euler_from_rotation
+from lesbench.extract.coeffs_table import coeffs_to_table
+from lesbench.extract.face_model import Coefficients
+from lesbench.extract.head_pose import euler_from_rotation
 from lesbench.pipelines.prepare_config import FACE_STATUSES
 from lesbench.prepared import PreparedDataset
 

@@ -48,7 +48,7 @@ from lesbench import schema
 from lesbench.atomic import tmp_path, write_parquet
 from lesbench.errors import DatasetError, OutputWriteError, UsageError
 from lesbench.pipelines import manifest as mf
-from lesbench.pipelines.face_model import FaceModel
+from lesbench.extract.face_model import FaceModel
 from lesbench.pipelines.prepare_clip import ClipProcessor, clip_inputs, refresh_row, remove_vanished
 from lesbench.pipelines.prepare_coeffs import coefficients_pass
 from lesbench.pipelines.prepare_config import WRITE_ERROR, PrepareConfig, one_line, writing

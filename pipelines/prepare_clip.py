@@ -20,7 +20,7 @@ from lesbench.errors import MediaError, OutputWriteError
 from lesbench.pipelines import manifest as mf
 from lesbench.pipelines.prepare_config import WRITE_ERROR, PrepareConfig, one_line, writing
 from lesbench.pipelines.prepare_lock import RunCancelled, RunLease
-from lesbench.pipelines.face_model import FaceModel
+from lesbench.extract.face_model import FaceModel
 from lesbench.pipelines.stages import ClipWork, CoeffsStage, FaceStage, Stage, build_stages
 from lesbench.prepared import CLIP_KINDS, PreparedDataset
 

@@ -29,7 +29,7 @@ import numpy as np
 from lesbench import io, schema, weights
 from lesbench.atomic import tmp_path
 from lesbench.errors import MediaError
-from lesbench.pipelines import action_units, audio_features, coeffs_table, crops, face, face_model, frames_table
+from lesbench.extract import action_units, audio_features, coeffs_table, crops, face, face_model, frames_table
 from lesbench.pipelines.clip_media import FrameTee, load_clip_audio, timing_notes, work_shape
 from lesbench.pipelines.prepare_config import PrepareConfig, writing
 from lesbench.prepared import PreparedDataset
@@ -333,7 +333,7 @@ class CoeffsStage(Stage):
 
     def fit(self, frame_files: list[Path], speakers: list[str], clip_ids: list[str],
             n_frames: int | None = None, provenance: dict[str, Any] | None = None) -> face_model.FaceModel:
-        """Fit :class:`~lesbench.pipelines.face_model.FaceModel` on the landmark tracks in
+        """Fit :class:`~lesbench.extract.face_model.FaceModel` on the landmark tracks in
         ``frame_files`` (frames parquet files, read lazily), one identity group per speaker.
         Uses every n-th frame so that at most ``max_fit_frames`` frames enter the fit."""
         step = max(1, -(-(n_frames or 0) // self.max_fit_frames))

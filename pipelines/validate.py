@@ -31,7 +31,7 @@ from lesbench import io, schema
 from lesbench.atomic import is_temp_name
 from lesbench.errors import DatasetError, MediaError
 from lesbench.pipelines import manifest as mf
-from lesbench.pipelines.frames_table import frames_schema
+from lesbench.extract.frames_table import frames_schema
 from lesbench.pipelines.prepare_config import FACE_STATUSES
 from lesbench.pipelines.validate_labels import LabelRule
 from lesbench.prepared import CLIP_KINDS, PreparedDataset

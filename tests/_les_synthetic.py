@@ -64,7 +64,7 @@ def mel_from_mouth(mouth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _face_model(rng: np.random.Generator):
     """A lesbench FaceModel with orthonormal random identity/expression bases."""
-    from lesbench.pipelines.face_model import STABLE_LANDMARKS, FaceModel
+    from lesbench.extract.face_model import STABLE_LANDMARKS, FaceModel
 
     n = schema.N_LANDMARKS
     mean = rng.normal(0, 1, (n, 3)) * np.array([0.6, 0.7, 0.3])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lesbench.pipelines.action_units import AU_FORMULAS, PyFeatAUExtractor, au_frame, au_from_blendshapes, facs_rises
+from lesbench.extract.action_units import AU_FORMULAS, PyFeatAUExtractor, au_frame, au_from_blendshapes, facs_rises
 from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES, EMOTIONS
 
 IDX = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
@@ -128,7 +128,7 @@ MIN_RISE = 0.01
 def mead_au_deltas(root) -> "dict[str, dict[str, float]]":
     """Per emotion, mean AU over the clip minus the speaker's neutral clip (W009, front)."""
     from lesbench import io
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.extract.face import FaceTracker
 
     means: dict[str, np.ndarray] = {}
     with FaceTracker() as tracker:

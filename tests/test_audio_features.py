@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lesbench.pipelines.audio_features import (
+from lesbench.extract.audio_features import (
     FMAX,
     FMIN,
     N_MELS,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from lesbench.pipelines import crops
-from lesbench.pipelines.crops import EYE_DISTANCE, EYE_Y, align_clip, crop_params, similarity_matrix
+from lesbench.extract import crops
+from lesbench.extract.crops import EYE_DISTANCE, EYE_Y, align_clip, crop_params, similarity_matrix
 
 SIZE = 256
 # Canonical eye-corner x positions (units of "face"), eye line y = 0, nose bridge on the eye line.

@@ -205,7 +205,8 @@ def test_checkpoint_sha256_equal_for_equal_trainings(tmp_path):
     pytest.importorskip("torch")
     from _les_synthetic import TINY_TRAIN, build_synthetic_prepared
 
-    from lesbench.model.train import MODEL_FILE, checkpoint_sha256, train
+    from lesbench.model.runs import MODEL_FILE, checkpoint_sha256
+    from lesbench.model.train import train
 
     prepared = tmp_path / "p"
     build_synthetic_prepared(prepared, n_train=2, n_heldout=1, sentences=1, n_frames=24)

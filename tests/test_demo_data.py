@@ -237,9 +237,9 @@ def test_refuses_a_folder_that_is_not_a_demo(tmp_path: Path):
 # --- what MediaPipe sees -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tracked(tiny_demo: Path, truth):
-    """MediaPipe (lesbench.pipelines.face) on every tiny clip at its native 30 fps."""
+    """MediaPipe (lesbench.extract.face) on every tiny clip at its native 30 fps."""
     from lesbench import io
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.extract.face import FaceTracker
 
     out = {}
     with FaceTracker() as tracker:
@@ -277,7 +277,7 @@ def test_measured_mouth_follows_truth(tracked, truth):
 
 
 def test_measured_expressions_follow_truth(tracked, truth):
-    from lesbench.pipelines.action_units import au_from_blendshapes
+    from lesbench.extract.action_units import au_from_blendshapes
 
     def clip_means(speaker, emotion, level):
         clip_id = make_clip_id(speaker, "front", emotion, level, "001")

@@ -156,7 +156,7 @@ def test_real_lpips_without_the_package_is_reported_unavailable(two_folders):
         pytest.skip("lpips is installed here")
     except ImportError:
         pass
-    from lesbench.results import normalise_report
+    from lesbench.evaluation.results import normalise_report
     from lesbench.metrics.score import score
 
     pred, ref = two_folders
@@ -186,7 +186,7 @@ def _fake_prepared(root: Path, source_root: Path | None, speakers=("W009", "W015
 
 
 def test_demo_data_is_labelled_lesbench_demo(tmp_path):
-    from lesbench.selection import dataset_label
+    from lesbench.evaluation.selection import dataset_label
 
     demo = tmp_path / "demo"
     demo.mkdir()
@@ -205,7 +205,7 @@ def test_demo_data_is_labelled_lesbench_demo(tmp_path):
 
 
 def test_demo_protocol_selects_one_clip_per_condition(tmp_path):
-    from lesbench.selection import test_clips
+    from lesbench.evaluation.selection import test_clips
 
     prep = _fake_prepared(tmp_path / "prep", None)
     data = PreparedData.open(prep)

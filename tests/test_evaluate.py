@@ -120,7 +120,7 @@ def test_static_and_ground_truth_produce_the_right_videos(prepared):
 
 def test_evaluate_writes_valid_results_and_ranks(prepared, tmp_path):
     from lesbench.evaluation import evaluate
-    from lesbench.selection import choose_source
+    from lesbench.evaluation.selection import choose_source
 
     data = PreparedData.open(prepared)
     assert choose_source(data, data.row("W002_front_neutral_1_001")) == "W002_front_neutral_1_002"

@@ -12,10 +12,10 @@ pytest.importorskip("mediapipe")
 skdata = pytest.importorskip("skimage.data")
 
 from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES, N_LANDMARKS  # noqa: E402
-from lesbench.pipelines import face as face_mod  # noqa: E402
-from lesbench.pipelines.face import FaceTracker, analysis_shape  # noqa: E402
-from lesbench.pipelines.frames_table import frame_columns, frames_schema, frames_to_table  # noqa: E402
-from lesbench.pipelines.head_pose import euler_from_rotation, rotation_from_euler  # noqa: E402
+from lesbench.extract import face as face_mod  # noqa: E402
+from lesbench.extract.face import FaceTracker, analysis_shape  # noqa: E402
+from lesbench.extract.frames_table import frame_columns, frames_schema, frames_to_table  # noqa: E402
+from lesbench.extract.head_pose import euler_from_rotation, rotation_from_euler  # noqa: E402
 
 # Eileen Collins' face lies around x 180-270, y 70-180 in skimage's 512x512 astronaut image.
 FACE_WINDOW = (0, 96)  # (y0, x0) of a 256x256 window that contains the face

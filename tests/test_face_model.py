@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from lesbench.errors import LesbenchError
-from lesbench.pipelines.head_pose import rotation_from_euler
-from lesbench.pipelines.coeffs_table import coeffs_schema, coeffs_to_table
-from lesbench.pipelines.face_model import STABLE_LANDMARKS, FaceModel
-from lesbench.pipelines.rigid_alignment import transform_from_pose, umeyama
+from lesbench.extract.head_pose import rotation_from_euler
+from lesbench.extract.coeffs_table import coeffs_schema, coeffs_to_table
+from lesbench.extract.face_model import STABLE_LANDMARKS, FaceModel
+from lesbench.extract.rigid_alignment import transform_from_pose, umeyama
 
 FLIP = np.diag([1.0, -1.0, -1.0])
 N = 478
@@ -160,7 +160,7 @@ def test_save_load_round_trip(model, dataset, tmp_path):
 
 
 def test_fit_fixes_component_signs(model, dataset):
-    from lesbench.pipelines.pca import fix_signs as _fix_signs, sign_probe as _sign_probe
+    from lesbench.extract.pca import fix_signs as _fix_signs, sign_probe as _sign_probe
 
     for basis in (model.id_basis, model.exp_basis):
         assert (basis @ _sign_probe(basis.shape[1]) > 1e-6).all()
@@ -233,7 +233,7 @@ def test_coeffs_table(model, dataset):
 @pytest.mark.meaddev
 def test_pose_agrees_with_mediapipe_on_real_mead(mead_dev):
     from lesbench import io
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.extract.face import FaceTracker
 
     clips = sorted((mead_dev / "W009" / "video" / "front").glob("*/level_*/001.mp4"))[:4]
     with FaceTracker() as tracker:

@@ -179,7 +179,7 @@ def test_tracker_lag_matches_target_lead(tiny_demo):
     from lesbench import io
     from lesbench.metrics.sync_features import mouth_shape
     from lesbench.model.config import load_config
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.extract.face import FaceTracker
     from test_model import _lag_frames
 
     truth = pd.read_parquet(tiny_demo / "truth.parquet")

@@ -232,7 +232,8 @@ def small_run(tmp_path) -> Path:
     import torch
 
     from lesbench.model.config import load_config
-    from lesbench.model.train import _save_checkpoint, build_model
+    from lesbench.model.runs import save_checkpoint as _save_checkpoint
+    from lesbench.model.train import build_model
 
     cfg = load_config()
     dims = {"n_mel": 8, "n_exp": 4, "n_id": 3, "n_cond": 0}
@@ -257,7 +258,7 @@ def _flip_a_weight(path: Path) -> None:
 
 def test_run_records_weight_digests_and_refuses_modified_weights(small_run):
     from lesbench.errors import ChecksumError
-    from lesbench.model.train import load_run_weights
+    from lesbench.model.runs import load_run_weights
     from lesbench.weights import file_sha256, load_safetensors
 
     meta = json.loads((small_run / "checkpoint.json").read_text())
@@ -327,7 +328,7 @@ def test_emotion_classifier_card_records_sha256_and_load_checks_it(tmp_path):
 # ----------------------------------------------------------------------------------- native logs
 
 def test_filter_native_lines_drops_routine_lines_and_rewords_the_rest():
-    from lesbench.pipelines.native_logs import filter_native_lines
+    from lesbench.extract.native_logs import filter_native_lines
 
     text = (
         "WARNING: Logging before InitGoogle() is written to STDERR\n"
@@ -346,7 +347,7 @@ def test_filter_native_lines_drops_routine_lines_and_rewords_the_rest():
 
 _CREATE_TRACKER = (
     "import numpy as np\n"
-    "from lesbench.pipelines.face import FaceTracker\n"
+    "from lesbench.extract.face import FaceTracker\n"
     "t = FaceTracker()\n"
     "print(int(t.track([np.zeros((64, 64, 3), np.uint8)] * 2, fps=25.0)['face'].sum()))\n"
 )

@@ -435,7 +435,7 @@ def test_real_clips_with_container_offsets_of_5_frames(speech_dev, tmp_path, nam
     """Copies of the real clips whose container delays the audio by +-5 of their own frames
     (remuxed, not re-encoded): the sync offset moves by that much (in 25 fps frames) +- 1."""
     from lesbench.metrics._face import landmarks_array
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.extract.face import FaceTracker
 
     src = speech_dev / name
     src_fps = io.probe(src).fps

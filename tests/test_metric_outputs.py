@@ -21,7 +21,7 @@ from lesbench.metrics.outputs import metric_outputs, output_direction, output_na
 from lesbench.metrics.protocol import load_protocol
 from lesbench.metrics.score import score, score_items
 from lesbench.registry import METRICS
-from lesbench.results import normalise_report
+from lesbench.evaluation.results import normalise_report
 from lesbench.sweep.yardstick import OUTPUTS as SWEEP_OUTPUTS
 
 

@@ -106,7 +106,7 @@ def test_contempt_from_one_sided_smile_and_dimple():
 
 
 def test_face_table_without_au_columns_uses_the_blendshape_mapping():
-    from lesbench.pipelines.action_units import au_from_blendshapes
+    from lesbench.extract.action_units import au_from_blendshapes
 
     bs = _blendshapes(3, mouthSmileLeft=0.7, mouthSmileRight=0.5, browDownLeft=0.4, browDownRight=0.4)
     table = pd.DataFrame({"face": [True, False, True], "blendshapes": list(bs.astype(np.float32))})
@@ -161,7 +161,7 @@ def test_real_mead_prototype_confusion(mead_dev):
     """On W009's real clips with the real neutral clip as baseline, the measured figures of the
     card: happy, disgusted and surprised are right (4/8 with neutral)."""
     from lesbench import io
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.extract.face import FaceTracker
 
     m = EmotionPrototype()
     with FaceTracker() as tracker:

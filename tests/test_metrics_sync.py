@@ -84,7 +84,7 @@ def real_clips(speech_dev):
     """Landmarks of the clips resampled to 25 fps, with each image's capture time."""
     from lesbench import io
     from lesbench.metrics._face import landmarks_array
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.extract.face import FaceTracker
 
     out = {}
     with FaceTracker() as tracker:

@@ -50,7 +50,7 @@ def test_checkpoint_provenance():
     prepared, run, _ = trained_synthetic_run()
     meta = json.loads((run / "checkpoint.json").read_text())
     prov = meta["provenance"]
-    from lesbench.les.prepared import sha256_file
+    from lesbench.weights import file_sha256 as sha256_file
     from lesbench.les.space import les_hash
 
     assert prov["dataset.json_sha256"] == sha256_file(prepared / "dataset.json")

@@ -234,8 +234,8 @@ def test_outputs_schema_frame_counts_and_alignment(prepared) -> None:
     import pyarrow.parquet as pq
 
     from lesbench import io
-    from lesbench.pipelines.audio_features import audio_schema
-    from lesbench.pipelines.frames_table import frames_schema
+    from lesbench.extract.audio_features import audio_schema
+    from lesbench.extract.frames_table import frames_schema
 
     out, _ = prepared
     clips = read_clips(out)

@@ -40,7 +40,7 @@ def _done_records(out: Path) -> list[Path]:
 
 def test_closed_tracker_raises_instead_of_reporting_no_face(tiny_demo) -> None:
     from lesbench import io
-    from lesbench.pipelines.face import FaceTracker, TrackerClosedError
+    from lesbench.extract.face import FaceTracker, TrackerClosedError
 
     video = next(tiny_demo.rglob("*.mp4"))
     frames = list(io.iter_frames(video, fps=25))
@@ -181,7 +181,7 @@ class FullDisk:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, out: Path, after: int, forever: bool = False) -> None:
         from lesbench import atomic, io
-        from lesbench.pipelines.face_model import FaceModel
+        from lesbench.extract.face_model import FaceModel
 
         self.out, self.after, self.forever = out, after, forever
         self.writes = self.refused = 0

@@ -101,3 +101,52 @@ def test_clips_checks_the_manifest(tmp_path):
     pq.write_table(pa.table({k: v for k, v in rows.items() if k != "split"}), tmp_path / "clips.parquet")
     with pytest.raises(DatasetError, match=r"missing columns \['split'\]"):
         ds.clips()
+
+
+def test_provenance_hashes_the_data_set_files_and_parts_follow_the_layout(tmp_path):
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    ds = PreparedDataset(tmp_path)
+    ds.write_info(DatasetInfo(dataset="mead"))
+    pq.write_table(pa.table({"clip_id": ["a"]}), tmp_path / "clips.parquet")
+    prov = ds.provenance()
+    assert prov == {
+        "root": str(tmp_path.resolve()),
+        "dataset.json_sha256": hashlib.sha256((tmp_path / "dataset.json").read_bytes()).hexdigest(),
+        "clips.parquet_sha256": hashlib.sha256((tmp_path / "clips.parquet").read_bytes()).hexdigest(),
+        "face_model.npz_sha256": None,  # absent: recorded as such, not skipped
+    }
+    assert ds.parts() == schema.dataset_paths(tmp_path)
+
+
+def test_crop_frames_and_audio_on_the_crop_timeline(tmp_path):
+    from lesbench import io
+
+    ds = PreparedDataset(tmp_path)
+    n, sr = 10, schema.SAMPLE_RATE
+    frames = np.stack([np.full((32, 32, 3), 20 * i, np.uint8) for i in range(n)])
+    io.write_video(ds.clip_file("crops", "mute"), frames, fps=schema.FPS)
+    t = np.arange(int(n / schema.FPS * sr)) / sr
+    tone = (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    io.write_audio(tmp_path / "mute.wav", tone, sr=sr)
+
+    got = ds.crop_frames("mute")
+    assert got.shape == (n, 32, 32, 3)
+    assert np.abs(got.reshape(n, -1).mean(1) - 20 * np.arange(n)).max() < 3  # lossy codec
+    np.testing.assert_array_equal(ds.first_crop_frame("mute"), got[0])
+
+    assert ds.crop_audio("mute") is None  # no track and no fallback
+    assert ds.crop_audio("mute", fallback=tmp_path / "absent.wav") is None
+    audio = ds.crop_audio("mute", fallback=tmp_path / "mute.wav")
+    assert audio.dtype == np.float32 and abs(len(audio) - n / schema.FPS * sr) <= sr * 0.05
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert abs(np.argmax(spectrum) * sr / len(audio) - 440.0) < 15.0
+
+    io.write_video(ds.clip_file("crops", "voiced"), frames, fps=schema.FPS, audio=tone, sr=sr)
+    own = ds.crop_audio("voiced", fallback=tmp_path / "absent.wav")  # its own track wins
+    spectrum = np.abs(np.fft.rfft(own))
+    assert abs(np.argmax(spectrum) * sr / len(own) - 440.0) < 15.0
+    with pytest.raises(DatasetError, match="missing face crop for clip 'none'"):
+        ds.crop_audio("none")

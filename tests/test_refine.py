@@ -46,7 +46,7 @@ def graded(prepared, tmp_path_factory) -> Path:
     """A copy of ``prepared`` whose crops are graded except the warp sources (see the module doc)."""
     from lesbench import io
     from lesbench.les.prepared import open_prepared
-    from lesbench.model.refine import _source_clips, read_crop_track
+    from lesbench.model.refine_pairs import _source_clips, read_crop_track
 
     root = tmp_path_factory.mktemp("refine-graded") / "prep"
     shutil.copytree(prepared, root)
@@ -87,8 +87,8 @@ def refined_run(graded, talker_run, tmp_path_factory) -> Path:
 def test_crop_landmarks_match_retracking(prepared):
     """Frames-table landmarks mapped through the recomputed crop transform land where the face
     tracker finds them on the crop video itself."""
-    from lesbench.model.refine import read_crop_track
-    from lesbench.pipelines.face import FaceTracker
+    from lesbench.model.refine_pairs import read_crop_track
+    from lesbench.extract.face import FaceTracker
 
     track = read_crop_track(prepared, "W011_front_happy_3_001")
     assert track.frames.shape[1:] == (256, 256, 3) and track.valid.all()
@@ -106,7 +106,7 @@ def test_untrained_refiner_is_identity_and_fully_convolutional():
     import torch
 
     from lesbench.model.config import RefineConfig
-    from lesbench.model.refine import Refiner, RefineNet
+    from lesbench.model.refine_net import Refiner, RefineNet
 
     net = RefineNet(8, 3)
     for s in (64, 128, 256, 72):
@@ -140,8 +140,10 @@ def test_refiner_learns_a_gap_and_carries_it_to_heldout_speakers(refined_run):
 def test_checkpoint_round_trip(refined_run, graded):
     """The saved file reloads to the same network: it reproduces the held-out scores exactly,
     and its sha256 is the one recorded."""
-    from lesbench.les.prepared import open_prepared, sha256_file
-    from lesbench.model.refine import build_pairs, evaluate_pairs, load_refiner
+    from lesbench.les.prepared import open_prepared
+    from lesbench.model.refine_net import load_refiner
+    from lesbench.model.refine_pairs import build_pairs, evaluate_pairs
+    from lesbench.weights import file_sha256 as sha256_file
 
     meta = json.loads((refined_run / "refine.json").read_text())
     assert meta["sha256"] == sha256_file(refined_run / "refine.safetensors")
@@ -211,7 +213,7 @@ def test_generate_uses_the_refiner_and_no_refine_turns_it_off(refined_run, talke
 def test_missing_and_corrupt_refiner_files(refined_run, tmp_path):
     from lesbench.errors import LesbenchError
     from lesbench.model.generate import Generator
-    from lesbench.model.refine import load_refiner
+    from lesbench.model.refine_net import load_refiner
 
     run = tmp_path / "run"
     shutil.copytree(refined_run, run)
@@ -276,7 +278,7 @@ def test_saved_refiner_bytes_do_not_depend_on_metadata_order(tmp_path):
     from safetensors import safe_open
 
     from lesbench.model.config import RefineConfig
-    from lesbench.model.refine import RefineNet, save_refiner
+    from lesbench.model.refine_net import RefineNet, save_refiner
 
     torch.manual_seed(0)
     net = RefineNet(8, 2)

@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     run = run_demo(args.out, seed=args.seed, tiny=args.tiny, workers=args.workers, steps=steps,
                    force=args.force, epochs=args.epochs, max_clips=args.max_clips)
     if args.write_reference:
-        from lesbench.demo.check import write_reference
+        from lesbench.demo.reference import write_reference
 
         command = "lesbench demo" + (" --tiny" if args.tiny else "") + (f" --seed {args.seed}" if args.seed else "")
         path = write_reference(run.out, args.write_reference, tiny=args.tiny, command=command)

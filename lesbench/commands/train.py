@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from lesbench.commands import Command
+from lesbench.errors import LesbenchError
+from lesbench.model.config import ConfigError, load_config
 
 DESCRIPTION = """\
 Train LES-Talker on a prepared data set (the output of `lesbench prepare`).
@@ -70,8 +72,6 @@ def parse_sets(items: list[str]) -> dict:
     """``["train.epochs=5", "condition=onehot"]`` -> nested dict (values parsed as YAML scalars)."""
     import yaml
 
-    from lesbench.model.config import ConfigError
-
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -86,7 +86,6 @@ def parse_sets(items: list[str]) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lesbench.errors import LesbenchError
     from lesbench.model.train import train
 
     overrides = parse_sets(args.set)
@@ -108,8 +107,8 @@ def _maybe_train_refiner(args: argparse.Namespace) -> None:
     """After the talker: train the refiner when --refine / refine.enabled asks for it."""
     from pathlib import Path
 
-    from lesbench.model.config import load_config
-    from lesbench.model.refine import REFINE_FILE, should_train_refiner, train_refiner
+    from lesbench.model.refine import should_train_refiner, train_refiner
+    from lesbench.model.refine_net import REFINE_FILE
 
     run = Path(args.out)
     cfg = load_config(run / "config.yaml")
@@ -133,9 +132,8 @@ def _report_refiner(r) -> None:
 def _run_refine(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lesbench.errors import LesbenchError
-    from lesbench.model.config import load_config
-    from lesbench.model.refine import REFINE_FILE, resolve_refine_config, train_refiner
+    from lesbench.model.refine import resolve_refine_config, train_refiner
+    from lesbench.model.refine_net import REFINE_FILE
 
     run = Path(args.run)
     if (run / REFINE_FILE).is_file() and not args.force:

@@ -16,32 +16,34 @@ A run (an output folder of ``lesbench demo``) is compared with a reference, row 
 References: the tiny demo's is one JSON Lines file committed under ``leaderboards/results/``
 (:data:`TINY_REFERENCE`; a header line, then one results record per method, each verbatim as
 ``lesbench evaluate`` wrote it); the full demo's is the results folder the leaderboard reads
-(``leaderboards/results/demo-v1/lesbench-demo/``), which holds no step digests.
+(``leaderboards/results/demo-v1/lesbench-demo/``), which holds no step digests. Summaries and
+reference files are made and read by :mod:`lesbench.demo.reference` (its names are importable from
+here too); this module compares.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from lesbench.errors import LesbenchError
-
-#: Header ``kind`` of a reference file.
-REFERENCE_KIND = "lesbench-demo-reference"
-REFERENCE_VERSION = "1"
-#: Where the demo's results land in its output folder (``lesbench.evaluation`` layout).
-RESULTS_SUBDIR = Path("results") / "demo-v1" / "lesbench-demo"
-#: The committed tiny reference, relative to the packaged ``leaderboards/`` folder. Not a
-#: ``.json`` file: the leaderboard reads every ``*.json`` under ``results/`` as a table row, and
-#: smoke-run numbers must not appear next to the full demo's.
-TINY_REFERENCE = Path("results") / "demo-v1-tiny.reference.jsonl"
-#: The full demo's reference: the results the README's table is built from.
-FULL_REFERENCE = Path("results") / "demo-v1" / "lesbench-demo"
+from lesbench.demo.reference import (
+    DIGEST_STEPS,
+    FULL_REFERENCE,
+    REFERENCE_KIND,
+    REFERENCE_VERSION,
+    RESULTS_SUBDIR,
+    TINY_REFERENCE,
+    RunSummary,
+    default_reference,
+    processor_model,
+    read_reference,
+    read_results_dir,
+    step_digests,
+    summarize_run,
+    write_reference,
+)
 
 #: Absolute tolerance per score name, in the metric's units. What a processor-dependent kernel
 #: (MediaPipe XNNPACK landmarks -> AUs, crops and coefficients; torch/oneDNN and OpenBLAS
@@ -73,178 +75,6 @@ TOLERANCES: dict[str, float] = {
     "level-linearity": 0.01,
     "unit-isolation": 0.02,
 }
-
-#: The demo's steps whose outputs are digested, in chain order.
-DIGEST_STEPS: tuple[str, ...] = ("data", "prepare", "les", "train", "classifier", "edit")
-
-
-# ------------------------------------------------------------------------------ digests
-
-def _hash_files(root: Path, files: Iterable[Path]) -> str:
-    h = hashlib.sha256()
-    for p in sorted(files):
-        h.update(p.relative_to(root).as_posix().encode() + b"\0")
-        h.update(hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def _files_under(root: Path, *subdirs: str) -> list[Path]:
-    out: list[Path] = []
-    for sub in subdirs:
-        base = root / sub
-        if base.is_file():
-            out.append(base)
-        elif base.is_dir():
-            out.extend(p for p in base.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
-    return out
-
-
-def step_digests(out: str | Path) -> dict[str, str | None]:
-    """Content sha256 of each demo step's outputs in the folder ``out`` (None: not there).
-
-    Paths, creation times and seconds that steps record next to their outputs are left out,
-    so two identical runs into different folders give equal digests:
-
-    - ``data``: every file of ``mead/`` (videos, audio, ``truth.parquet``, ``demo.json``);
-    - ``prepare``: the per-clip features and crops and ``face_model.npz`` (not ``clips.parquet``
-      and ``dataset.json``, which hold paths and timings);
-    - ``les``: :func:`lesbench.les.space.les_hash`; ``train``: each run's
-      :func:`lesbench.model.train.checkpoint_sha256`;
-    - ``classifier``: the weights file (its embedded card holds no path or time);
-    - ``edit``: the edited clips and ``checks.json``.
-    """
-    from lesbench.les.space import LES_JSON, les_hash
-    from lesbench.model.train import MODEL_FILE, checkpoint_sha256
-
-    out = Path(out)
-    digests: dict[str, str | None] = {}
-    mead = _files_under(out, "mead")
-    digests["data"] = _hash_files(out, mead) if mead else None
-    prepared = _files_under(out / "prepared", "frames", "audio", "coeffs", "crops", "face_model.npz")
-    digests["prepare"] = _hash_files(out / "prepared", prepared) if prepared else None
-    digests["les"] = les_hash(out / "les") if (out / "les" / LES_JSON).is_file() else None
-    runs = sorted(p.parent for p in (out / "runs").glob(f"*/{MODEL_FILE}"))
-    if runs:
-        h = hashlib.sha256()
-        for run in runs:
-            h.update(f"{run.name}\0{checkpoint_sha256(run)}\0".encode())
-        digests["train"] = h.hexdigest()
-    else:
-        digests["train"] = None
-    clf = out / "classifier" / "emotion-au.safetensors"
-    digests["classifier"] = hashlib.sha256(clf.read_bytes()).hexdigest() if clf.is_file() else None
-    edits = _files_under(out, "edits")
-    digests["edit"] = _hash_files(out, edits) if edits else None
-    return digests
-
-
-#: Instruction-set flags that select kernels in MediaPipe (XNNPACK), numpy and torch.
-_KERNEL_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512", "amx", "vnni", "neon", "asimd", "sve")
-
-
-def processor_model() -> str:
-    """The processor's model name and kernel-selecting instruction sets (``/proc/cpuinfo``),
-    e.g. ``AMD EPYC [avx avx2 avx512f ...]``; else :func:`platform.processor`. Two machines
-    with the same string run the same kernels (a model name alone hides generations)."""
-    name, flags = "", ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            if key == "model name" and not name:
-                name = value.strip()
-            elif key in ("flags", "features") and not flags:
-                flags = value
-    except OSError:
-        pass
-    name = name or platform.processor() or platform.machine()
-    isa = sorted({f for f in flags.split() if any(f.startswith(k) for k in _KERNEL_FLAGS)})
-    return f"{name} [{' '.join(isa)}]" if isa else name
-
-
-# ------------------------------------------------------------------------------ reading
-
-@dataclass
-class RunSummary:
-    """What the check compares: results per method, plus step digests when known."""
-
-    results: dict[str, dict[str, Any]]
-    digests: dict[str, str | None] = field(default_factory=dict)
-    processor: str | None = None
-    source: str = ""
-
-
-def read_results_dir(folder: str | Path) -> dict[str, dict[str, Any]]:
-    """method name -> results record, from ``folder/*.json``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise LesbenchError(f"{folder}: no results folder (run the demo's evaluate step first)")
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise LesbenchError(f"{path}: unreadable results file ({exc})") from None
-        if not isinstance(data, dict) or "method" not in data or "scores" not in data:
-            raise LesbenchError(f"{path}: not a lesbench results file (no 'method' or 'scores')")
-        out[str(data["method"])] = data
-    if not out:
-        raise LesbenchError(f"{folder}: holds no results file (*.json)")
-    return out
-
-
-def summarize_run(out: str | Path) -> RunSummary:
-    """A demo output folder's results and step digests, on this processor."""
-    out = Path(out)
-    return RunSummary(results=read_results_dir(out / RESULTS_SUBDIR), digests=step_digests(out),
-                      processor=processor_model(), source=str(out))
-
-
-def write_reference(out: str | Path, path: str | Path, *, tiny: bool, command: str) -> Path:
-    """Write the reference file for the run in ``out``: a header line, then one line per method."""
-    summary = summarize_run(out)
-    header = {"kind": REFERENCE_KIND, "version": REFERENCE_VERSION, "tiny": tiny, "command": command,
-              "processor": summary.processor, "digests": summary.digests}
-    lines = [json.dumps(header, sort_keys=True)]
-    lines += [json.dumps(summary.results[m], sort_keys=True) for m in sorted(summary.results)]
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def read_reference(path: str | Path) -> RunSummary:
-    """A reference: a ``.jsonl`` file from :func:`write_reference`, or a results folder."""
-    path = Path(path)
-    if path.is_dir():
-        return RunSummary(results=read_results_dir(path), source=str(path))
-    if not path.is_file():
-        raise LesbenchError(f"{path}: reference results not found")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    try:
-        records = [json.loads(ln) for ln in lines]
-    except ValueError as exc:
-        raise LesbenchError(f"{path}: not a JSON Lines reference file ({exc})") from None
-    if not records or not isinstance(records[0], dict) or records[0].get("kind") != REFERENCE_KIND:
-        raise LesbenchError(f"{path}: first line is not a {REFERENCE_KIND} header")
-    header = records[0]
-    if str(header.get("version")) != REFERENCE_VERSION:
-        raise LesbenchError(f"{path}: reference version {header.get('version')!r}; this lesbench reads {REFERENCE_VERSION}")
-    results = {}
-    for i, rec in enumerate(records[1:], start=2):
-        if not isinstance(rec, dict) or "method" not in rec or "scores" not in rec:
-            raise LesbenchError(f"{path}: line {i} is not a results record")
-        results[str(rec["method"])] = rec
-    return RunSummary(results=results, digests=dict(header.get("digests") or {}),
-                      processor=header.get("processor"), source=str(path))
-
-
-def default_reference(tiny: bool) -> Path:
-    """The committed reference for the tiny or the full demo (packaged ``leaderboards/``)."""
-    from lesbench.leaderboard import data_dir
-
-    return data_dir() / (TINY_REFERENCE if tiny else FULL_REFERENCE)
 
 
 # ------------------------------------------------------------------------------ comparing
@@ -429,3 +259,11 @@ def check_demo(out: str | Path, reference: str | Path | None = None, *, tiny: bo
     """Compare the demo output folder ``out`` with ``reference`` (default: the committed one)."""
     ref_path = Path(reference) if reference is not None else default_reference(tiny)
     return compare(read_reference(ref_path), summarize_run(out))
+
+
+__all__ = [
+    "DIGEST_STEPS", "FULL_REFERENCE", "REFERENCE_KIND", "REFERENCE_VERSION", "RESULTS_SUBDIR",
+    "TINY_REFERENCE", "TOLERANCES", "CheckReport", "CheckRow", "RunSummary", "check_demo", "compare",
+    "default_reference", "processor_model", "read_reference", "read_results_dir", "step_digests",
+    "summarize_run", "write_reference",
+]

@@ -11,7 +11,7 @@ a 3-D head rotation and translation.
 Conventions: face frame ``u`` points from the image-left eye to the image-right eye, ``v``
 points down the face, origin between the eye centres. Sides: ``"l"`` is image-left
 (``u < 0``, the subject's right for an unmirrored photo), ``"r"`` image-right. Head pose, in
-degrees, as :mod:`lesbench.pipelines.face` reports it: ``yaw > 0`` turns the face toward the
+degrees, as :mod:`lesbench.extract.face` reports it: ``yaw > 0`` turns the face toward the
 image's right side, ``pitch > 0`` tips it up, ``roll > 0`` tilts it counter-clockwise as seen
 in the image; ``tx, ty`` are pixels.
 """

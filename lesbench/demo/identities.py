@@ -195,7 +195,7 @@ class StillLandmarker:
     def __init__(self, model_path: str | os.PathLike | None = None) -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
-        from lesbench.pipelines.native_logs import quiet_native_stderr
+        from lesbench.extract.native_logs import quiet_native_stderr
 
         path = Path(model_path) if model_path is not None else landmarker_model_path()
         options = vision.FaceLandmarkerOptions(

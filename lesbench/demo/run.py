@@ -22,6 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
+from lesbench import evaluation, io, schema
+from lesbench.demo.reference import RESULTS_SUBDIR
+from lesbench.demo.generate import generate_demo
+from lesbench.leaderboard import build_leaderboard, render
+from lesbench.les.report import report_text, write_report
+from lesbench.les.space import LinearEmotionSpace, build_les
+from lesbench.metrics.emotion_classifier import train_classifier
+from lesbench.model.checks import edit_checks
+from lesbench.model.generate import Generator, generate
+from lesbench.model.runs import checkpoint_sha256
+from lesbench.model.train import train
+from lesbench.pipelines.prepare import prepare
+from lesbench.prepared import PreparedDataset
+from lesbench.records import json_safe
 from lesbench.sanitize import safe_join
 from lesbench.threads import torch_threads
 
@@ -122,8 +138,6 @@ def run_demo(
 
 
 def _step_data(run: DemoRun, *, seed: int, tiny: bool, workers: int | None, force: bool, log, **_) -> None:
-    from lesbench.demo import generate_demo
-
     card = run.mead / "demo.json"
     if card.is_file() and not force:
         meta = json.loads(card.read_text())
@@ -135,17 +149,12 @@ def _step_data(run: DemoRun, *, seed: int, tiny: bool, workers: int | None, forc
 
 
 def _step_prepare(run: DemoRun, *, workers: int | None, force: bool, log, **_) -> None:
-    from lesbench.pipelines.prepare import prepare
-
     # prepare() skips clips whose done-record matches, so re-running is cheap.
     summary = prepare(run.mead, run.prepared, dataset="mead", workers=workers, force=force, log=log)
     log(summary.format())
 
 
 def _step_les(run: DemoRun, *, force: bool, log, **_) -> None:
-    from lesbench.les.report import report_text, write_report
-    from lesbench.les.space import build_les
-
     if (run.les / "les.json").is_file() and not force:
         log(f"LES already built in {run.les}")
         return
@@ -156,8 +165,6 @@ def _step_les(run: DemoRun, *, force: bool, log, **_) -> None:
 
 
 def _step_train(run: DemoRun, *, seed: int, force: bool, epochs: int | None, log, **_) -> None:
-    from lesbench.model.train import train
-
     for name, condition in TRAINED_VARIANTS.items():
         run_dir = run.run_dir(name)
         if (run_dir / "model.safetensors").is_file() and not force:
@@ -176,8 +183,6 @@ def _step_classifier(run: DemoRun, *, seed: int, force: bool, log, **_) -> None:
 
     The training epochs are the classifier's own default (40; a few seconds on 2 cores), not
     the demo's ``epochs``, which is LES-Talker's."""
-    from lesbench.metrics.emotion_classifier import train_classifier
-
     card_path = run.classifier.with_suffix(".json")
     if run.classifier.is_file() and card_path.is_file() and not force:
         held = json.loads(card_path.read_text()).get("heldout", {})
@@ -193,23 +198,18 @@ def _step_classifier(run: DemoRun, *, seed: int, force: bool, log, **_) -> None:
 
 def _step_edit(run: DemoRun, *, log, **_) -> None:
     """A few edited clips: one test speaker's neutral frame, happy at three levels, angry brows."""
-    import pandas as pd
-
-    from lesbench.model.generate import Generator, generate
-
-    clips = pd.read_parquet(run.prepared / "clips.parquet")
-    ok = clips[(clips["status"] == "ok") & (clips["split"] == "test")].sort_values("clip_id")
+    data = PreparedDataset(run.prepared)
+    ok = data.clips()
+    ok = ok[ok["split"] == "test"]
     neutral = ok[ok["emotion"] == "neutral"]
     if neutral.empty:
         log("no neutral test clip to edit; skipping")
         return
     row = neutral.iloc[0]
-    source = run.prepared / "crops" / f"{row['clip_id']}.mp4"
+    source = data.crop(row["clip_id"])
     audio = row["audio_path"] or row["video_path"]
     checkpoint = run.run_dir("les-talker")
     gen = Generator(checkpoint)
-    from lesbench.les.space import LinearEmotionSpace
-
     known = set(LinearEmotionSpace.load(run.les).emotions)
     requests = [(f"happy_{lv:.2f}", dict(emotion="happy", level=lv)) for lv in (0.33, 0.66, 1.0)
                 if "happy" in known]
@@ -221,7 +221,7 @@ def _step_edit(run: DemoRun, *, log, **_) -> None:
     run.edits.mkdir(parents=True, exist_ok=True)
     for name, kwargs in requests:
         path = safe_join(run.edits, f"{row['speaker']}_{name}.mp4", what="speaker",
-                         source=run.prepared / "clips.parquet")
+                         source=data.path("clips"))
         generate(checkpoint, source, audio, path, generator=gen, **kwargs)
         log(f"wrote {path}")
     _edit_checks(run, gen, source, neutral[neutral["speaker"] == row["speaker"]], log=log)
@@ -231,12 +231,6 @@ def _step_edit(run: DemoRun, *, log, **_) -> None:
 def _edit_checks(run: DemoRun, gen, source: Path, clips, *, log) -> None:
     """LES-Talker's acceptance checks on rendered video -> ``edits/checks.json``
     (:func:`lesbench.model.checks.edit_checks`): ~6 s of the speaker's neutral speech."""
-    import numpy as np
-
-    from lesbench import io, schema
-    from lesbench.model.checks import edit_checks
-    from lesbench.records import json_safe
-
     pieces, seconds = [], 0.0
     for _, clip in clips.iterrows():
         samples = io.read_audio_for_video(clip["video_path"], clip["audio_path"] or None, sr=schema.SAMPLE_RATE)
@@ -256,8 +250,6 @@ def _edit_checks(run: DemoRun, gen, source: Path, clips, *, log) -> None:
 
 
 def _step_evaluate(run: DemoRun, *, seed: int, force: bool, max_clips: int | None, log, **_) -> None:
-    from lesbench.evaluation import evaluate
-
     metric_options: dict[str, dict] = {}
     if run.classifier.is_file():
         metric_options["emotion"] = {"classifier": str(run.classifier)}
@@ -276,18 +268,15 @@ def _step_evaluate(run: DemoRun, *, seed: int, force: bool, max_clips: int | Non
         # another number of threads add up in another order, and the demo's numbers would
         # depend on the machine's core count.
         with torch_threads(EVALUATE_TORCH_THREADS):
-            result = evaluate(method, run.prepared, protocol=DEMO_PROTOCOL, out=run.results, seed=seed,
-                              method_options=options, max_clips=max_clips, progress=log,
-                              metric_options=metric_options or None)
+            result = evaluation.evaluate(method, run.prepared, protocol=DEMO_PROTOCOL, out=run.results,
+                                         seed=seed, method_options=options, max_clips=max_clips,
+                                         progress=log, metric_options=metric_options or None)
         log(f"{method}: {result.path}" if hasattr(result, "path") else str(result))
 
 
 def _current_results(run: DemoRun, method: str, run_name: str | None) -> Path | None:
     """``method``'s results file when it exists and, for a trained method, was measured on the
     checkpoint now in its run folder (same content digest); else None (evaluate again)."""
-    from lesbench.demo.check import RESULTS_SUBDIR
-    from lesbench.model.train import checkpoint_sha256
-
     path = run.out / RESULTS_SUBDIR / f"{method}.json"
     if not path.is_file():
         return None
@@ -303,8 +292,6 @@ def _current_results(run: DemoRun, method: str, run_name: str | None) -> Path | 
 
 
 def _step_leaderboard(run: DemoRun, *, log, **_) -> None:
-    from lesbench.leaderboard import build_leaderboard, render
-
     lb = build_leaderboard(results=run.results, benchmark=DEMO_PROTOCOL, include_reported=False)
     run.leaderboard.mkdir(parents=True, exist_ok=True)
     for fmt, suffix in (("md", "md"), ("latex", "tex"), ("bib", "bib"), ("csv", "csv"), ("png", "png")):

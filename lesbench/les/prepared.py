@@ -1,9 +1,10 @@
-"""Reading the parts of a prepared data set (docs/design.md) that the LES and LES-Talker use.
+"""The clips of a prepared data set as the LES and LES-Talker see them.
 
-The prepared data set is the *only* input of ``lesbench les build`` and ``lesbench train``.
-These readers are deliberately small and strict: a missing file or column raises
-:class:`lesbench.errors.DatasetError` naming the file; one unreadable clip is skipped with a
-recorded reason instead of stopping the whole data set.
+The prepared data set is the *only* input of ``lesbench les build`` and ``lesbench train``; it is
+read through :class:`lesbench.prepared.PreparedDataset` (which raises
+:class:`lesbench.errors.DatasetError` naming the file on anything missing or unreadable). What is
+here is the LES's own view: the usable clips as records, and each clip's AUs over the frames with a
+face. One unreadable clip is skipped with a recorded reason instead of stopping the whole data set.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from lesbench import schema
 from lesbench.errors import DatasetError
+from lesbench.prepared import PreparedDataset
 
 
 @dataclass
@@ -31,15 +33,16 @@ class ClipRecord:
 
 @dataclass
 class PreparedIndex:
-    """The usable clips of a prepared data set and where its files are."""
+    """The usable clips of a prepared data set (``data``), sorted by clip id, and the clips left
+    out on the way with their reasons."""
 
-    root: Path
+    data: PreparedDataset
     clips: list[ClipRecord]
     skipped: dict[str, str] = field(default_factory=dict)  # clip_id -> reason
 
     @property
-    def paths(self) -> dict[str, Path]:
-        return schema.dataset_paths(self.root)
+    def root(self) -> Path:
+        return self.data.root
 
     def speakers(self, split: str | None = None) -> list[str]:
         return sorted({c.speaker for c in self.clips if split is None or c.split == split})
@@ -48,23 +51,14 @@ class PreparedIndex:
         return [c for c in self.clips if c.split == split]
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    from lesbench.weights import file_sha256
-
-    return file_sha256(path)
-
-
 def open_prepared(root: str | Path) -> PreparedIndex:
     """Index a prepared data set: the ``status == ok`` rows of ``clips.parquet``.
 
-    Raises :class:`DatasetError` when the folder is not a prepared data set.
+    Raises :class:`DatasetError` when the folder is not a prepared data set (or its
+    ``dataset.json`` is of an incompatible format) or has no usable clip.
     """
-    from lesbench.prepared import read_clips, read_dataset_info
-
-    root = Path(root)
-    paths = schema.dataset_paths(root)
-    read_dataset_info(root)  # format-version check
-    table = read_clips(root)
+    data = PreparedDataset(root)
+    data.info  # format-version check
     clips = [
         ClipRecord(
             clip_id=str(r.clip_id),
@@ -74,28 +68,19 @@ def open_prepared(root: str | Path) -> PreparedIndex:
             split=str(r.split),
             sentence=str(getattr(r, "sentence", "")),
         )
-        for r in table.itertuples(index=False)
+        for r in data.clips().itertuples(index=False)
     ]
     if not clips:
-        raise DatasetError(f"{paths['clips']}: no clip with status ok")
-    return PreparedIndex(root=root, clips=sorted(clips, key=lambda c: c.clip_id))
+        raise DatasetError(f"{data.path('clips')}: no clip with status ok")
+    return PreparedIndex(data=data, clips=sorted(clips, key=lambda c: c.clip_id))
 
 
-def read_clip_aus(index: PreparedIndex, clip_id: str) -> np.ndarray:
-    """Per-frame AU intensities of one clip, frames with a face only.
+def read_clip_aus(data: PreparedDataset, clip_id: str) -> np.ndarray:
+    """Per-frame AU intensities of one clip, frames with a face and finite AUs only.
 
     Returns (T_face, 17) float64 in ``schema.AU_NAMES`` order.
     """
-    import pandas as pd
-
-    path = index.paths["frames"] / f"{clip_id}.parquet"
-    if not path.is_file():
-        raise DatasetError(f"{path}: missing frames table")
-    cols = ["face", *schema.AU_NAMES]
-    try:
-        table = pd.read_parquet(path, columns=cols)
-    except Exception as exc:  # a corrupt or incomplete parquet file
-        raise DatasetError(f"{path}: unreadable frames table ({exc})") from None
+    table = data.read_table("frames", clip_id, ["face", *schema.AU_NAMES])
     table = table[table["face"].astype(bool)]
     aus = table[list(schema.AU_NAMES)].to_numpy(np.float64)
     return aus[np.isfinite(aus).all(axis=1)]
@@ -109,7 +94,7 @@ def clip_mean_aus(index: PreparedIndex, clips: list[ClipRecord] | None = None) -
     out: dict[str, np.ndarray] = {}
     for clip in clips if clips is not None else index.clips:
         try:
-            aus = read_clip_aus(index, clip.clip_id)
+            aus = read_clip_aus(index.data, clip.clip_id)
         except DatasetError as exc:
             index.skipped[clip.clip_id] = str(exc)
             continue
@@ -118,13 +103,3 @@ def clip_mean_aus(index: PreparedIndex, clips: list[ClipRecord] | None = None) -
             continue
         out[clip.clip_id] = aus.mean(axis=0)
     return out
-
-
-def dataset_provenance(root: str | Path) -> dict:
-    """sha256 of ``dataset.json`` and ``clips.parquet`` (what a trained artefact was built from)."""
-    paths = schema.dataset_paths(root)
-    prov: dict = {"root": str(Path(root).resolve())}
-    for name in ("dataset", "clips", "face_model"):
-        p = paths[name]
-        prov[f"{p.name}_sha256"] = sha256_file(p) if p.is_file() else None
-    return prov

@@ -2,7 +2,7 @@
 
 :func:`edit_checks` generates one source face speaking one audio under a set of requests,
 writes each as mp4 (H.264 + AAC, exactly what ``lesbench generate`` writes), re-measures every
-clip with lesbench's own :class:`~lesbench.pipelines.face.FaceTracker`, and reports:
+clip with lesbench's own :class:`~lesbench.extract.face.FaceTracker`, and reports:
 
 - **levels**: the emotion's FACS prototype AUs (mean over frames and AUs) at LES levels
   0, 0.25, ..., 1 and whether they rise strictly;
@@ -25,7 +25,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from lesbench import schema
+from lesbench import io, schema
+from lesbench.metrics.controllability import UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face
+from lesbench.metrics.sync import av_sync
 from lesbench.sanitize import safe_join
 
 #: Largest |delta AU| of a brow or eye AU (held measurement) that counts as "unchanged".
@@ -54,10 +56,6 @@ def edit_checks(
     emotion of the run's LES plus neutral; ``()`` skips the sync check. Emotions the LES lacks
     are skipped with a note. Returns a JSON-ready dict.
     """
-    from lesbench import io
-    from lesbench.metrics.controllability import UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face
-    from lesbench.metrics.sync import av_sync
-
     measure = TrackerMeasure(generator.tracker)
     say = log or (lambda _m: None)
     out = Path(out_dir)

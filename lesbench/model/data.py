@@ -18,6 +18,7 @@ from lesbench import schema
 from lesbench.errors import DatasetError
 from lesbench.les.prepared import ClipRecord, PreparedIndex
 from lesbench.les.space import NEUTRAL, LinearEmotionSpace
+from lesbench.extract.face_model import FaceModel
 
 #: MediaPipe face-mesh lip contours (outer then inner), the vertices of the lip loss.
 MOUTH_LANDMARKS: tuple[int, ...] = (
@@ -63,9 +64,7 @@ class FaceBases:
 
 
 def load_face_bases(path: str | Path) -> FaceBases:
-    """The bases of a ``face_model.npz`` (:class:`lesbench.pipelines.face_model.FaceModel`)."""
-    from lesbench.pipelines.face_model import FaceModel
-
+    """The bases of a ``face_model.npz`` (:class:`lesbench.extract.face_model.FaceModel`)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: face model missing (a prepared data set has face_model.npz)")
@@ -121,23 +120,10 @@ def load_clip(index: PreparedIndex, clip: ClipRecord, target_lead: float = 0.0) 
     earlier relative to the audio (:func:`advance`), compensating the face tracker's temporal
     lag (``data.target_lead`` in the training config).
     """
-    import pandas as pd
-
-    p = index.paths
-    files = {
-        "audio": p["audio"] / f"{clip.clip_id}.parquet",
-        "coeffs": p["coeffs"] / f"{clip.clip_id}.parquet",
-        "frames": p["frames"] / f"{clip.clip_id}.parquet",
-    }
-    for name, f in files.items():
-        if not f.is_file():
-            raise DatasetError(f"{f}: missing {name} table for clip {clip.clip_id}")
-    try:
-        audio = pd.read_parquet(files["audio"], columns=["frame", "mel"])
-        coeffs = pd.read_parquet(files["coeffs"], columns=["frame", "id", "exp", *POSE_COLUMNS])
-        frames = pd.read_parquet(files["frames"], columns=["frame", "face", *schema.AU_NAMES])
-    except Exception as exc:
-        raise DatasetError(f"{clip.clip_id}: unreadable table ({exc})") from None
+    data, cid = index.data, clip.clip_id
+    audio = data.read_table("audio", cid, ["frame", "mel"])
+    coeffs = data.read_table("coeffs", cid, ["frame", "id", "exp", *POSE_COLUMNS])
+    frames = data.read_table("frames", cid, ["frame", "face", *schema.AU_NAMES])
     merged = audio.merge(coeffs, on="frame", how="inner").merge(frames, on="frame", how="inner").sort_values("frame")
     if len(merged) == 0:
         raise DatasetError(f"{clip.clip_id}: audio, coeffs and frames tables share no frame")
@@ -146,7 +132,7 @@ def load_clip(index: PreparedIndex, clip: ClipRecord, target_lead: float = 0.0) 
     exp_list = [np.asarray(v, np.float32) if v is not None else None for v in merged["exp"]]
     widths = {len(v) for v in exp_list if v is not None}
     if len(widths) != 1:
-        raise DatasetError(f"{files['coeffs']}: exp column has no or inconsistent widths {sorted(widths)}")
+        raise DatasetError(f"{data.clip_file('coeffs', cid)}: exp column has no or inconsistent widths {sorted(widths)}")
     k_exp = widths.pop()
     exp = np.stack([v if v is not None and len(v) == k_exp else np.full(k_exp, np.nan, np.float32) for v in exp_list])
     id_list = [np.asarray(v, np.float32) for v in merged["id"] if v is not None and len(v)]

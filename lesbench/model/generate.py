@@ -32,8 +32,19 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from lesbench import schema
-from lesbench.errors import LesbenchError
+from lesbench import io, schema
+from lesbench.errors import LesbenchError, MediaError
+from lesbench.les.prepared import read_clip_aus
+from lesbench.les.space import LESError, LinearEmotionSpace, parse_mix, parse_units
+from lesbench.model.config import config_from_dict
+from lesbench.model.refine_net import REFINE_FILE, load_refiner
+from lesbench.model.renderer import prepare_source, read_source_image, render_frames
+from lesbench.model.runs import META_FILE, MODEL_FILE, load_run_weights, resolve_device
+from lesbench.model.train import build_model
+from lesbench.extract.audio_features import audio_features
+from lesbench.extract.face import FaceTracker, analyze_video
+from lesbench.extract.face_model import FaceModel
+from lesbench.prepared import PreparedDataset
 from lesbench.threads import torch_threads
 
 
@@ -71,11 +82,6 @@ class Generator:
     def __init__(self, run_dir: str | Path, device: str | None = None, refine: bool | None = None) -> None:
         import torch
 
-        from lesbench.les.space import LinearEmotionSpace
-        from lesbench.model.config import config_from_dict
-        from lesbench.model.train import META_FILE, MODEL_FILE, build_model, load_run_weights, resolve_device
-        from lesbench.pipelines.face_model import FaceModel
-
         run = Path(run_dir)
         if run.is_file():  # a checkpoint file inside a run folder
             run = run.parent
@@ -110,8 +116,6 @@ class Generator:
         self.refine_revision = self.refiner.revision if self.refiner is not None else None
 
     def _load_refiner(self, refine: bool | None):
-        from lesbench.model.refine import REFINE_FILE, load_refiner
-
         if refine is False:
             return None
         path = self.run_dir / REFINE_FILE
@@ -149,8 +153,6 @@ class Generator:
         against ``emotion_from_neutral`` (AUs (17,), or a neutral clip of the same person; default:
         the LES's global neutral reference).
         """
-        from lesbench.les.space import LESError, parse_mix, parse_units
-
         given = [x is not None for x in (emotion, mix, emotion_from)]
         if sum(given) > 1:
             raise LESError("give only one of emotion, mix and emotion_from")
@@ -211,12 +213,8 @@ class Generator:
             return source
         path = Path(source)
         if path.suffix == ".parquet":
-            from lesbench.les.prepared import PreparedIndex, read_clip_aus
-
-            index = PreparedIndex(root=path.parent.parent, clips=[])
-            return read_clip_aus(index, path.stem)
-        from lesbench.pipelines.face import analyze_video
-
+            # a prepared frames table: DATASET/frames/{clip_id}.parquet
+            return read_clip_aus(PreparedDataset(path.parent.parent), path.stem)
         table = analyze_video(path, tracker=self.tracker)
         table = table[table["face"].astype(bool)]
         if len(table) == 0:
@@ -246,8 +244,6 @@ class Generator:
     @property
     def tracker(self):
         if self._tracker is None:
-            from lesbench.pipelines.face import FaceTracker
-
             self._tracker = FaceTracker()
         return self._tracker
 
@@ -280,9 +276,6 @@ class Generator:
         ``seed`` is accepted for API symmetry; generation is deterministic. ``refine``: see
         :class:`Generator` (None: the run's refiner when it has one).
         """
-        from lesbench.model.renderer import prepare_source, read_source_image, render_frames
-        from lesbench.pipelines.audio_features import audio_features
-
         img = read_source_image(source_image)
         samples, sr = self._audio(audio, sample_rate, n_frames)
         t = int(n_frames) if n_frames is not None else int(round(len(samples) / sr * schema.FPS))
@@ -315,9 +308,6 @@ class Generator:
             return np.zeros(int(n_frames) * schema.HOP, np.float32), schema.SAMPLE_RATE
         if isinstance(audio, np.ndarray):
             return np.asarray(audio, np.float32).reshape(-1), int(sample_rate)
-        from lesbench import io
-        from lesbench.errors import MediaError
-
         try:  # a video: its audio as heard with its first frame
             return io.read_audio_for_video(audio, sr=schema.SAMPLE_RATE), schema.SAMPLE_RATE
         except MediaError as exc:
@@ -354,8 +344,6 @@ def generate(
 ) -> GenerateResult:
     """Generate ``out`` (mp4, H.264 + the driving audio as AAC). See the module docstring.
     ``refine``: None = the run's refiner when it has one, False = plain warp, True = required."""
-    from lesbench import io
-
     gen = generator or Generator(checkpoint, device=device, refine=refine)
     try:
         req = gen.request(emotion, level, mead_level=mead_level, mix=mix, emotion_from=emotion_from,

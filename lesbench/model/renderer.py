@@ -1,8 +1,8 @@
 """One-shot rendering for LES-Talker: a landmark-guided warp of the source face crop.
 
 1. The source (an image, or the first frame of a video) is analysed by lesbench's own
-   :class:`~lesbench.pipelines.face.FaceTracker`, aligned to a 256x256 crop with the prepare
-   stage's crop transform (:mod:`lesbench.pipelines.crops`), and projected onto the run's face
+   :class:`~lesbench.extract.face.FaceTracker`, aligned to a 256x256 crop with the prepare
+   stage's crop transform (:mod:`lesbench.extract.crops`), and projected onto the run's face
    model: identity ``id_s``, expression ``exp_s`` and pose ``pose_s`` (crop pixels).
 2. For every frame, the target landmarks are the face model's reconstruction
    ``R(id_s, exp_t, pose_s + motion_t)`` shifted so that ``exp_t = exp_s`` reproduces the source
@@ -21,8 +21,12 @@ from typing import Iterator
 
 import numpy as np
 
-from lesbench import schema
+from lesbench import io, schema
 from lesbench.errors import LesbenchError, MediaError
+from lesbench.les.space import parse_units
+from lesbench.extract import crops
+from lesbench.extract.face import FaceTracker
+from lesbench.render import INNER_LIP_LOWER, INNER_LIP_UPPER, PiecewiseAffineWarp, paint_mouth_interior
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -56,8 +60,6 @@ def read_source_image(source: str | Path | np.ndarray) -> np.ndarray:
                 raise MediaError(path, "not a readable image", kind="not_media")
             img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         else:
-            from lesbench import io
-
             frame = next(iter(io.iter_frames(path)), None)
             if frame is None:
                 raise MediaError(path, "no video frame", kind="no_video_stream")
@@ -71,9 +73,6 @@ def read_source_image(source: str | Path | np.ndarray) -> np.ndarray:
 def prepare_source(image: np.ndarray, face_model, tracker=None, size: int = schema.CROP_SIZE,
                    name: str = "source") -> SourceFace:
     """Detect, align and project the source face (see the module docstring)."""
-    from lesbench.pipelines import crops
-    from lesbench.pipelines.face import FaceTracker
-
     own = tracker is None
     tracker = tracker or FaceTracker()
     try:
@@ -139,8 +138,6 @@ def unit_weights(landmarks: np.ndarray, units, feather: float = 0.08) -> np.ndar
     ``exp(-d^2 / (2 feather^2))`` with ``d`` the distance to the nearest core landmark in units
     of the outer-eye-corner distance (``landmarks`` (478, 2|3) pixels; x, y used).
     """
-    from lesbench.les.space import parse_units
-
     names = parse_units(units) if isinstance(units, str) else list(units)
     xy = np.asarray(landmarks, np.float64)[:, :2]
     iod = float(np.linalg.norm(xy[_OUTER_EYE_CORNERS[0]] - xy[_OUTER_EYE_CORNERS[1]])) or 1.0
@@ -156,8 +153,6 @@ def unit_weights(landmarks: np.ndarray, units, feather: float = 0.08) -> np.ndar
 
 def inner_lip_gap(landmarks: np.ndarray) -> float:
     """Largest distance (pixels) between the inner upper and lower lip of (478, 2+) landmarks."""
-    from lesbench.render import INNER_LIP_LOWER, INNER_LIP_UPPER
-
     lm = np.asarray(landmarks)
     return float(np.linalg.norm(lm[list(INNER_LIP_LOWER), :2] - lm[list(INNER_LIP_UPPER), :2], axis=1).max())
 
@@ -168,8 +163,6 @@ def warp_source_frame(warp, image: np.ndarray, src_gap: float, dst: np.ndarray, 
     pixels, the mouth's inside painted where it opens beyond the source's gap ``src_gap``
     (:func:`inner_lip_gap` of the source). The renderer and the refiner's training data
     (:mod:`lesbench.model.refine`) both make frames with this."""
-    from lesbench.render import paint_mouth_interior
-
     frame = warp.warp(image, dst[:, :2])
     if paint_mouth and inner_lip_gap(dst) > src_gap + 0.75:  # opened beyond the source: the photo has no pixels there
         paint_mouth_interior(frame, dst[:, :2])
@@ -190,8 +183,6 @@ def render_frames(source: SourceFace, face_model, exp: np.ndarray, pose_motion: 
     ``refiner``: an optional :class:`lesbench.model.refine.Refiner` applied to every warped
     frame (None: the plain warp).
     """
-    from lesbench.render import PiecewiseAffineWarp
-
     h, w = source.image.shape[:2]
     warp = PiecewiseAffineWarp(source.landmarks[:, :2], (w, h))
     targets = target_landmarks(source, face_model, exp, pose_motion)

@@ -17,7 +17,7 @@ each test speaker, at most ``max_sources`` speakers) and one driving audio (the 
   direction is largest inside ``u`` (:func:`strongest_emotion`) at level 1, restricted to ``u``
   (``request.units``).
 
-**Measurement.** Every output is tracked with :class:`lesbench.pipelines.face.FaceTracker`; its AU
+**Measurement.** Every output is tracked with :class:`lesbench.extract.face.FaceTracker`; its AU
 vector is the mean over frames with a face of the blendshape AUs ((17,), ``schema.AU_NAMES``).
 
 **Held halves for unit edits** (new in ``sweep/2``). MediaPipe's AUs are not local: an opened

@@ -1,6 +1,6 @@
 """Rigid alignment of face shapes: a least-squares similarity transform (Umeyama) of 478-landmark
 shapes onto reference points, and the head pose it implies ``(yaw, pitch, roll, tx, ty, tz, scale)``
-(angles as :mod:`lesbench.pipelines.head_pose` defines them). Used by the face model."""
+(angles as :mod:`lesbench.extract.head_pose` defines them). Used by the face model."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lesbench.schema import N_LANDMARKS
-from lesbench.pipelines.head_pose import euler_from_rotation, rotation_from_euler
+from lesbench.extract.head_pose import euler_from_rotation, rotation_from_euler
 
 #: Pixel coordinates (y down, z away) <-> camera convention of the frames table (y up, z towards viewer).
 _FLIP = np.diag([1.0, -1.0, -1.0])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lesbench.schema import POSE_NAMES
-from lesbench.pipelines.face_model import VERSION, Coefficients
+from lesbench.extract.face_model import VERSION, Coefficients
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa

@@ -24,13 +24,13 @@ landmark tracks of the training split:
 Projection of a clip: ``id`` = identity coefficients of the clip's mean aligned shape (one
 vector per clip), ``exp`` = per-frame expression coefficients, ``pose`` = per-frame
 ``(yaw, pitch, roll, tx, ty, tz, scale)``: angles in degrees in the same convention as the
-frames table (:mod:`lesbench.pipelines.head_pose`: yaw > 0 face turned towards the image's right,
+frames table (:mod:`lesbench.extract.head_pose`: yaw > 0 face turned towards the image's right,
 pitch > 0 looking up, roll > 0 counter-clockwise in the image; zero = the canonical frontal
 frame above), ``tx, ty, tz`` pixels = where the model origin lands in the frame, ``scale`` =
 pixels per model unit (so the outer-eye-corner distance of the mean face in pixels).
 
 **Determinism.** PCA components are defined up to sign; :meth:`FaceModel.fit` fixes each one's
-sign itself (:func:`lesbench.pipelines.pca.fix_signs`), so the same data always give the same bases and coefficients.
+sign itself (:func:`lesbench.extract.pca.fix_signs`), so the same data always give the same bases and coefficients.
 With fewer than two identity groups there are no identity components (``k_id == 0``): the
 ``id`` column of the coeffs table is then an (empty) variable-size list, because a zero-width
 fixed-size list cannot round-trip through Parquet.
@@ -62,8 +62,8 @@ from lesbench import __version__
 from lesbench.atomic import tmp_path
 from lesbench.errors import DatasetError, LesbenchError
 from lesbench.schema import N_LANDMARKS
-from lesbench.pipelines.pca import fix_signs, top_eigen
-from lesbench.pipelines.rigid_alignment import align_shapes, as_shapes, transform_from_pose, umeyama
+from lesbench.extract.pca import fix_signs, top_eigen
+from lesbench.extract.rigid_alignment import align_shapes, as_shapes, transform_from_pose, umeyama
 
 #: Stage version: bump when fitting or projection can change the coefficients.
 VERSION = "2"

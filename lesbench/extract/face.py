@@ -4,9 +4,9 @@
 blendshapes and facial transformation matrices on) that is created once and reused for every
 clip a worker processes. :meth:`FaceTracker.track` turns a clip's frames into the frames table
 (one row per frame, no ``clip_id``). Its columns, exact Arrow types and conversion are in
-:mod:`lesbench.pipelines.frames_table`, the pose angles' convention in
-:mod:`lesbench.pipelines.head_pose`, the handling of MediaPipe's native start-up
-logging in :mod:`lesbench.pipelines.native_logs`.
+:mod:`lesbench.extract.frames_table`, the pose angles' convention in
+:mod:`lesbench.extract.head_pose`, the handling of MediaPipe's native start-up
+logging in :mod:`lesbench.extract.native_logs`.
 
 Timestamps: VIDEO mode requires strictly increasing timestamps over the landmarker's life.
 The tracker keeps a running millisecond offset across clips, and before each new clip it feeds
@@ -28,9 +28,9 @@ import numpy as np
 from lesbench import io, weights
 from lesbench.errors import LesbenchError, MediaError
 from lesbench.schema import BLENDSHAPE_NAMES, N_LANDMARKS
-from lesbench.pipelines.frames_table import LANDMARK_DIM, N_BLENDSHAPES, assemble_frames
-from lesbench.pipelines.head_pose import euler_from_rotation
-from lesbench.pipelines.native_logs import quiet_native_stderr
+from lesbench.extract.frames_table import LANDMARK_DIM, N_BLENDSHAPES, assemble_frames
+from lesbench.extract.head_pose import euler_from_rotation
+from lesbench.extract.native_logs import quiet_native_stderr
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

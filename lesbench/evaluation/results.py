@@ -13,7 +13,7 @@ import numpy as np
 from lesbench.errors import LesbenchError
 from lesbench.metrics.emotion import _FER_NAMES
 from lesbench.metrics.outputs import output_direction, output_name
-from lesbench.provenance import sha256_file
+from lesbench.evaluation.provenance import sha256_file
 
 
 def normalise_report(report: Any) -> dict[str, dict[str, Any]]:

@@ -51,11 +51,11 @@ from lesbench.leaderboard import card_keys, validate_result
 from lesbench.metrics.discover import ScoreItem
 from lesbench.metrics.protocol import Protocol, load_protocol
 from lesbench.metrics.score import score_items
-from lesbench.provenance import git_revision, hardware_info, set_seed, sha256_file
+from lesbench.evaluation.provenance import git_revision, hardware_info, set_seed, sha256_file
 from lesbench.registry import METHODS
-from lesbench.results import describe_metric_options, normalise_report
+from lesbench.evaluation.results import describe_metric_options, normalise_report
 from lesbench.sanitize import safe_join, safe_name
-from lesbench.selection import choose_source, dataset_label, listed_clips, test_clips
+from lesbench.evaluation.selection import choose_source, dataset_label, listed_clips, test_clips
 from lesbench.sweep.yardstick import evaluate_controllability
 
 #: ``scorer(items, protocol, metrics, device) -> {output name: record}`` (plus the keyword

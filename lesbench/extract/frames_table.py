@@ -7,7 +7,7 @@ Columns (``frame_columns()``):
 - ``frame`` int32, ``t`` float64 seconds, ``face`` bool
 - ``bbox`` (4,) float32 ``x0, y0, x1, y1``: extent of the 478 landmarks, source-frame pixels
 - ``yaw``, ``pitch``, ``roll`` float32 degrees, from the rotation part of MediaPipe's facial
-  transformation matrix (canonical face model -> camera), as :mod:`lesbench.pipelines.head_pose`
+  transformation matrix (canonical face model -> camera), as :mod:`lesbench.extract.head_pose`
   defines them.
 - ``tx``, ``ty``, ``tz`` float32: translation of that matrix, centimetres in MediaPipe's metric
   camera space (``tz`` < 0: the face is in front of the camera).
@@ -19,7 +19,7 @@ Columns (``frame_columns()``):
   (MediaPipe's z is normalised by the image width).
 - ``blendshapes`` (52,) float32 in ``schema.BLENDSHAPE_NAMES`` order (checked against
   MediaPipe's category names on every frame).
-- ``AU01`` ... ``AU45`` float32 in [0, 1], from :func:`~lesbench.pipelines.action_units.au_from_blendshapes`.
+- ``AU01`` ... ``AU45`` float32 in [0, 1], from :func:`~lesbench.extract.action_units.au_from_blendshapes`.
 
 Frames without a face have ``face = False`` and NaN in every number.
 """
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES, N_LANDMARKS
-from lesbench.pipelines.action_units import au_from_blendshapes
+from lesbench.extract.action_units import au_from_blendshapes
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
