@@ -13,6 +13,9 @@ import numpy as np
 
 from lesbench.baselines.base import GenerationRequest, Method, fill_missing, fit_length
 from lesbench.errors import LesbenchError
+from lesbench.render import PiecewiseAffineWarp
+from lesbench.render import paint_mouth_interior
+from lesbench.extract.face import FaceTracker
 
 
 class RendererOracle(Method):
@@ -29,13 +32,10 @@ class RendererOracle(Method):
             raise LesbenchError("renderer-oracle: setup() was not called with the prepared data set")
         if self._tracker is None and (self.data.cache_dir is None or not
                                       (self.data.cache_dir / "crop_landmarks" / f"{clip_id}.npy").is_file()):
-            from lesbench.extract.face import FaceTracker
-
             self._tracker = FaceTracker()
         return self.data.crop_landmarks(clip_id, tracker=self._tracker)
 
     def generate(self, request: GenerationRequest) -> np.ndarray:
-        from lesbench.render import PiecewiseAffineWarp, paint_mouth_interior
 
         src_track = self._landmarks(request.source_clip_id)
         src_pts = fill_missing(src_track)[0]

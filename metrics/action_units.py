@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lesbench.metrics._face import aus_array
+from lesbench.extract.face_arrays import aus_array
 from lesbench.metrics.base import Metric, Output
 from lesbench.metrics.protocol import paired_indices
 from lesbench.schema import AU_NAMES

@@ -18,6 +18,21 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from lesbench import io
+from lesbench.errors import LesbenchError
+from lesbench.errors import MediaError
+from lesbench.metrics.base import MetricUnavailable
+from lesbench.metrics.discover import discover
+from lesbench.metrics.emotion_fer import FERClassifier
+from lesbench.metrics.fid_features import InceptionFeatures
+from lesbench.metrics.identity import DlibFaceEmbedder
+from lesbench.metrics.identity import csim_frames
+from lesbench.metrics.image import load_lpips
+from lesbench.metrics.image import lpips_frames
+from lesbench.metrics.image import psnr_frames
+from lesbench.metrics.image import ssim_frames
+from lesbench.metrics.score import score
+from lesbench.demo.generate import generate_demo
 
 
 def _frames(n: int, seed: int = 0) -> np.ndarray:
@@ -47,8 +62,6 @@ def bench_score_image(device: str | None = None, n_frames: int = 64, threads: in
     (FER mini-Xception incl. crop/grayscale/resize)."""
     import torch
 
-    from lesbench.errors import LesbenchError
-    from lesbench.metrics.base import MetricUnavailable
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     before = torch.get_num_threads()
@@ -67,23 +80,19 @@ def bench_score_image(device: str | None = None, n_frames: int = 64, threads: in
 
     try:
         def fid_setup() -> Callable[[], Any]:
-            from lesbench.metrics.fid_features import InceptionFeatures
 
             ex = InceptionFeatures(device=dev, batch_size=32)
             return lambda: ex(frames)
 
         def psnr_setup() -> Callable[[], Any]:
-            from lesbench.metrics.image import psnr_frames
 
             return lambda: psnr_frames(frames, ref)
 
         def ssim_setup() -> Callable[[], Any]:
-            from lesbench.metrics.image import ssim_frames
 
             return lambda: ssim_frames(frames, ref, device=dev)
 
         def lpips_setup() -> Callable[[], Any]:
-            from lesbench.metrics.image import load_lpips, lpips_frames
 
             model = load_lpips("alex", dev)
             return lambda: lpips_frames(frames, ref, model)
@@ -91,13 +100,11 @@ def bench_score_image(device: str | None = None, n_frames: int = 64, threads: in
         n_csim = min(n_frames, 16)  # dlib runs on the CPU and is slow: time fewer frames
 
         def csim_setup() -> Callable[[], Any]:
-            from lesbench.metrics.identity import DlibFaceEmbedder, csim_frames
 
             emb = DlibFaceEmbedder()
             return lambda: csim_frames(frames[0], frames[1 : n_csim + 1], emb)
 
         def emotion_setup() -> Callable[[], Any]:
-            from lesbench.metrics.emotion_fer import FERClassifier
 
             clf = FERClassifier(device=dev)
             return lambda: clf.predict_proba(frames)
@@ -130,9 +137,6 @@ def shifted_copy(ref: str | Path, out: str | Path, shift_px: int = 2) -> dict[st
     """A stand-in "generated" set for timing the scorer: every video under ``ref`` (a MEAD tree
     or folder, as :func:`lesbench.metrics.score.discover` finds them) re-encoded at 25 fps,
     shifted right by ``shift_px`` pixels, with its audio. Returns ``{key: video}``."""
-    from lesbench import io
-    from lesbench.errors import MediaError
-    from lesbench.metrics.discover import discover
 
     out = Path(out)
     made: dict[str, Path] = {}
@@ -164,20 +168,14 @@ def bench_score_workers(ref: str | Path | None = None, workers: Sequence[int] = 
     """
     import tempfile
 
-    from lesbench.metrics.discover import discover
-    from lesbench.metrics.score import score
 
     with tempfile.TemporaryDirectory(prefix="lesbench-bench-score-") as tmp:
         base = Path(workdir) if workdir is not None else Path(tmp)
         if ref is None:
-            from lesbench.demo import generate_demo
-
             ref = base / "demo" / "mead"
             generate_demo(ref, seed=0, tiny=True)
         pred = shifted_copy(ref, base / "pred")
         n_frames = 0
-        from lesbench import io
-
         for entry in discover(pred).values():
             n_frames += int(io.probe(entry.video).n_frames or 0)
         runs: dict[str, dict[str, float]] = {}

@@ -20,6 +20,12 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+from lesbench.extract.face import FaceTracker
+from lesbench.extract.face_arrays import aus_array
+from lesbench.extract.face_arrays import landmarks_array
+from lesbench.metrics.action_units import au_scores
+from lesbench.metrics.landmarks_distance import landmark_distance
+from lesbench.metrics.sync_estimate import av_sync
 
 
 def _best_of(fn: Callable[[], Any], repeat: int) -> float:
@@ -44,11 +50,6 @@ def bench_sync_families(n_frames: int = 250, repeat: int = 3, threads: int = 1) 
     """Frames per second for each family (see the module docstring) on ``n_frames`` 256x256 frames."""
     import torch
 
-    from lesbench.metrics.action_units import au_scores
-    from lesbench.metrics.landmarks_distance import landmark_distance
-    from lesbench.metrics.sync_estimate import av_sync
-    from lesbench.metrics._face import aus_array, landmarks_array
-    from lesbench.extract.face import FaceTracker
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from lesbench.metrics._face import aus_array
+from lesbench.extract.face_arrays import aus_array
 from lesbench.metrics.base import Metric, Output
 from lesbench.metrics.emotion import aus_from_face_table
 from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES, EMOTIONS, FACS_PROTOTYPES

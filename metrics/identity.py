@@ -29,6 +29,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lesbench.metrics.base import Metric, MetricUnavailable, Output
+from lesbench.errors import LesbenchError
+from lesbench.weights import file_sha256
+from lesbench.weights import resolve as resolve_weight
 
 REC_WEIGHTS = "dlib-face-recognition"
 SHAPE_WEIGHTS = "dlib-shape-predictor-68"
@@ -47,8 +50,6 @@ class DlibFaceEmbedder:
 
     def __init__(self, rec_path: str | Path | None = None, shape_path: str | Path | None = None,
                  box: str = "detect", upsample: int = 1) -> None:
-        from lesbench.errors import LesbenchError
-        from lesbench.weights import file_sha256, resolve as resolve_weight
 
         if box not in ("detect", "full"):
             raise ValueError(f"box must be 'detect' or 'full', got {box!r}")

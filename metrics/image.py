@@ -45,6 +45,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lesbench.metrics.base import Metric, MetricUnavailable, Output
+from lesbench.errors import LesbenchError
+from lesbench.weights import resolve as resolve_weight
 
 DATA_RANGE = 255.0
 SSIM_SIGMA = 1.5
@@ -281,8 +283,6 @@ def load_lpips(net: str = "alex", device: str | None = None, backbone_path: str 
     """
     import torch
 
-    from lesbench.errors import LesbenchError
-    from lesbench.weights import resolve as resolve_weight
 
     if net not in ("alex", "vgg"):
         raise ValueError(f"LPIPS backbone must be 'alex' or 'vgg', got {net!r}")

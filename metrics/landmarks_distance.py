@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lesbench.metrics._face import landmarks_array
+from lesbench.extract.face_arrays import landmarks_array
 from lesbench.metrics.protocol import paired_indices
 
 #: MediaPipe FaceMesh lips (outer + inner contours), 40 points.

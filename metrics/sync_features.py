@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from lesbench.metrics._face import interocular, landmarks_array
+from lesbench.extract.face_arrays import interocular, landmarks_array
 
 #: Inner-lip landmark pairs (upper, lower) and lip corners in MediaPipe's 478-point topology.
 INNER_LIP_PAIRS: tuple[tuple[int, int], ...] = ((13, 14), (82, 87), (312, 317))

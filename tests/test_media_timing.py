@@ -434,7 +434,7 @@ def test_vfr_video_with_late_start_and_audio_offset(tmp_path):
 def test_real_clips_with_container_offsets_of_5_frames(speech_dev, tmp_path, name):
     """Copies of the real clips whose container delays the audio by +-5 of their own frames
     (remuxed, not re-encoded): the sync offset moves by that much (in 25 fps frames) +- 1."""
-    from lesbench.metrics._face import landmarks_array
+    from lesbench.extract.face_arrays import landmarks_array
     from lesbench.extract.face import FaceTracker
 
     src = speech_dev / name

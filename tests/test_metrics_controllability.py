@@ -87,7 +87,7 @@ def test_metric_class_per_emotion():
 
 def _face_points(roll_deg: float = 0.0, centre=(64.0, 64.0)) -> np.ndarray:
     """478 landmarks (NaN except the three the split uses): eyes at y=40, subnasale at y=70."""
-    from lesbench.metrics.controllability import SUBNASALE
+    from lesbench.extract.measure import SUBNASALE
 
     lm = np.full((478, 3), np.nan)
     pts = {33: (34.0, 40.0), 263: (94.0, 40.0), SUBNASALE: (64.0, 70.0)}
@@ -100,7 +100,7 @@ def _face_points(roll_deg: float = 0.0, centre=(64.0, 64.0)) -> np.ndarray:
 
 
 def test_upper_face_mask_by_hand():
-    from lesbench.metrics.controllability import upper_face_mask
+    from lesbench.extract.measure import upper_face_mask
 
     m = upper_face_mask(_face_points(), (128, 128), feather_px=2.0)
     assert m.shape == (128, 128) and m.dtype == np.float32
@@ -130,7 +130,7 @@ def test_upper_face_mask_by_hand():
 
 
 def test_hold_lower_face_takes_each_half_from_its_video():
-    from lesbench.metrics.controllability import hold_lower_face
+    from lesbench.extract.measure import hold_lower_face
 
     rng = np.random.default_rng(0)
     edited = rng.integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)

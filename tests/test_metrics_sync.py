@@ -83,7 +83,7 @@ def test_metric_class_and_twin_agree():
 def real_clips(speech_dev):
     """Landmarks of the clips resampled to 25 fps, with each image's capture time."""
     from lesbench import io
-    from lesbench.metrics._face import landmarks_array
+    from lesbench.extract.face_arrays import landmarks_array
     from lesbench.extract.face import FaceTracker
 
     out = {}

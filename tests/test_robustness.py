@@ -188,7 +188,7 @@ def test_table_lists_missing_values_with_reasons():
 def test_three_px_shift_moves_measured_landmarks_by_three_px(mead_dev, tmp_path):
     """Real face (MEAD W009): content shifted 3 px right, re-encoded at CRF 18 -> MediaPipe's
     landmarks move 3 px right and 0 px down (median over points and frames)."""
-    from lesbench.metrics._face import landmarks_array
+    from lesbench.extract.face_arrays import landmarks_array
     from lesbench.extract.face import FaceTracker
 
     src = sorted(mead_dev.rglob("*.mp4"))[0]

@@ -22,6 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from lesbench.errors import LesbenchError
+from lesbench.demo.face import FACE_OVAL
+from lesbench.demo.face import FaceRig
+from lesbench.demo.face import OUTER_LIP_LOWER
+from lesbench.extract.native_logs import quiet_native_stderr
+from lesbench.render import INNER_LIP_LOWER
+from lesbench.render import INNER_LIP_UPPER
+from lesbench.render import warp_face
+from lesbench.weights import resolve
 
 
 @dataclass(frozen=True)
@@ -184,7 +192,6 @@ class Identity:
 # --- MediaPipe on still images ------------------------------------------------------------------
 def landmarker_model_path() -> Path:
     """The MediaPipe FaceLandmarker task file, through :mod:`lesbench.weights` (sha256-checked)."""
-    from lesbench.weights import resolve
 
     return Path(resolve("mediapipe-face-landmarker"))
 
@@ -195,7 +202,6 @@ class StillLandmarker:
     def __init__(self, model_path: str | os.PathLike | None = None) -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
-        from lesbench.extract.native_logs import quiet_native_stderr
 
         path = Path(model_path) if model_path is not None else landmarker_model_path()
         options = vision.FaceLandmarkerOptions(
@@ -239,8 +245,6 @@ def make_identity(spec: IdentitySpec, size: int, landmarker: StillLandmarker) ->
     """
     import cv2
 
-    from lesbench.demo.face import FaceRig
-    from lesbench.render import warp_face
 
     photo = load_photo(spec.photo)
     if spec.mirror:
@@ -285,8 +289,6 @@ def make_identity(spec: IdentitySpec, size: int, landmarker: StillLandmarker) ->
 
 def _close_lips(dst: np.ndarray) -> np.ndarray:
     """Move both inner lips (and the lower lip's outer edge with them) to their middle line."""
-    from lesbench.demo.face import OUTER_LIP_LOWER
-    from lesbench.render import INNER_LIP_LOWER, INNER_LIP_UPPER
 
     dst = dst.copy()
     up, lo = list(INNER_LIP_UPPER), list(INNER_LIP_LOWER)
@@ -303,7 +305,6 @@ def _recolour(img: np.ndarray, lm: np.ndarray, spec: IdentitySpec) -> np.ndarray
     """Skin gain inside the face oval, hue/saturation/value change outside, soft boundary."""
     import cv2
 
-    from lesbench.demo.face import FACE_OVAL
 
     if spec.skin_gain == (1.0, 1.0, 1.0) and spec.hue_shift == 0 and spec.surround_sat == 1 and spec.surround_gain == 1:
         return img
@@ -336,7 +337,6 @@ def _recolour(img: np.ndarray, lm: np.ndarray, spec: IdentitySpec) -> np.ndarray
 def head_ring(lm: np.ndarray, size: int, n: int = 16, scale: float = 1.35) -> np.ndarray:
     """``(n, 2)`` points on an ellipse around the face that move with the head (hair, ears,
     neck), kept a few pixels inside the frame."""
-    from lesbench.demo.face import FACE_OVAL
 
     oval = lm[list(FACE_OVAL), :2]
     centre = oval.mean(0)

@@ -19,6 +19,7 @@ import numpy as np
 
 from lesbench.errors import LesbenchError, WeightsNotFoundError
 from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES
+from lesbench.schema import FACS_PROTOTYPES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -119,7 +120,6 @@ def facs_rises(delta: dict[str, float], emotion: str, threshold: float = 0.0) ->
         emotion: an entry of ``schema.FACS_PROTOTYPES``.
         threshold: minimum rise counted as a rise.
     """
-    from lesbench.schema import FACS_PROTOTYPES
 
     return {au: bool(delta[au] > threshold) for au in FACS_PROTOTYPES[emotion]}
 

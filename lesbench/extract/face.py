@@ -31,6 +31,7 @@ from lesbench.schema import BLENDSHAPE_NAMES, N_LANDMARKS
 from lesbench.extract.frames_table import LANDMARK_DIM, N_BLENDSHAPES, assemble_frames
 from lesbench.extract.head_pose import euler_from_rotation
 from lesbench.extract.native_logs import quiet_native_stderr
+from lesbench.extract.face_arrays import OUTER_EYE_CORNERS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -40,8 +41,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: decoding + wrapping get much cheaper). Sources smaller than this are analysed as they are.
 DEFAULT_ANALYSIS_SIZE = 640
 
-#: Outer eye corners in MediaPipe's 478-point topology (subject's right, subject's left).
-OUTER_EYE_CORNERS = (33, 263)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ clip with lesbench's own :class:`~lesbench.extract.face.FaceTracker`, and report
   0, 0.25, ..., 1 and whether they rise strictly;
 - **unit**: for an edit restricted to ``mouth_lower``, the brow and eye AUs minus the neutral
   output's, raw and with the lower face held at the neutral output's pixels
-  (:func:`lesbench.metrics.controllability.hold_lower_face`; MediaPipe reads an opened jaw as
+  (:func:`lesbench.extract.measure.hold_lower_face`; MediaPipe reads an opened jaw as
   squinting eyes), plus the unrestricted edit held the same way as the positive control;
 - **mix**: AU12 of ``happy=0.5,surprised=0.5`` against its two components at level 1;
 - **sync**: the weight-free AV-sync offset (:func:`lesbench.metrics.sync.av_sync`; frames,
@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lesbench import io, schema
-from lesbench.metrics.controllability import UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face
+from lesbench.extract.measure import UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face
 from lesbench.metrics.sync import av_sync
 from lesbench.sanitize import safe_join
 

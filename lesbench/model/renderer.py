@@ -27,6 +27,7 @@ from lesbench.les.space import parse_units
 from lesbench.extract import crops
 from lesbench.extract.face import FaceTracker
 from lesbench.render import INNER_LIP_LOWER, INNER_LIP_UPPER, PiecewiseAffineWarp, paint_mouth_interior
+from lesbench.extract.face_arrays import OUTER_EYE_CORNERS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -128,8 +129,6 @@ UNIT_LANDMARKS: dict[str, tuple[int, ...]] = {
                     18, 200, 199, 175, 152, 148, 176, 149, 150, 136, 377, 400, 378, 379, 365,
                     83, 313, 201, 421, 208, 428, 32, 262, 194, 418, 182, 406),
 }
-_OUTER_EYE_CORNERS = (33, 263)
-
 
 def unit_weights(landmarks: np.ndarray, units, feather: float = 0.08) -> np.ndarray:
     """(478,) weight in [0, 1] of each landmark for an edit restricted to ``units``.
@@ -140,7 +139,7 @@ def unit_weights(landmarks: np.ndarray, units, feather: float = 0.08) -> np.ndar
     """
     names = parse_units(units) if isinstance(units, str) else list(units)
     xy = np.asarray(landmarks, np.float64)[:, :2]
-    iod = float(np.linalg.norm(xy[_OUTER_EYE_CORNERS[0]] - xy[_OUTER_EYE_CORNERS[1]])) or 1.0
+    iod = float(np.linalg.norm(xy[OUTER_EYE_CORNERS[0]] - xy[OUTER_EYE_CORNERS[1]])) or 1.0
     w = np.zeros(len(xy))
     for name in names:
         if name not in UNIT_LANDMARKS:

@@ -23,9 +23,9 @@ vector is the mean over frames with a face of the blendshape AUs ((17,), ``schem
 **Held halves for unit edits** (new in ``sweep/2``). MediaPipe's AUs are not local: an opened
 jaw alone raises its eye squint (rendered eye pixels identical, AU07 +0.08 on the demo run).
 So for the unit records, the AUs of the face half the unit does *not* belong to (upper half:
-brow and eye AUs, :data:`~lesbench.metrics.controllability.UPPER_FACE_UNITS`; lower half: the
+brow and eye AUs, :data:`~lesbench.extract.measure.UPPER_FACE_UNITS`; lower half: the
 rest) are measured on the output with the unit's own half replaced by the neutral output's
-pixels (:func:`~lesbench.metrics.controllability.hold_lower_face`, split at the base of the nose
+pixels (:func:`~lesbench.extract.measure.hold_lower_face`, split at the base of the nose
 on the neutral output's landmarks). Whatever the method changed in the other half is still in
 the image and measured; the instrument's cross-talk from the edited half is not. Needs a
 measurement that also returns landmarks (:class:`TrackerMeasure`); with a plain AU function the
@@ -85,8 +85,8 @@ from lesbench import schema
 from lesbench.baselines.base import GenerationRequest, Method, PreparedData
 from lesbench.errors import LesbenchError
 from lesbench.les.space import LinearEmotionSpace
-from lesbench.metrics.controllability import (UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face, level_control,
-                                              project_on_direction, unit_isolation)
+from lesbench.metrics.controllability import level_control, project_on_direction, unit_isolation
+from lesbench.extract.measure import UPPER_FACE_UNITS, TrackerMeasure, hold_lower_face
 from lesbench.sweep.records import NEUTRAL, ControlSweepResult, LevelRecord, SweepConfig, SweepSource, unit_record
 from lesbench.threads import torch_threads
 

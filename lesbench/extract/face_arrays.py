@@ -1,4 +1,5 @@
-"""Face-table helpers shared by the landmark-based metrics (sync, LMD, AU, controllability).
+"""Per-frame face tables as arrays: landmarks, AUs, valid frames, the eye distance. Shared by the
+landmark-based metrics (sync, LMD, AU, controllability), the sweep and LES-Talker's checks.
 
 The metrics accept either a frames table (``pandas.DataFrame`` with the columns of
 ``lesbench.extract.frames_table.frame_columns()``, as produced by ``FaceTracker.track`` or read
