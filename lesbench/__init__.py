@@ -5,6 +5,7 @@ The Python front door mirrors the command line::
     import lesbench
     summary = lesbench.prepare("mead/", "prepared/")            # lesbench prepare
     report = lesbench.validate("prepared/")                     # lesbench validate
+    data = lesbench.PreparedDataset("prepared/")                # read the prepared data set
     lesbench.build_les("prepared/").save("les/")                # lesbench les build
     lesbench.train("prepared/", "runs/les-talker", les="les/")  # lesbench train
     scores = lesbench.score("gen/", ref="prepared/")            # lesbench score
@@ -28,11 +29,14 @@ _FRONT_DOOR: dict[str, str] = {
     "PrepareConfig": "lesbench.pipelines.prepare_config:PrepareConfig",
     "validate": "lesbench.pipelines.validate:validate",
     "dataset_info": "lesbench.pipelines.info:dataset_info",
+    "PreparedDataset": "lesbench.prepared:PreparedDataset",
     "build_les": "lesbench.les.space:build_les",
     "train": "lesbench.model.train:train",
     "load_generator": "lesbench.model.generate:load_generator",
     "generate": "lesbench.model.generate:generate",
     "score": "lesbench.metrics.score:score",
+    "score_items": "lesbench.metrics.score:score_items",
+    "ScoreItem": "lesbench.metrics.discover:ScoreItem",
     "load_protocol": "lesbench.metrics.protocol:load_protocol",
     "evaluate": "lesbench.evaluation:evaluate",
     "build_leaderboard": "lesbench.leaderboard:build_leaderboard",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -35,6 +36,20 @@ def tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
+@contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write, then move it into place. On any error or
+    interrupt the temporary file is removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_parquet(table: "pa.Table", path: str | os.PathLike) -> Path:
     """Write ``table`` atomically: zstd, BYTE_STREAM_SPLIT for float columns (docs/design.md, performance).
 
@@ -45,36 +60,19 @@ def write_parquet(table: "pa.Table", path: str | os.PathLike) -> Path:
     import pyarrow.parquet as pq
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     floats = _float_leaf_paths(table.schema)
     dict_cols = [f.name for f in table.schema if f.name not in {p.split(".")[0] for p in floats}]
-    tmp = tmp_path(path)
-    try:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            use_byte_stream_split=floats or False,
-            use_dictionary=dict_cols or False,
-        )
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", use_byte_stream_split=floats or False,
+                       use_dictionary=dict_cols or False)
     return path
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    try:
+    with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

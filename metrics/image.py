@@ -46,7 +46,7 @@ import numpy as np
 
 from lesbench.metrics.base import Metric, MetricUnavailable, Output
 from lesbench.errors import LesbenchError
-from lesbench.weights import resolve as resolve_weight
+from lesbench import weights
 
 DATA_RANGE = 255.0
 SSIM_SIGMA = 1.5
@@ -292,13 +292,13 @@ def load_lpips(net: str = "alex", device: str | None = None, backbone_path: str 
         raise MetricUnavailable("lpips", f"the 'lpips' package cannot be imported ({type(e).__name__}: {e}); "
                                 "it needs torchvision built for the installed torch: pip install lpips") from e
     try:
-        path = resolve_weight(f"lpips-{net}", backbone_path)
+        path = weights.resolve(f"lpips-{net}", backbone_path)
     except LesbenchError as e:
         raise MetricUnavailable("lpips", f"backbone weights 'lpips-{net}' not found: {e}") from e
     # pnet_rand=True: build the backbone without torchvision downloading ImageNet weights; the
     # linear layers (pretrained=True) come from the lpips package itself.
     try:  # the v0.1 linear layers: lesbench's copy if registered/present, else the package's own
-        lin_path: str | None = str(resolve_weight(f"lpips-{net}-lin"))
+        lin_path: str | None = str(weights.resolve(f"lpips-{net}-lin"))
     except LesbenchError:
         lin_path = None
     kwargs = {"model_path": lin_path} if lin_path else {}

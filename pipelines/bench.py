@@ -44,7 +44,6 @@ import numpy as np
 from lesbench import io, schema
 from lesbench.cluster import make_local_cluster
 from lesbench.errors import DatasetError, MediaError
-from lesbench.pipelines.clip_media import work_shape
 from lesbench.pipelines.mead import MeadDataset
 from lesbench.pipelines.prepare import prepare
 from lesbench.pipelines.prepare_config import PrepareConfig
@@ -137,7 +136,7 @@ def _measure_decode(paths: list[str], fps: float, work_size: int | None) -> dict
     t, c = time.perf_counter(), _cpu_seconds()
     for p in paths:
         info = io.probe(p)
-        size = work_shape(info.width, info.height, work_size)
+        size = io.fit_within(info.width, info.height, work_size)
         for _ in io.iter_frames(p, fps=fps, size=None if size == (info.width, info.height) else size):
             frames += 1
     return {"frames": frames, "seconds": time.perf_counter() - t, "cpu_s": _cpu_seconds() - c}
@@ -154,7 +153,7 @@ def _measure_decode_landmark(paths: list[str], fps: float, work_size: int | None
     t, c = time.perf_counter(), _cpu_seconds()
     for p in paths:
         info = io.probe(p)
-        size = work_shape(info.width, info.height, work_size)
+        size = io.fit_within(info.width, info.height, work_size)
         it = io.iter_frames(p, fps=fps, size=None if size == (info.width, info.height) else size)
         df = stage.process(it, fps=fps, source_size=(info.width, info.height))
         frames += len(df)

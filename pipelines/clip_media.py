@@ -19,16 +19,6 @@ AUDIO_OFFSET_NOTE_S = 0.001
 SHORT_AUDIO_NOTE_S = 0.2
 
 
-def work_shape(width: int, height: int, work_size: int | None) -> tuple[int, int]:
-    """(w, h) to decode a ``width x height`` video at: longest side ``work_size`` at most,
-    even sizes, aspect kept; unchanged when already small enough."""
-    longest = max(width, height)
-    if work_size is None or longest <= work_size:
-        return width, height
-    f = work_size / longest
-    return max(2, int(round(width * f / 2)) * 2), max(2, int(round(height * f / 2)) * 2)
-
-
 class FrameTee:
     """Pass frames through while keeping their images (up to ``limit``) for the crop stage."""
 

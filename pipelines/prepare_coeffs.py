@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lesbench import schema
-from lesbench.atomic import tmp_path, write_text
+from lesbench.atomic import replacing, write_text
 from lesbench.errors import OutputWriteError
 from lesbench.pipelines import manifest as mf
 from lesbench.pipelines.prepare_clip import fit_face_model_file, remove_unwritten
@@ -55,13 +55,8 @@ def coefficients_pass(data: PreparedDataset, clips: list[schema.Clip], rows: dic
             src = Path(face_model)
             if src.resolve() != target.resolve():
                 blob = src.read_bytes()
-                tmp = tmp_path(target)
-                try:
-                    with writing(target):
-                        tmp.write_bytes(blob)
-                        os.replace(tmp, target)
-                finally:
-                    tmp.unlink(missing_ok=True)
+                with writing(target), replacing(target) as tmp:
+                    tmp.write_bytes(blob)
             provenance = {"loaded_from": str(src.resolve()), "sha256": file_sha256(target)}
             summary = f"loaded from {src}"
         else:

@@ -19,7 +19,6 @@ the clips it affects.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator
@@ -27,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator
 import numpy as np
 
 from lesbench import io, schema, weights
-from lesbench.atomic import tmp_path
+from lesbench.atomic import replacing
 from lesbench.errors import MediaError
 from lesbench.extract import action_units, audio_features, coeffs_table, crops, face, face_model, frames_table
-from lesbench.pipelines.clip_media import FrameTee, load_clip_audio, timing_notes, work_shape
+from lesbench.pipelines.clip_media import FrameTee, load_clip_audio, timing_notes
 from lesbench.pipelines.prepare_config import PrepareConfig, writing
 from lesbench.prepared import PreparedDataset
 from lesbench.weights import file_sha256  # the one hasher: cached per path, size, mtime
@@ -176,7 +175,7 @@ class FaceStage(Stage):
                                     "frames its header declares", "truncated")
         work.row.update(src_fps=float(info.fps), src_width=int(info.width), src_height=int(info.height),
                         vfr=bool(info.vfr), duration_s=float(info.duration_s))
-        size = work_shape(info.width, info.height, c.work_size)
+        size = io.fit_within(info.width, info.height, c.work_size)
         work.media = info
         work.decode_size = None if size == (info.width, info.height) else size
         work.tee = FrameTee(io.iter_frames(video, fps=c.fps, size=work.decode_size), c.max_buffer_frames)
@@ -305,15 +304,10 @@ class CropStage(Stage):
             mux = np.zeros(want, np.float32)
             mux[: min(want, len(work.samples))] = work.samples[:want]
         target = work.data.clip_file("crops", work.clip.clip_id)
-        tmp = tmp_path(target).with_suffix(".mp4.tmp")
-        try:
-            with writing(target):
-                io.write_video(tmp, frames, fps=c.fps, audio=mux, sr=c.sample_rate, crf=c.crf,
-                               preset=c.crop_preset)
-                work.check()
-                os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with writing(target), replacing(target) as tmp:
+            io.write_video(tmp, frames, fps=c.fps, audio=mux, sr=c.sample_rate, crf=c.crf,
+                           preset=c.crop_preset)
+            work.check()  # cancelled meanwhile: the temporary file goes, nothing is recorded
         work.written.append(target)
 
 

@@ -13,7 +13,8 @@ skdata = pytest.importorskip("skimage.data")
 
 from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES, N_LANDMARKS  # noqa: E402
 from lesbench.extract import face as face_mod  # noqa: E402
-from lesbench.extract.face import FaceTracker, analysis_shape  # noqa: E402
+from lesbench.extract.face import FaceTracker  # noqa: E402
+from lesbench.io import fit_within  # noqa: E402
 from lesbench.extract.frames_table import frame_columns, frames_schema, frames_to_table  # noqa: E402
 from lesbench.extract.head_pose import euler_from_rotation, rotation_from_euler  # noqa: E402
 
@@ -106,9 +107,9 @@ def test_downscaled_analysis_reports_source_pixels(tracker, astronaut):
         assert err < 0.03 * eye, err / eye
         # z uses the same pixel scale as x: spread comparable to the full-resolution run
         assert np.std(pts[:, 2]) == pytest.approx(np.std(ref[:, 2]), rel=0.1)
-    assert analysis_shape(1920, 1080, 640) == (640, 360)
-    assert analysis_shape(256, 256, 640) == (256, 256)
-    assert analysis_shape(1920, 1080, None) == (1920, 1080)
+    assert fit_within(1920, 1080, 640) == (640, 360)
+    assert fit_within(256, 256, 640) == (256, 256)
+    assert fit_within(1920, 1080, None) == (1920, 1080)
 
 
 def test_output_does_not_depend_on_previous_clips(astronaut):

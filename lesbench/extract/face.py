@@ -71,16 +71,6 @@ def _as_frames(frames: Iterable[Any], fps: float) -> Iterator[_FrameInput]:
             yield _FrameInput(int(item.index), float(item.t), item.image)
 
 
-def analysis_shape(width: int, height: int, analysis_size: int | None) -> tuple[int, int]:
-    """(w, h) to analyse a ``width x height`` frame at: longest side ``analysis_size`` at most,
-    aspect kept, even sizes; unchanged when already small enough or ``analysis_size`` is None."""
-    longest = max(width, height)
-    if analysis_size is None or longest <= analysis_size:
-        return width, height
-    f = analysis_size / longest
-    return max(2, int(round(width * f / 2)) * 2), max(2, int(round(height * f / 2)) * 2)
-
-
 # --------------------------------------------------------------------------------------------
 # Tracker
 # --------------------------------------------------------------------------------------------
@@ -236,7 +226,7 @@ class FaceTracker:
                 )
             h, w = image.shape[:2]
             out_w, out_h = source_size if source_size is not None else (w, h)
-            aw, ah = analysis_shape(w, h, analysis_size)
+            aw, ah = io.fit_within(w, h, analysis_size)
             if (aw, ah) != (w, h):
                 image = cv2.resize(image, (aw, ah), interpolation=cv2.INTER_AREA)
             # Strictly increasing ms timestamps even if t repeats or rounds to the same ms.
@@ -370,7 +360,7 @@ def analyze_video(
     info = io.probe(path, count_frames=False)
     if not info.has_video:
         raise MediaError(path, "no video stream", kind="no_video_stream")
-    size = analysis_shape(info.width, info.height, analysis_size)
+    size = io.fit_within(info.width, info.height, analysis_size)
     decode_size = None if size == (info.width, info.height) else size
     own = tracker is None
     tracker = tracker or FaceTracker()

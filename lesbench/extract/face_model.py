@@ -50,7 +50,6 @@ do the same by setting ``OPENBLAS_NUM_THREADS=1`` (or ``OMP_NUM_THREADS=1``) bef
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +58,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from lesbench import __version__
-from lesbench.atomic import tmp_path
+from lesbench.atomic import replacing
 from lesbench.errors import DatasetError, LesbenchError
 from lesbench.schema import N_LANDMARKS
 from lesbench.extract.pca import fix_signs, top_eigen
@@ -358,17 +357,12 @@ class FaceModel:
             "stable_landmarks": np.asarray(self.stable_landmarks, dtype=np.int32),
             "provenance": np.array(json.dumps(self.provenance, sort_keys=True)),
         }
-        tmp = tmp_path(path)
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, value in arrays.items():
-                    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                    info.external_attr = 0o644 << 16
-                    with zf.open(info, "w", force_zip64=True) as fh:
-                        np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with replacing(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, value in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                with zf.open(info, "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
         return path
 
     @classmethod

@@ -47,10 +47,11 @@ Import from ``lesbench.io``; the submodules are its implementation.
 
 from lesbench.io.audio import read_audio, read_audio_for_video
 from lesbench.io.info import MediaInfo, probe
-from lesbench.io.video import Frame, iter_frames, read_frames
+from lesbench.io.video import Frame, fit_within, iter_frames, read_frames
 from lesbench.io.write import AUDIO_SUFFIXES, write_audio, write_video
 
 __all__ = [
+    "fit_within",
     "Frame",
     "MediaInfo",
     "probe",

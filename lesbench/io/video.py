@@ -39,6 +39,17 @@ class Frame:
 
 
 
+def fit_within(width: int, height: int, longest: int | None) -> tuple[int, int]:
+    """(w, h) of a ``width x height`` frame scaled so its longest side is ``longest`` at most:
+    aspect kept, even sizes (what the H.264 encoder and the resizer expect); unchanged when it
+    is already small enough or ``longest`` is None."""
+    side = max(width, height)
+    if longest is None or side <= longest:
+        return width, height
+    f = longest / side
+    return max(2, int(round(width * f / 2)) * 2), max(2, int(round(height * f / 2)) * 2)
+
+
 def iter_frames(
     path: str | os.PathLike[str],
     fps: float | None = 25.0,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lesbench.atomic import tmp_path
+from lesbench.atomic import replacing
 from lesbench.io.decode import av_module
 from lesbench.io.video import Frame
 
@@ -141,9 +141,7 @@ def write_video(
     rate = _as_fraction(fps)
     samples = _check_audio(audio) if audio is not None else None
     sr = int(sr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    try:
+    with replacing(path) as tmp:
         container = av.open(str(tmp), mode="w", format="mp4",
                             options={"movflags": "+faststart"})
         try:
@@ -192,10 +190,6 @@ def write_video(
                 container.mux(astream.encode(None))
         finally:
             container.close()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -221,9 +215,7 @@ def write_audio(
     if a.size == 0:
         raise ValueError(f"{path}: no audio samples to write")
     sr = int(sr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    try:
+    with replacing(path) as tmp:
         options = {"movflags": "+faststart"} if fmt in ("ipod", "mp4") else {}
         container = av.open(str(tmp), mode="w", format=fmt, options=options)
         try:
@@ -234,8 +226,4 @@ def write_audio(
             container.mux(stream.encode(None))
         finally:
             container.close()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
