@@ -190,20 +190,25 @@ class FaceStage(Stage):
 
 
 class ActionUnitStage(Stage):
-    """Named AU intensities AU01..AU45 from the blendshapes (documented mapping, docs/action_units.md)."""
+    """Named AU intensities from the blendshapes (documented mapping, docs/action_units.md): the
+    17 averaged AU01..AU45 and the 26 per-side AU02_L..AU45_R."""
 
     name = "action-units"
     version = action_units.VERSION
     manifest_slot = 1
 
     def process(self, frames: "pd.DataFrame") -> "pd.DataFrame":
-        """(Re)write the AU columns of a frames table from its ``blendshapes`` column."""
+        """(Re)write the AU columns (averaged and per side) of a frames table from its
+        ``blendshapes`` column."""
         bs = (np.stack([np.asarray(v, np.float32) for v in frames["blendshapes"]])
               if len(frames) else np.zeros((0, len(schema.BLENDSHAPE_NAMES)), np.float32))
         aus = action_units.au_from_blendshapes(bs)
+        sided = action_units.sided_au_from_blendshapes(bs)
         out = frames.copy()
         for j, au in enumerate(schema.AU_NAMES):
             out[au] = aus[:, j]
+        for j, au in enumerate(action_units.SIDED_AU_NAMES):
+            out[au] = sided[:, j]
         return out
 
     def run(self, work: ClipWork) -> None:

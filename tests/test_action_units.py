@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lesbench.extract.action_units import AU_FORMULAS, PyFeatAUExtractor, au_frame, au_from_blendshapes, facs_rises
+from lesbench.extract.action_units import (
+    AU_FORMULAS,
+    BILATERAL_AUS,
+    BILATERAL_SET_NAMES,
+    SIDED_AU_FORMULAS,
+    SIDED_AU_NAMES,
+    PyFeatAUExtractor,
+    au_frame,
+    au_from_blendshapes,
+    bilateral_set,
+    facs_rises,
+    sided_au_from_blendshapes,
+)
 from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES, EMOTIONS
 
 IDX = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
@@ -87,8 +99,10 @@ def test_nan_rows_stay_nan():
     bs[1] = np.nan
     out = au_from_blendshapes(bs)
     assert np.isnan(out[1]).all() and np.isfinite(out[[0, 2]]).all()
+    sided = sided_au_from_blendshapes(bs)
+    assert np.isnan(sided[1]).all() and np.isfinite(sided[[0, 2]]).all()
     df = au_frame(bs)
-    assert list(df.columns) == list(AU_NAMES) and len(df) == 3
+    assert list(df.columns) == [*AU_NAMES, *SIDED_AU_NAMES] and len(df) == 3
 
 
 def test_facs_rises_helper():
@@ -157,3 +171,103 @@ def test_facs_rises_on_real_mead(mead_dev):
     assert max(deltas, key=lambda e: deltas[e]["AU12"]) == "happy"
     assert max(deltas, key=lambda e: deltas[e]["AU04"]) == "angry"
     assert max(deltas, key=lambda e: deltas[e]["AU05"]) == "surprised"
+
+
+# --- per-side AUs ------------------------------------------------------------------------------
+def _v1_averaged(bs: np.ndarray) -> np.ndarray:
+    """The averaged mapping as stage version 1 computed it, written out formula by formula
+    (AU_FORMULAS), to show that adding the per-side columns left the averaged ones unchanged."""
+    b = {n: np.clip(bs[:, i].astype(np.float32), 0, 1) for i, n in enumerate(BLENDSHAPE_NAMES)}
+
+    def m(stem):
+        return 0.5 * (b[stem + "Left"] + b[stem + "Right"])
+
+    au = {
+        "AU01": b["browInnerUp"], "AU02": m("browOuterUp"), "AU04": m("browDown"), "AU05": m("eyeWide"),
+        "AU06": np.fmax(m("cheekSquint"), np.sqrt(m("eyeSquint") * m("mouthSmile"))),
+        "AU07": m("eyeSquint"),
+        "AU09": np.fmax(m("noseSneer"), np.sqrt(m("mouthUpperUp") * m("eyeSquint")) * (1.0 - m("mouthSmile"))),
+        "AU10": m("mouthUpperUp"), "AU12": m("mouthSmile"), "AU14": m("mouthDimple"), "AU15": m("mouthFrown"),
+        "AU17": b["mouthShrugLower"], "AU20": m("mouthStretch"), "AU23": m("mouthPress"),
+        "AU25": np.fmax(b["jawOpen"] - b["mouthClose"], m("mouthLowerDown")), "AU26": b["jawOpen"],
+        "AU45": m("eyeBlink"),
+    }
+    return np.clip(np.stack([au[n] for n in AU_NAMES], -1), 0, 1).astype(np.float32)
+
+
+def test_averaged_columns_unchanged_by_the_sided_ones():
+    rng = np.random.default_rng(3)
+    bs = rng.uniform(-0.1, 1.1, size=(400, 52)).astype(np.float32)
+    bs[7] = np.nan
+    # asymmetric faces too: one side near zero, the other high
+    bs[::3, [IDX["mouthSmileLeft"], IDX["eyeSquintRight"]]] = 0.0
+    np.testing.assert_array_equal(au_from_blendshapes(bs), _v1_averaged(bs))
+
+
+def test_sided_names_and_dimension():
+    # 13 paired AUs -> 26 per-side columns; with the 4 unpaired ones, a 30-d bilateral set
+    assert BILATERAL_AUS == ("AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12", "AU14",
+                             "AU15", "AU20", "AU23", "AU45")
+    assert set(SIDED_AU_FORMULAS) == set(BILATERAL_AUS)
+    assert len(SIDED_AU_NAMES) == 26 and SIDED_AU_NAMES[:2] == ("AU02_L", "AU02_R")
+    assert len(BILATERAL_SET_NAMES) == 30
+    assert [n for n in BILATERAL_SET_NAMES if "_" not in n] == ["AU01", "AU17", "AU25", "AU26"]
+
+
+def test_sided_aus_from_hand_set_blendshapes():
+    # A one-sided smile and dimple (contempt), a one-sided brow lowerer, asymmetric squint
+    bs = _bs(mouthSmileLeft=0.8, mouthSmileRight=0.1, mouthDimpleLeft=0.6, browDownRight=0.5,
+             eyeSquintLeft=0.2, eyeSquintRight=0.4, mouthUpperUpRight=0.9, eyeBlinkLeft=1.0,
+             browInnerUp=0.7, jawOpen=0.3)
+    side = dict(zip(SIDED_AU_NAMES, sided_au_from_blendshapes(bs[None])[0].tolist()))
+    hand = {
+        "AU12_L": 0.8, "AU12_R": 0.1, "AU14_L": 0.6, "AU14_R": 0.0, "AU04_L": 0.0, "AU04_R": 0.5,
+        "AU07_L": 0.2, "AU07_R": 0.4, "AU45_L": 1.0, "AU45_R": 0.0, "AU10_L": 0.0, "AU10_R": 0.9,
+        # AU06 proxy per side: sqrt(eyeSquint_s * smile_s)
+        "AU06_L": np.sqrt(0.2 * 0.8), "AU06_R": np.sqrt(0.4 * 0.1),
+        # AU09 proxy per side: sqrt(upperUp_s * eyeSquint_s) * (1 - smile_s)
+        "AU09_L": 0.0, "AU09_R": np.sqrt(0.9 * 0.4) * (1 - 0.1),
+        "AU02_L": 0.0, "AU02_R": 0.0, "AU05_L": 0.0, "AU05_R": 0.0, "AU15_L": 0.0, "AU15_R": 0.0,
+        "AU20_L": 0.0, "AU20_R": 0.0, "AU23_L": 0.0, "AU23_R": 0.0,
+    }
+    assert set(hand) == set(SIDED_AU_NAMES)
+    for name, value in hand.items():
+        assert side[name] == pytest.approx(value, abs=1e-6), name
+    # the linear AUs' averaged column is the mean of its two sides; the proxies are not
+    avg = _au(bs)
+    for au in ("AU04", "AU07", "AU10", "AU12", "AU14", "AU45"):
+        assert avg[au] == pytest.approx(0.5 * (side[au + "_L"] + side[au + "_R"]), abs=1e-6)
+    assert avg["AU06"] == pytest.approx(np.sqrt(0.3 * 0.45), abs=1e-6)
+    # the bilateral set takes the unpaired AUs from the averaged columns
+    full = dict(zip(BILATERAL_SET_NAMES, bilateral_set(au_from_blendshapes(bs[None]),
+                                                       sided_au_from_blendshapes(bs[None]))[0].tolist()))
+    assert full["AU01"] == pytest.approx(0.7) and full["AU26"] == pytest.approx(0.3)
+    assert full["AU12_L"] == pytest.approx(0.8) and full["AU12_R"] == pytest.approx(0.1)
+
+
+def test_mirrored_face_swaps_the_sides():
+    # Swapping every Left/Right blendshape swaps every _L/_R column and leaves the averaged ones.
+    rng = np.random.default_rng(1)
+    bs = rng.uniform(0, 1, size=(20, 52)).astype(np.float32)
+    swap = [IDX[n.replace("Left", "#").replace("Right", "Left").replace("#", "Right")] for n in BLENDSHAPE_NAMES]
+    mirrored = bs[:, swap]
+    a, b = sided_au_from_blendshapes(bs), sided_au_from_blendshapes(mirrored)
+    partner = [SIDED_AU_NAMES.index(n[:-1] + ("R" if n.endswith("L") else "L")) for n in SIDED_AU_NAMES]
+    np.testing.assert_array_equal(a, b[:, partner])
+    np.testing.assert_allclose(au_from_blendshapes(bs), au_from_blendshapes(mirrored), atol=1e-7)
+
+
+def test_action_unit_stage_writes_both_sets():
+    import pandas as pd
+
+    from lesbench.extract.frames_table import frames_schema, frames_to_table
+    from lesbench.pipelines.stages import ActionUnitStage
+
+    bs = np.stack([_bs(mouthSmileLeft=0.8, mouthSmileRight=0.2), _bs(jawOpen=0.5)])
+    frames = pd.DataFrame({"blendshapes": list(bs)})
+    out = ActionUnitStage().process(frames)
+    assert out["AU12"].tolist() == pytest.approx([0.5, 0.0])
+    assert out["AU12_L"].tolist() == pytest.approx([0.8, 0.0])
+    assert out["AU12_R"].tolist() == pytest.approx([0.2, 0.0])
+    assert out["AU26"].tolist() == pytest.approx([0.0, 0.5])
+    assert set(SIDED_AU_NAMES) <= set(frames_schema().names)

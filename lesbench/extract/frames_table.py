@@ -20,6 +20,8 @@ Columns (``frame_columns()``):
 - ``blendshapes`` (52,) float32 in ``schema.BLENDSHAPE_NAMES`` order (checked against
   MediaPipe's category names on every frame).
 - ``AU01`` ... ``AU45`` float32 in [0, 1], from :func:`~lesbench.extract.action_units.au_from_blendshapes`.
+- ``AU02_L``, ``AU02_R`` ... ``AU45_R`` float32 in [0, 1]: the per-side AUs
+  (``action_units.SIDED_AU_NAMES``), from :func:`~lesbench.extract.action_units.sided_au_from_blendshapes`.
 
 Frames without a face have ``face = False`` and NaN in every number.
 """
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lesbench.schema import AU_NAMES, BLENDSHAPE_NAMES, N_LANDMARKS
-from lesbench.extract.action_units import au_from_blendshapes
+from lesbench.extract.action_units import SIDED_AU_NAMES, au_from_blendshapes, sided_au_from_blendshapes
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -48,7 +50,8 @@ FRAME_SCALAR_FLOAT_COLUMNS: tuple[str, ...] = ("yaw", "pitch", "roll", "tx", "ty
 
 def frame_columns(with_clip_id: bool = False) -> list[str]:
     """Column names of the frames table, in order."""
-    cols = ["frame", "t", "face", "bbox", *FRAME_SCALAR_FLOAT_COLUMNS, "landmarks", "blendshapes", *AU_NAMES]
+    cols = ["frame", "t", "face", "bbox", *FRAME_SCALAR_FLOAT_COLUMNS, "landmarks", "blendshapes", *AU_NAMES,
+            *SIDED_AU_NAMES]
     return (["clip_id"] if with_clip_id else []) + cols
 
 
@@ -73,6 +76,7 @@ def frames_schema(with_clip_id: bool = True) -> "pa.Schema":
         ),
         pa.field("blendshapes", pa.list_(f32, N_BLENDSHAPES), metadata={"names": ",".join(BLENDSHAPE_NAMES)}),
         *[pa.field(au, f32) for au in AU_NAMES],
+        *[pa.field(au, f32) for au in SIDED_AU_NAMES],
     ]
     if with_clip_id:
         fields.insert(0, pa.field("clip_id", pa.string(), nullable=False))
@@ -140,4 +144,7 @@ def assemble_frames(
     data["blendshapes"] = list(bss)
     for j, name in enumerate(AU_NAMES):
         data[name] = aus[:, j]
+    sided = sided_au_from_blendshapes(bss)
+    for j, name in enumerate(SIDED_AU_NAMES):
+        data[name] = sided[:, j]
     return pd.DataFrame(data, columns=frame_columns())
