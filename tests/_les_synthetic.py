@@ -84,8 +84,14 @@ def build_synthetic_prepared(
     n_frames: int = 40,
     seed: int = 0,
     noise: float = 0.02,
+    one_sided: str | None = None,
 ) -> dict:
-    """Write a synthetic prepared data set to ``out``; return the ground truth used."""
+    """Write a synthetic prepared data set to ``out``; return the ground truth used.
+
+    ``one_sided``: also write the per-side AU columns (action-units stage 2); every AU moves
+    both sides alike, except the emotion named here, whose delta is all on the ``_L`` side
+    (twice the averaged delta on ``_L``, none on ``_R``, so the average is unchanged).
+    """
     out = Path(out)
     paths = schema.dataset_paths(out)
     for key in ("frames", "audio", "coeffs"):
@@ -127,7 +133,13 @@ def build_synthetic_prepared(
                 aus[:, AU_INDEX["AU45"]] = np.clip(neutral[AU_INDEX["AU45"]] + blink, 0, 1)
                 exp = (aus - neutral[None, :]) @ P.T  # (T, K_EXP)
                 mel = mel_from_mouth(mouth, rng)
-                _write_clip(paths, cid, aus, exp, ident, mel, fm, rng)
+                sided = None
+                if one_sided is not None:
+                    left = aus + (emo[None, :] if emotion == one_sided else 0.0)
+                    right = aus - (emo[None, :] if emotion == one_sided else 0.0)
+                    sided = {f"{au}_{side}": (left if side == "L" else right)[:, AU_INDEX[au]]
+                             for au in schema.AU_NAMES for side in ("L", "R")}
+                _write_clip(paths, cid, aus, exp, ident, mel, fm, rng, sided)
                 rows.append(
                     dict(
                         clip_id=cid, speaker=s, view="front", emotion=emotion, level=level,
@@ -157,7 +169,7 @@ def _fsl(values: np.ndarray, width: int) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(flat, width)
 
 
-def _write_clip(paths, cid, aus, exp, ident, mel, fm, rng) -> None:
+def _write_clip(paths, cid, aus, exp, ident, mel, fm, rng, sided=None) -> None:
     n = len(aus)
     frame = np.arange(n, dtype=np.int32)
     t = frame / 25.0
@@ -176,6 +188,7 @@ def _write_clip(paths, cid, aus, exp, ident, mel, fm, rng) -> None:
         "landmarks": _fsl(lm.reshape(n, -1), schema.N_LANDMARKS * 3),
         "blendshapes": _fsl(np.zeros((n, 52)), 52),
         **{au: pa.array(aus[:, i].astype(np.float32)) for i, au in enumerate(schema.AU_NAMES)},
+        **{name: pa.array(v.astype(np.float32)) for name, v in (sided or {}).items()},
     }
     pq.write_table(pa.table(frames), paths["frames"] / f"{cid}.parquet")
     audio = {

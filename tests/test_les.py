@@ -191,3 +191,68 @@ def test_cli_build_writes_artifact_and_report(synthetic, tmp_path, capsys):
     assert main(["les", "show", str(tmp_path / "L")]) == 0
     assert "Held-out separation" in capsys.readouterr().out
     assert main(["les", "build", str(tmp_path / "nope")]) == 2
+
+
+# --- the bilateral option ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bilateral(tmp_path_factory):
+    """The same synthetic data with per-side AU columns; sad's delta is all on the _L side."""
+    root = tmp_path_factory.mktemp("les-bilateral") / "prepared"
+    build_synthetic_prepared(root, one_sided="sad")
+    return root
+
+
+def test_bilateral_needs_the_sided_columns(synthetic):
+    with pytest.raises(DatasetError, match=r"frames/.*\.parquet: no column\(s\) AU02_L"):
+        build_les(synthetic[0], bilateral=True)
+
+
+def test_bilateral_les_is_30d_and_finds_the_one_sided_emotion(bilateral, space, tmp_path):
+    from lesbench.extract.action_units import BILATERAL_SET_NAMES
+
+    bil = build_les(bilateral, bilateral=True)
+    assert bil.au_set == "bilateral" and tuple(bil.au_names) == BILATERAL_SET_NAMES
+    assert bil.matrix().shape == (len(EMOTIONS), 30)
+    asym = bil.asymmetry()
+    # sad = AU01 + AU04 + AU15 prototype: its delta is all on the left side
+    assert asym["sad"]["index"] > 0.9 and asym["sad"]["right"] == pytest.approx(0.0, abs=0.05)
+    assert asym["sad"]["pair"] in ("AU04", "AU15") and asym["sad"]["left"] > 0.4
+    for e in ("angry", "happy", "surprised"):
+        assert asym[e]["index"] < 0.1, e
+    d = bil.directions["sad"].direction
+    assert d[BILATERAL_SET_NAMES.index("AU01")] > 0.3  # the unpaired AU stays in the direction
+    # both AU sets' separations are recorded; the averaged one is the default LES's own
+    by_set = bil.separation_by_au_set
+    assert set(by_set) == {"averaged", "bilateral"}
+    assert by_set["averaged"]["accuracy"] == space.separation["accuracy"]
+    assert by_set["bilateral"] == bil.separation and bil.separation["accuracy"] == 1.0
+    # units hold both sides; a vector restricted to the brows moves only brow AUs
+    assert bil.units["brows"] == ("AU01", "AU02_L", "AU02_R", "AU04_L", "AU04_R")
+    v = bil.vector({"sad": 1.0}, units=["brows"])
+    moved = {BILATERAL_SET_NAMES[i] for i in np.flatnonzero(np.abs(v) > 1e-12)}
+    assert moved and moved <= set(bil.units["brows"])
+    # round trip; a bilateral LES is refused where the 17 averaged AUs are expected
+    bil.save(tmp_path / "bil")
+    with pytest.raises(LESError, match="bilateral LES over 30 AUs"):
+        LinearEmotionSpace.load(tmp_path / "bil")
+    back = LinearEmotionSpace.load(tmp_path / "bil", allow_bilateral=True)
+    np.testing.assert_allclose(back.matrix(), bil.matrix())
+    assert back.separation_by_au_set == json.loads(json.dumps(by_set))
+    assert json.loads((tmp_path / "bil" / "les.json").read_text())["asymmetry"]["sad"]["index"] > 0.9
+    from lesbench.les.report import report_text
+
+    text = report_text(back)
+    assert "## Held-out separation by AU set" in text and "| sad | " in text and "AU set: bilateral (30 AUs)" in text
+
+
+def test_averaged_les_unchanged_by_the_sided_columns(synthetic, bilateral, tmp_path):
+    # The default LES on a data set with the per-side columns is the one without them, file for file.
+    a = build_les(synthetic[0])
+    b = build_les(bilateral)
+    np.testing.assert_array_equal(a.matrix(), b.matrix())
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    assert (tmp_path / "a" / "les.npz").read_bytes() == (tmp_path / "b" / "les.npz").read_bytes()
+    ja, jb = (json.loads((tmp_path / x / "les.json").read_text()) for x in "ab")
+    ja["provenance"].pop("root", None), jb["provenance"].pop("root", None)
+    assert "au_set" not in ja and ja == jb

@@ -23,6 +23,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--robust", choices=["median", "trimmed", "mean"], default="median",
                    help="robust mean over train speakers (default: median)")
     b.add_argument("--split", default="train", help="split the LES is built from (default: train)")
+    b.add_argument("--bilateral", action="store_true",
+                   help="build on the 30-d bilateral AU set (left and right AUs apart where MediaPipe gives both; "
+                        "needs a data set prepared with action-units stage 2); the report then also shows the "
+                        "averaged set's held-out separation. LES-Talker trains on the default averaged LES")
     s = sub.add_parser("show", help="print the report of an LES folder")
     s.add_argument("les_dir", metavar="LES_DIR")
 
@@ -34,10 +38,10 @@ def _run(args: argparse.Namespace) -> int:
     from lesbench.les.space import LinearEmotionSpace, build_les
 
     if args.les_command == "show":
-        print(report_text(LinearEmotionSpace.load(args.les_dir)), end="")
+        print(report_text(LinearEmotionSpace.load(args.les_dir, allow_bilateral=True)), end="")
         return 0
     out = Path(args.out) if args.out else Path(args.prepared) / "les"
-    space = build_les(args.prepared, robust=args.robust, train_split=args.split)
+    space = build_les(args.prepared, robust=args.robust, train_split=args.split, bilateral=args.bilateral)
     space.save(out)
     written = write_report(space, out)
     print(report_text(space), end="")

@@ -36,12 +36,29 @@ import numpy as np
 
 from lesbench import schema
 from lesbench.errors import LesbenchError
+from lesbench.extract.action_units import BILATERAL_SET_NAMES
 from lesbench.records import json_safe
 
 LES_FORMAT_VERSION = "1"
 LES_JSON = "les.json"
 LES_NPZ = "les.npz"
 NEUTRAL = "neutral"
+
+#: The AU sets an LES can be built on: the 17 left/right-averaged AUs (the default, what
+#: LES-Talker trains on) or the 30-d bilateral set (each AU split by side where MediaPipe
+#: gives both sides; docs/action_units.md).
+AU_SETS: dict[str, tuple[str, ...]] = {"averaged": schema.AU_NAMES, "bilateral": BILATERAL_SET_NAMES}
+
+
+def au_base(name: str) -> str:
+    """``"AU12_L"`` -> ``"AU12"``; an averaged name is its own base."""
+    return name.split("_", 1)[0]
+
+
+def units_for(au_names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """``schema.FACIAL_UNITS`` over an AU set: a unit holds both sides of each of its AUs."""
+    names = tuple(au_names)
+    return {u: tuple(n for n in names if au_base(n) in aus) for u, aus in schema.FACIAL_UNITS.items()}
 
 
 class LESError(LesbenchError):
@@ -52,7 +69,8 @@ class LESError(LesbenchError):
 class EmotionDirection:
     """One emotion's direction in AU space and how its MEAD levels lie along it.
 
-    ``direction``: (17,) unit vector, ``schema.AU_NAMES`` order. ``norm``: length of the robust
+    ``direction``: (D,) unit vector in the space's ``au_names`` order (D = 17 averaged AUs,
+    30 bilateral). ``norm``: length of the robust
     level-3 delta (AU intensity units, [0, 1] scale). ``level_scales``: MEAD level -> median
     projection of that level's delta on ``direction`` (same units). ``r2``: linearity of the
     projection against the level (line fit over per-speaker points). ``monotonic``: the median
@@ -71,9 +89,10 @@ class EmotionDirection:
     source_level: int = 3
     per_speaker: dict[str, dict[int, float]] = field(default_factory=dict)
 
-    def top_aus(self, k: int = 4) -> list[tuple[str, float]]:
+    def top_aus(self, k: int = 4, au_names: tuple[str, ...] = schema.AU_NAMES) -> list[tuple[str, float]]:
+        """The ``k`` AUs of largest weight, ``(name, weight)``; ``au_names``: the space's AU set."""
         order = np.argsort(-np.abs(self.direction))[:k]
-        return [(schema.AU_NAMES[i], float(self.direction[i])) for i in order]
+        return [(au_names[i], float(self.direction[i])) for i in order]
 
     def level_fraction(self, mead_level: int) -> float:
         """The LES level (fraction of level 3) at which MEAD level ``mead_level`` lies."""
@@ -93,6 +112,39 @@ class LinearEmotionSpace:
     provenance: dict = field(default_factory=dict)
     separation: dict = field(default_factory=dict)  # held-out separation numbers (report)
     version: str = LES_FORMAT_VERSION
+    #: AU set -> held-out separation of an LES built the same way on that set (report; filled
+    #: by ``build_les(..., bilateral=True)``, empty otherwise).
+    separation_by_au_set: dict = field(default_factory=dict)
+
+    @property
+    def au_set(self) -> str:
+        """``"averaged"`` (17 AUs) or ``"bilateral"`` (30), from ``au_names``."""
+        for name, names in AU_SETS.items():
+            if tuple(self.au_names) == names:
+                return name
+        raise LESError(f"LES over an unknown AU set ({len(self.au_names)} AUs: {', '.join(self.au_names[:5])} ...)")
+
+    def asymmetry(self) -> dict[str, dict]:
+        """Per emotion, how one-sided its direction is (bilateral set only; empty otherwise).
+
+        ``index`` = sum over AU pairs of ``|d_L - d_R|`` / sum of ``|d_L| + |d_R|`` (0: the
+        two sides move alike, 1: only one side moves); ``pair``: the AU whose sides differ
+        most, with ``left`` / ``right`` its direction weights (unit-direction units).
+        """
+        names = list(self.au_names)
+        pairs = [(au_base(n), names.index(n), names.index(au_base(n) + "_R")) for n in names if n.endswith("_L")]
+        if not pairs:
+            return {}
+        out = {}
+        for e in self.emotions:
+            d = self.directions[e].direction
+            diff = np.array([abs(d[i] - d[j]) for _, i, j in pairs])
+            total = float(sum(abs(d[i]) + abs(d[j]) for _, i, j in pairs))
+            k = int(np.argmax(diff))
+            au, i, j = pairs[k]
+            out[e] = {"index": float(diff.sum() / total) if total > 0 else 0.0, "pair": au,
+                      "left": float(d[i]), "right": float(d[j])}
+        return out
 
     # -- vector algebra ------------------------------------------------------------------------
     @property
@@ -100,11 +152,11 @@ class LinearEmotionSpace:
         return sorted(self.directions)
 
     def matrix(self) -> np.ndarray:
-        """(E, 17) unit directions in ``self.emotions`` order."""
+        """(E, D) unit directions in ``self.emotions`` order (D = ``len(au_names)``)."""
         return np.stack([self.directions[e].direction for e in self.emotions])
 
     def unit_mask(self, units: Iterable[str] | None) -> np.ndarray:
-        """(17,) 0/1 mask of the AUs in ``units`` (all ones when ``units`` is None)."""
+        """(D,) 0/1 mask of the AUs in ``units`` (all ones when ``units`` is None)."""
         if units is None:
             return np.ones(len(self.au_names))
         mask = np.zeros(len(self.au_names))
@@ -122,7 +174,7 @@ class LinearEmotionSpace:
         units: Iterable[str] | None = None,
         offsets: Mapping[str, float] | None = None,
     ) -> np.ndarray:
-        """LES vector (17,) float64: AU delta from the neutral reference.
+        """LES vector (D,) float64 (``au_names`` order): AU delta from the neutral reference.
 
         ``weights`` maps emotion -> level (fraction of MEAD level 3; 0 = neutral, 1 = level 3;
         compounds are several entries). ``units`` keeps only those facial units' AUs.
@@ -156,7 +208,7 @@ class LinearEmotionSpace:
     ) -> dict[str, float] | tuple[dict[str, float], dict[str, float]]:
         """Map measured AUs into LES coordinates (``--emotion-from CLIP``).
 
-        ``aus``: (T, 17) or (17,) measured AU intensities; their mean minus ``speaker_neutral``
+        ``aus``: (T, D) or (D,) measured AU intensities (``au_names`` order); their mean minus ``speaker_neutral``
         (default: the global neutral) is fitted by non-negative least squares on the scaled
         directions ``|d_e| d_e``. Returns emotion -> level (fraction of level 3). With
         ``residual=True`` also returns the per-AU remainder as offsets.
@@ -176,7 +228,7 @@ class LinearEmotionSpace:
         return weights, {au: float(r) for au, r in zip(self.au_names, rest)}
 
     def classify(self, delta: np.ndarray) -> str:
-        """Nearest direction (cosine) to an AU delta (17,)."""
+        """Nearest direction (cosine) to an AU delta (D,)."""
         m = self.matrix()
         sims = m @ delta / (np.linalg.norm(delta) + 1e-12)
         return self.emotions[int(np.argmax(sims))]
@@ -211,7 +263,7 @@ class LinearEmotionSpace:
                     "speaker_monotonic": d.speaker_monotonic,
                     "n_speakers": d.n_speakers,
                     "source_level": d.source_level,
-                    "top_aus": d.top_aus(),
+                    "top_aus": d.top_aus(au_names=tuple(self.au_names)),
                     "per_speaker": {s: {str(k): v for k, v in p.items()} for s, p in d.per_speaker.items()},
                 }
                 for e, d in sorted(self.directions.items())
@@ -220,14 +272,26 @@ class LinearEmotionSpace:
             "provenance": self.provenance,
             "npz_sha256": hashlib.sha256((out / LES_NPZ).read_bytes()).hexdigest(),
         }
+        # Written only for the bilateral option, so an averaged LES's files (and hash) are
+        # what they were before the option existed.
+        if self.au_set != "averaged":
+            meta["au_set"] = self.au_set
+            meta["asymmetry"] = self.asymmetry()
+        if self.separation_by_au_set:
+            meta["separation_by_au_set"] = self.separation_by_au_set
         tmp = out / (LES_JSON + ".tmp")
         tmp.write_text(json.dumps(json_safe(meta), indent=1))
         tmp.replace(out / LES_JSON)
         return out
 
     @classmethod
-    def load(cls, path: str | Path) -> "LinearEmotionSpace":
-        """Read an LES folder (or its ``les.json``); checks the format version and npz hash."""
+    def load(cls, path: str | Path, *, allow_bilateral: bool = False) -> "LinearEmotionSpace":
+        """Read an LES folder (or its ``les.json``); checks the format version and npz hash.
+
+        A bilateral LES (``lesbench les build --bilateral``) is refused unless
+        ``allow_bilateral``: LES-Talker, its checks and the controllability sweep condition on
+        and measure the 17 averaged AUs.
+        """
         path = Path(path)
         folder = path.parent if path.name == LES_JSON else path
         jpath, npath = folder / LES_JSON, folder / LES_NPZ
@@ -242,6 +306,11 @@ class LinearEmotionSpace:
         with np.load(npath) as z:
             mat, refs, gneutral = z["directions"], z["neutral_refs"], z["global_neutral"]
         au_names = tuple(meta["au_names"])
+        if au_names != schema.AU_NAMES and not allow_bilateral:
+            raise LESError(
+                f"{jpath}: a {meta.get('au_set', 'non-default')} LES over {len(au_names)} AUs; LES-Talker, its checks "
+                f"and the sweep use the {len(schema.AU_NAMES)} averaged AUs: build one without --bilateral"
+            )
         directions = {}
         for i, e in enumerate(meta["emotions"]):
             d = meta["directions"][e]
@@ -266,6 +335,7 @@ class LinearEmotionSpace:
             provenance=meta.get("provenance", {}),
             separation=meta.get("separation", {}),
             version=str(meta["version"]),
+            separation_by_au_set=meta.get("separation_by_au_set", {}),
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -75,26 +76,47 @@ def open_prepared(root: str | Path) -> PreparedIndex:
     return PreparedIndex(data=data, clips=sorted(clips, key=lambda c: c.clip_id))
 
 
-def read_clip_aus(data: PreparedDataset, clip_id: str) -> np.ndarray:
+def read_clip_aus(data: PreparedDataset, clip_id: str,
+                  au_names: Sequence[str] = schema.AU_NAMES) -> np.ndarray:
     """Per-frame AU intensities of one clip, frames with a face and finite AUs only.
 
-    Returns (T_face, 17) float64 in ``schema.AU_NAMES`` order.
+    ``au_names``: frames-table columns to read (default the 17 averaged AUs; the bilateral set
+    is ``action_units.BILATERAL_SET_NAMES``). Returns (T_face, len(au_names)) float64 in that order.
     """
-    table = data.read_table("frames", clip_id, ["face", *schema.AU_NAMES])
+    table = data.read_table("frames", clip_id, ["face", *au_names])
     table = table[table["face"].astype(bool)]
-    aus = table[list(schema.AU_NAMES)].to_numpy(np.float64)
+    aus = table[list(au_names)].to_numpy(np.float64)
     return aus[np.isfinite(aus).all(axis=1)]
 
 
-def clip_mean_aus(index: PreparedIndex, clips: list[ClipRecord] | None = None) -> dict[str, np.ndarray]:
-    """Mean AU vector (17,) of every clip that has at least one face frame.
+def require_au_columns(index: PreparedIndex, au_names: Sequence[str]) -> None:
+    """Raise :class:`DatasetError` naming the first clip's frames table when it lacks any of
+    ``au_names`` (e.g. the per-side AUs of a data set prepared before action-units stage 2)."""
+    import pyarrow.parquet as pq
+
+    path = index.data.clip_file("frames", index.clips[0].clip_id)
+    try:
+        names = set(pq.read_schema(path).names)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported with its path
+        raise DatasetError(f"{path}: unreadable frames table ({exc})") from None
+    missing = [n for n in au_names if n not in names]
+    if missing:
+        raise DatasetError(
+            f"{path}: no column(s) {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}; the per-side AUs "
+            "come from the action-units stage version 2 or later: prepare the data set again (`lesbench prepare`)"
+        )
+
+
+def clip_mean_aus(index: PreparedIndex, clips: list[ClipRecord] | None = None,
+                  au_names: Sequence[str] = schema.AU_NAMES) -> dict[str, np.ndarray]:
+    """Mean AU vector (len(au_names),) of every clip that has at least one face frame.
 
     Clips that cannot be read are recorded in ``index.skipped`` and left out.
     """
     out: dict[str, np.ndarray] = {}
     for clip in clips if clips is not None else index.clips:
         try:
-            aus = read_clip_aus(index.data, clip.clip_id)
+            aus = read_clip_aus(index.data, clip.clip_id, au_names)
         except DatasetError as exc:
             index.skipped[clip.clip_id] = str(exc)
             continue

@@ -33,7 +33,7 @@ def report_text(space: LinearEmotionSpace) -> str:
         "",
         f"LES format {space.version}; built from {md_text(prov.get('root', '?'))} (split {md_text(repr(prov.get('train_split', 'train')))}, "
         f"{prov.get('n_train_clips', '?')} clips, {len(space.neutral_refs)} speakers with a neutral reference, "
-        f"robust mean: {prov.get('robust', 'median')}).",
+        f"robust mean: {prov.get('robust', 'median')}); AU set: {space.au_set} ({len(space.au_names)} AUs).",
         f"dataset.json sha256: {prov.get('dataset.json_sha256')}",
         "",
         "Level scales are projections on the unit direction (AU intensity units); `frac` = scale / level-3 scale,",
@@ -51,7 +51,7 @@ def report_text(space: LinearEmotionSpace) -> str:
                 cells.append(f"{d.level_scales[k]:.3f}" + (f" ({frac:.2f})" if k != d.source_level else ""))
             else:
                 cells.append("n/a")
-        tops = ", ".join(f"{au} {w:+.2f}" for au, w in d.top_aus(4))
+        tops = ", ".join(f"{au} {w:+.2f}" for au, w in d.top_aus(4, tuple(space.au_names)))
         lines.append(
             f"| {md_text(e)} | {d.norm:.3f} | {cells[0]} | {cells[1]} | {cells[2]} | {_fmt(d.r2)} | {_fmt(d.monotonic)} | "
             f"{_fmt(d.speaker_monotonic, 2)} | {tops} |"
@@ -72,10 +72,43 @@ def report_text(space: LinearEmotionSpace) -> str:
                   "|---" * (len(sep["emotions"]) + 1) + "|"]
         for e, row in zip(sep["emotions"], sep["confusion"]):
             lines.append(f"| {md_text(e)} | " + " | ".join(str(v) for v in row) + " |")
+    lines += _au_set_lines(space)
     skipped = prov.get("skipped_clips") or {}
     if skipped:
         lines += ["", f"Skipped {len(skipped)} clip(s):"] + [f"- {md_text(k)}: {md_text(v)}" for k, v in sorted(skipped.items())[:20]]
     return "\n".join(lines) + "\n"
+
+
+def _au_set_lines(space: LinearEmotionSpace) -> list[str]:
+    """The averaged and bilateral sets' held-out separation side by side, and how one-sided each
+    bilateral direction is (only for a bilateral LES)."""
+    by_set = space.separation_by_au_set or {}
+    lines: list[str] = []
+    if by_set:
+        sets = list(by_set)
+        lines += ["", "## Held-out separation by AU set", "",
+                  "The same LES built on each AU set from the same clips; nearest direction, held-out speakers.", "",
+                  "| | " + " | ".join(f"{md_text(k)}" for k in sets) + " |", "|---" * (len(sets) + 1) + "|"]
+        acc = [by_set[k].get("accuracy") for k in sets]
+        lines.append("| accuracy (all) | " + " | ".join(_fmt(a) for a in acc) + " |")
+        emos = sorted({e for k in sets for e in (by_set[k].get("per_emotion") or {})})
+        for e in emos:
+            lines.append(f"| {md_text(e)} | " + " | ".join(_fmt((by_set[k].get("per_emotion") or {}).get(e), 2)
+                                                           for k in sets) + " |")
+        levels = sorted({lv for k in sets for lv in (by_set[k].get("per_level") or {})})
+        for lv in levels:
+            lines.append(f"| level {md_text(lv)} | " + " | ".join(_fmt((by_set[k].get("per_level") or {}).get(lv), 2)
+                                                                  for k in sets) + " |")
+        lines.append("| clips | " + " | ".join(str(by_set[k].get("n_clips", 0)) for k in sets) + " |")
+    asym = space.asymmetry()
+    if asym:
+        lines += ["", "## One-sidedness of the directions (bilateral set)", "",
+                  "index = sum over AU pairs of |d_L - d_R| / sum of |d_L| + |d_R| (0: both sides alike, 1: one side only);",
+                  "_L / _R: MediaPipe's Left / Right blendshapes (docs/action_units.md says which side of the image).", "",
+                  "| emotion | index | most one-sided AU | _L | _R |", "|---|---|---|---|---|"]
+        for e, a in asym.items():
+            lines.append(f"| {md_text(e)} | {a['index']:.3f} | {a['pair']} | {a['left']:+.3f} | {a['right']:+.3f} |")
+    return lines
 
 
 def write_report(space: LinearEmotionSpace, out_dir: str | Path) -> list[Path]:

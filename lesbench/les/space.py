@@ -18,6 +18,7 @@ import numpy as np
 
 from lesbench.errors import DatasetError
 from lesbench.les.artefact import (
+    AU_SETS,
     LES_FORMAT_VERSION,
     LES_JSON,
     LES_NPZ,
@@ -28,8 +29,9 @@ from lesbench.les.artefact import (
     les_hash,
     parse_mix,
     parse_units,
+    units_for,
 )
-from lesbench.les.prepared import clip_mean_aus, open_prepared
+from lesbench.les.prepared import clip_mean_aus, open_prepared, require_au_columns
 
 
 def _robust_mean(rows: np.ndarray, method: str) -> np.ndarray:
@@ -63,17 +65,33 @@ def build_les(
     robust: str = "median",
     train_split: str = "train",
     min_speakers: int = 1,
+    bilateral: bool = False,
 ) -> LinearEmotionSpace:
     """Build the LES from a prepared data set's ``train_split`` (see module docstring).
 
     ``robust``: ``median`` (default), ``trimmed`` (20% trimmed mean) or ``mean`` across
     speakers. Held-out speakers (any other split) are used only for the separation report.
+    ``bilateral``: build on the 30-d bilateral AU set (``artefact.AU_SETS``; needs frames tables
+    from action-units stage 2) instead of the 17 averaged AUs; the space then also records the
+    held-out separation of the averaged set built the same way (``separation_by_au_set``).
     """
     index = open_prepared(prepared)
+    if bilateral:
+        require_au_columns(index, AU_SETS["bilateral"])
+        space = _build_on(index, AU_SETS["bilateral"], robust, train_split, min_speakers)
+        averaged = _build_on(open_prepared(prepared), AU_SETS["averaged"], robust, train_split, min_speakers)
+        space.separation_by_au_set = {"averaged": averaged.separation, "bilateral": space.separation}
+        return space
+    return _build_on(index, AU_SETS["averaged"], robust, train_split, min_speakers)
+
+
+def _build_on(index, au_names: tuple[str, ...], robust: str, train_split: str,
+              min_speakers: int) -> LinearEmotionSpace:
+    """:func:`build_les` on one AU set (``au_names``: frames-table columns)."""
     train = index.by_split(train_split)
     if not train:
         raise DatasetError(f"{index.data.path('clips')}: no clip in split {train_split!r}")
-    means = clip_mean_aus(index)
+    means = clip_mean_aus(index, au_names=au_names)
 
     def speaker_level_means(clips):
         """(speaker, emotion, level) -> mean AU over that cell's clips."""
@@ -134,6 +152,8 @@ def build_les(
         directions=directions,
         neutral_refs=neutral_refs,
         global_neutral=global_neutral,
+        units=units_for(au_names),
+        au_names=tuple(au_names),
         provenance={
             **index.data.provenance(),
             "train_split": train_split,
@@ -199,6 +219,7 @@ def heldout_separation(space: LinearEmotionSpace, clips, means: dict[str, np.nda
     }
 
 __all__ = [
+    "AU_SETS",
     "LES_FORMAT_VERSION",
     "LES_JSON",
     "LES_NPZ",
