@@ -194,20 +194,26 @@ def test_cli_build_writes_artifact_and_report(synthetic, tmp_path, capsys):
 
 
 # --- the bilateral option ------------------------------------------------------------------------
+SMALL = dict(n_train=3, n_heldout=1, sentences=1, n_frames=24)
+
+
 @pytest.fixture(scope="module")
-def bilateral(tmp_path_factory):
-    """The same synthetic data with per-side AU columns; sad's delta is all on the _L side."""
-    root = tmp_path_factory.mktemp("les-bilateral") / "prepared"
-    build_synthetic_prepared(root, one_sided="sad")
-    return root
+def pair(tmp_path_factory):
+    """A small synthetic data set without and with per-side AU columns (same values otherwise);
+    in the second, sad's delta is all on the _L side."""
+    root = tmp_path_factory.mktemp("les-bilateral")
+    build_synthetic_prepared(root / "plain", **SMALL)
+    build_synthetic_prepared(root / "sided", one_sided="sad", **SMALL)
+    return root / "plain", root / "sided"
 
 
-def test_bilateral_needs_the_sided_columns(synthetic):
+def test_bilateral_needs_the_sided_columns(pair):
     with pytest.raises(DatasetError, match=r"frames/.*\.parquet: no column\(s\) AU02_L"):
-        build_les(synthetic[0], bilateral=True)
+        build_les(pair[0], bilateral=True)
 
 
-def test_bilateral_les_is_30d_and_finds_the_one_sided_emotion(bilateral, space, tmp_path):
+def test_bilateral_les_is_30d_and_finds_the_one_sided_emotion(pair, tmp_path):
+    bilateral = pair[1]
     from lesbench.extract.action_units import BILATERAL_SET_NAMES
 
     bil = build_les(bilateral, bilateral=True)
@@ -224,7 +230,7 @@ def test_bilateral_les_is_30d_and_finds_the_one_sided_emotion(bilateral, space, 
     # both AU sets' separations are recorded; the averaged one is the default LES's own
     by_set = bil.separation_by_au_set
     assert set(by_set) == {"averaged", "bilateral"}
-    assert by_set["averaged"]["accuracy"] == space.separation["accuracy"]
+    assert by_set["averaged"] == build_les(pair[0]).separation
     assert by_set["bilateral"] == bil.separation and bil.separation["accuracy"] == 1.0
     # units hold both sides; a vector restricted to the brows moves only brow AUs
     assert bil.units["brows"] == ("AU01", "AU02_L", "AU02_R", "AU04_L", "AU04_R")
@@ -245,10 +251,10 @@ def test_bilateral_les_is_30d_and_finds_the_one_sided_emotion(bilateral, space, 
     assert "## Held-out separation by AU set" in text and "| sad | " in text and "AU set: bilateral (30 AUs)" in text
 
 
-def test_averaged_les_unchanged_by_the_sided_columns(synthetic, bilateral, tmp_path):
+def test_averaged_les_unchanged_by_the_sided_columns(pair, tmp_path):
     # The default LES on a data set with the per-side columns is the one without them, file for file.
-    a = build_les(synthetic[0])
-    b = build_les(bilateral)
+    a = build_les(pair[0])
+    b = build_les(pair[1])
     np.testing.assert_array_equal(a.matrix(), b.matrix())
     a.save(tmp_path / "a")
     b.save(tmp_path / "b")
