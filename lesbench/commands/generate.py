@@ -15,6 +15,13 @@ LES-Talker run from `lesbench train`. Levels are fractions of the MEAD level-3 e
   lesbench generate ... --emotion angry --units brows            # angry only in the brows
   lesbench generate ... --mix happy=0.5,surprised=0.5            # a compound emotion
   lesbench generate ... --emotion-from reference.mp4             # emotion measured from a clip's AUs
+  lesbench generate ... --emotion-from smiling.jpg                # ... or from a still image's AUs
+  lesbench generate ... --emotion-text "slightly sad, very surprised"
+
+--emotion-text takes "[intensity] emotion" phrases separated by commas or "and": MEAD's eight
+emotions and common synonyms (furious, scared, glad, shocked, ...); intensities slightly (0.25),
+somewhat (0.5), none = plain (0.75), very (1.0), extremely (1.25), in LES levels. The full
+lexicon: docs/les-talker.md.
 
 Facial units: brows, eyes, nose, mouth_upper, mouth_lower.
 When RUN has a learned refiner (RUN/refine.safetensors) it is used; --no-refine turns it off.
@@ -29,9 +36,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--emotion", help="one emotion (angry, contempt, disgusted, fear, happy, sad, surprised, neutral)")
     g.add_argument("--mix", metavar="E=L,...", help="compound emotion, e.g. happy=0.5,surprised=0.5")
-    g.add_argument("--emotion-from", metavar="CLIP", help="take the emotion from a clip's measured AUs")
-    p.add_argument("--reference-neutral", metavar="CLIP",
-                   help="with --emotion-from: a neutral clip of the same person (default: the LES's average neutral face)")
+    g.add_argument("--emotion-from", metavar="CLIP_OR_IMAGE",
+                   help="take the emotion from a clip's or a still image's measured AUs")
+    g.add_argument("--emotion-text", metavar="TEXT",
+                   help='the emotion in words, e.g. "slightly sad, very surprised" (lexicon: docs/les-talker.md)')
+    p.add_argument("--reference-neutral", metavar="CLIP_OR_IMAGE",
+                   help="with --emotion-from: a neutral clip or photo of the same person (default: the LES's average "
+                        "neutral face)")
     lv = p.add_mutually_exclusive_group()
     lv.add_argument("--level", type=float, help="LES level with --emotion (default 1.0 = MEAD level 3)")
     lv.add_argument("--mead-level", type=int, choices=[1, 2, 3], help="the LES level of MEAD level 1, 2 or 3")
@@ -62,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
         args.checkpoint, args.source, args.audio, args.out,
         emotion=args.emotion, level=args.level, mead_level=args.mead_level, mix=args.mix,
         emotion_from=args.emotion_from, emotion_from_neutral=args.reference_neutral, units=parse_units(args.units), offsets=offsets or None,
+        emotion_text=args.emotion_text,
         pose_motion=not args.no_head_motion, device=args.device, refine=False if args.no_refine else None,
     )
     refined = " (refined)" if result.extra.get("refined") else ""

@@ -5,6 +5,8 @@
     generate("runs/les", "photo.png", "speech.wav", "brows.mp4", emotion="angry", units=["brows"])
     generate("runs/les", "photo.png", "speech.wav", "mix.mp4", mix={"happy": 0.5, "surprised": 0.5})
     generate("runs/les", "photo.png", "speech.wav", "ref.mp4", emotion_from="reference.mp4")
+    generate("runs/les", "photo.png", "speech.wav", "ref.mp4", emotion_from="smiling.jpg")  # a still image
+    generate("runs/les", "photo.png", "speech.wav", "text.mp4", emotion_text="slightly sad, very surprised")
 
 Lower level (what tests and ``lesbench evaluate`` use)::
 
@@ -34,11 +36,12 @@ import numpy as np
 
 from lesbench import io, schema
 from lesbench.errors import LesbenchError, MediaError
+from lesbench.les.lexicon import parse_emotion_text
 from lesbench.les.prepared import read_clip_aus
 from lesbench.les.space import LESError, LinearEmotionSpace, parse_mix, parse_units
 from lesbench.model.config import config_from_dict
 from lesbench.model.refine_net import REFINE_FILE, load_refiner
-from lesbench.model.renderer import prepare_source, read_source_image, render_frames
+from lesbench.model.renderer import IMAGE_SUFFIXES, prepare_source, read_source_image, render_frames
 from lesbench.model.runs import META_FILE, MODEL_FILE, load_run_weights, resolve_device
 from lesbench.model.train import build_model
 from lesbench.extract.audio_features import audio_features
@@ -144,18 +147,21 @@ class Generator:
         emotion_from_neutral: np.ndarray | str | Path | None = None,
         units: Sequence[str] | str | None = None,
         offsets: Mapping[str, float] | None = None,
+        emotion_text: str | None = None,
     ) -> LESRequest:
         """Build the LES vector and the model's condition for one request.
 
-        Exactly one of ``emotion`` / ``mix`` / ``emotion_from`` (or none: neutral).
-        ``emotion_from``: measured AUs (T, 17) or (17,), a video file or a prepared
-        ``frames/{clip}.parquet`` — mapped into LES with :meth:`LinearEmotionSpace.to_les`
-        against ``emotion_from_neutral`` (AUs (17,), or a neutral clip of the same person; default:
-        the LES's global neutral reference).
+        Exactly one of ``emotion`` / ``mix`` / ``emotion_from`` / ``emotion_text`` (or none:
+        neutral). ``emotion_from``: measured AUs (T, 17) or (17,), a video file, a still image
+        (``renderer.IMAGE_SUFFIXES``) or a prepared ``frames/{clip}.parquet`` — mapped into LES
+        with :meth:`LinearEmotionSpace.to_les` against ``emotion_from_neutral`` (AUs (17,), or a
+        neutral clip or photo of the same person; default: the LES's global neutral reference).
+        ``emotion_text``: words such as ``"slightly sad, very surprised"``
+        (:func:`lesbench.les.lexicon.parse_emotion_text`) -> a mix.
         """
-        given = [x is not None for x in (emotion, mix, emotion_from)]
+        given = [x is not None for x in (emotion, mix, emotion_from, emotion_text)]
         if sum(given) > 1:
-            raise LESError("give only one of emotion, mix and emotion_from")
+            raise LESError("give only one of emotion, mix, emotion_from and emotion_text")
         if isinstance(units, str):
             units = parse_units(units)
         units = list(units) if units else None
@@ -179,6 +185,12 @@ class Generator:
                 weights = {emotion: float(lvl)}
         elif mix is not None:
             weights = parse_mix(mix) if isinstance(mix, str) else {k: float(v) for k, v in mix.items()}
+        elif emotion_text is not None:
+            weights = parse_emotion_text(emotion_text)
+            missing = [e for e in weights if e not in self.space.directions]
+            if missing:
+                raise LESError(f"--emotion-text {emotion_text!r}: {', '.join(missing)} not in this run's LES; "
+                               f"known: {', '.join(self.space.emotions)}")
         elif emotion_from is not None:
             aus = self._aus_from(emotion_from)
             neutral = emotion_from_neutral
@@ -215,10 +227,16 @@ class Generator:
         if path.suffix == ".parquet":
             # a prepared frames table: DATASET/frames/{clip_id}.parquet
             return read_clip_aus(PreparedDataset(path.parent.parent), path.stem)
-        table = analyze_video(path, tracker=self.tracker)
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            # a still image: its one frame's AUs, measured as a clip's frames are
+            table = self.tracker.track([read_source_image(path)])
+            what = "image"
+        else:
+            table = analyze_video(path, tracker=self.tracker)
+            what = "clip"
         table = table[table["face"].astype(bool)]
         if len(table) == 0:
-            raise LesbenchError(f"{path}: no face found in the --emotion-from clip")
+            raise LesbenchError(f"{path}: no face found in the --emotion-from {what}")
         return table[list(schema.AU_NAMES)].to_numpy(np.float64)
 
     # -- prediction -----------------------------------------------------------------------------
@@ -337,6 +355,7 @@ def generate(
     emotion_from_neutral: str | Path | np.ndarray | None = None,
     units: Sequence[str] | str | None = None,
     offsets: Mapping[str, float] | None = None,
+    emotion_text: str | None = None,
     pose_motion: bool = True,
     device: str | None = None,
     generator: Generator | None = None,
@@ -347,7 +366,8 @@ def generate(
     gen = generator or Generator(checkpoint, device=device, refine=refine)
     try:
         req = gen.request(emotion, level, mead_level=mead_level, mix=mix, emotion_from=emotion_from,
-                          emotion_from_neutral=emotion_from_neutral, units=units, offsets=offsets)
+                          emotion_from_neutral=emotion_from_neutral, units=units, offsets=offsets,
+                          emotion_text=emotion_text)
         frames, result = gen.generate(source, audio, request=req, pose_motion=pose_motion, return_result=True,
                                       refine=refine)
         path = io.write_video(out, frames, fps=schema.FPS, audio=result.extra["samples"], sr=result.extra["sample_rate"])
