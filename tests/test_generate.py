@@ -265,3 +265,33 @@ def test_done_when_on_demo_video(demo_run):
     lm = np.asarray(table["landmarks"].iloc[0]).reshape(schema.N_LANDMARKS, 3)
     band = slice(int(lm[[105, 334], 1].min()) - 12, int(lm[[145, 374], 1].max()) + 12)  # brows .. lower lids
     assert np.abs(edited[:, band].astype(int) - neutral[:, band].astype(int)).max() <= 1
+
+
+@pytest.mark.slow
+def test_emotion_text_and_photo_on_demo_video(demo_run, tmp_path):
+    """--emotion-text intensities order the measured prototype AUs on rendered video
+    (slightly < plain < very happy); --emotion-from a photo of a held-out speaker's happy frame,
+    against a neutral photo of the same speaker, asks for happy."""
+    import cv2
+
+    from lesbench import io
+    from lesbench.extract.measure import TrackerMeasure
+    from lesbench.model.generate import load_generator
+
+    demo, work = demo_run
+    gen = load_generator(work / "run", device="cpu")
+    src = io.read_frames(demo / "W009" / "video" / "front" / "neutral" / "level_1" / "001.mp4")[0]
+    speech = np.concatenate([io.read_audio(p) for p in sorted((demo / "W009" / "audio").rglob("*.m4a"))])
+    measure = TrackerMeasure(gen.tracker)
+    proto = [schema.AU_NAMES.index(a) for a in schema.FACS_PROTOTYPES["happy"]]
+    measured = [float(measure(gen.generate(src, speech, emotion_text=t))[proto].mean())
+                for t in ("slightly happy", "happy", "very happy")]
+    assert measured[0] < measured[1] < measured[2], measured
+
+    photos = {}
+    for name, clip in (("neutral", "neutral/level_1"), ("happy", "happy/level_3")):
+        frame = io.read_frames(demo / "W009" / "video" / "front" / clip / "001.mp4")[12]
+        photos[name] = tmp_path / f"{name}.jpg"
+        cv2.imwrite(str(photos[name]), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    r = gen.request(emotion_from=photos["happy"], emotion_from_neutral=photos["neutral"])
+    assert max(r.weights, key=r.weights.get) == "happy" and r.weights["happy"] > 0.3, r.weights
