@@ -262,3 +262,16 @@ def test_averaged_les_unchanged_by_the_sided_columns(pair, tmp_path):
     ja, jb = (json.loads((tmp_path / x / "les.json").read_text()) for x in "ab")
     ja["provenance"].pop("root", None), jb["provenance"].pop("root", None)
     assert "au_set" not in ja and ja == jb
+
+
+def test_cli_build_bilateral(pair, tmp_path, capsys):
+    from lesbench.cli import main
+
+    assert main(["les", "build", str(pair[1]), "--bilateral", "--out", str(tmp_path / "B")]) == 0
+    out = capsys.readouterr().out
+    assert "AU set: bilateral (30 AUs)" in out and "| averaged | bilateral |" in out
+    assert json.loads((tmp_path / "B" / "les.json").read_text())["au_set"] == "bilateral"
+    assert main(["les", "show", str(tmp_path / "B")]) == 0
+    assert "One-sidedness" in capsys.readouterr().out
+    assert main(["les", "build", str(pair[0]), "--bilateral", "--out", str(tmp_path / "C")]) == 2
+    assert "AU02_L" in capsys.readouterr().err
