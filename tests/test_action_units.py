@@ -152,14 +152,20 @@ def mead_au_deltas(root) -> "dict[str, dict[str, float]]":
                 continue
             df = tracker.track(io.iter_frames(clips[-1], fps=25))
             assert df["face"].mean() > 0.95, f"{clips[-1]}: face found in too few frames"
-            means[emotion] = df[list(AU_NAMES)].mean().to_numpy()
+            means[emotion] = df[[*AU_NAMES, *SIDED_AU_NAMES]].mean().to_numpy()
     neutral = means["neutral"]
-    return {e: dict(zip(AU_NAMES, (m - neutral).tolist())) for e, m in means.items() if e != "neutral"}
+    return {e: dict(zip([*AU_NAMES, *SIDED_AU_NAMES], (m - neutral).tolist()))
+            for e, m in means.items() if e != "neutral"}
+
+
+@pytest.fixture(scope="module")
+def mead_deltas(mead_dev):
+    return mead_au_deltas(mead_dev)
 
 
 @pytest.mark.meaddev
-def test_facs_rises_on_real_mead(mead_dev):
-    deltas = mead_au_deltas(mead_dev)
+def test_facs_rises_on_real_mead(mead_deltas):
+    deltas = mead_deltas
     failures = []
     for emotion, groups in REQUIRED_RISES.items():
         for aus in groups:
@@ -171,6 +177,22 @@ def test_facs_rises_on_real_mead(mead_dev):
     assert max(deltas, key=lambda e: deltas[e]["AU12"]) == "happy"
     assert max(deltas, key=lambda e: deltas[e]["AU04"]) == "angry"
     assert max(deltas, key=lambda e: deltas[e]["AU05"]) == "surprised"
+
+
+@pytest.mark.meaddev
+def test_real_contempt_is_one_sided(mead_deltas):
+    """MEAD W009's contempt dimples and raises one side of the mouth: per side, its AU14 and
+    AU10 rise on one side only, and its left/right difference is the largest of the emotions."""
+    def one_sidedness(d):
+        diff = sum(abs(d[a + "_L"] - d[a + "_R"]) for a in BILATERAL_AUS)
+        return diff / sum(abs(d[a + "_L"]) + abs(d[a + "_R"]) for a in BILATERAL_AUS)
+
+    c = mead_deltas["contempt"]
+    for au in ("AU14", "AU10"):
+        hi, lo = sorted((c[au + "_L"], c[au + "_R"]), reverse=True)
+        assert hi > 0.2 and abs(lo) < 0.05, (au, c[au + "_L"], c[au + "_R"])
+    index = {e: one_sidedness(d) for e, d in mead_deltas.items()}
+    assert max(index, key=index.get) == "contempt", index
 
 
 # --- per-side AUs ------------------------------------------------------------------------------
