@@ -282,7 +282,7 @@ def test_mirrored_face_swaps_the_sides():
 def test_action_unit_stage_writes_both_sets():
     import pandas as pd
 
-    from lesbench.extract.frames_table import frames_schema, frames_to_table
+    from lesbench.extract.frames_table import frames_schema
     from lesbench.pipelines.stages import ActionUnitStage
 
     bs = np.stack([_bs(mouthSmileLeft=0.8, mouthSmileRight=0.2), _bs(jawOpen=0.5)])
