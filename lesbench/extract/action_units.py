@@ -15,7 +15,7 @@ where py-feat and its detector weights are installed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
@@ -100,7 +100,7 @@ def _blendshape_columns(bs: np.ndarray, caller: str) -> dict[str, np.ndarray]:
     return {name: arr[..., i] for i, name in enumerate(BLENDSHAPE_NAMES)}
 
 
-def _sided_aus(pair) -> dict[str, np.ndarray]:  # noqa: ANN001 - stem -> (...) scores of one side or the mean
+def _sided_aus(pair: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
     """The paired AUs of :data:`BILATERAL_AUS` from ``pair(stem)``, which gives either the
     left/right mean of a blendshape pair or one side of it: one formula for both uses."""
     eye_squint = pair("eyeSquint")

@@ -118,11 +118,8 @@ class LinearEmotionSpace:
 
     @property
     def au_set(self) -> str:
-        """``"averaged"`` (17 AUs) or ``"bilateral"`` (30), from ``au_names``."""
-        for name, names in AU_SETS.items():
-            if tuple(self.au_names) == names:
-                return name
-        raise LESError(f"LES over an unknown AU set ({len(self.au_names)} AUs: {', '.join(self.au_names[:5])} ...)")
+        """``"averaged"`` (17 AUs), ``"bilateral"`` (30) or ``"custom"``, from ``au_names``."""
+        return next((name for name, names in AU_SETS.items() if tuple(self.au_names) == names), "custom")
 
     def asymmetry(self) -> dict[str, dict]:
         """Per emotion, how one-sided its direction is (bilateral set only; empty otherwise).

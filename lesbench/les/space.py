@@ -31,7 +31,7 @@ from lesbench.les.artefact import (
     parse_units,
     units_for,
 )
-from lesbench.les.prepared import clip_mean_aus, open_prepared, require_au_columns
+from lesbench.les.prepared import PreparedIndex, clip_mean_aus, open_prepared, require_au_columns
 
 
 def _robust_mean(rows: np.ndarray, method: str) -> np.ndarray:
@@ -85,7 +85,7 @@ def build_les(
     return _build_on(index, AU_SETS["averaged"], robust, train_split, min_speakers)
 
 
-def _build_on(index, au_names: tuple[str, ...], robust: str, train_split: str,
+def _build_on(index: PreparedIndex, au_names: tuple[str, ...], robust: str, train_split: str,
               min_speakers: int) -> LinearEmotionSpace:
     """:func:`build_les` on one AU set (``au_names``: frames-table columns)."""
     train = index.by_split(train_split)
