@@ -82,6 +82,10 @@ class Metric:
     #: what the metric reads per clip: any of "pred_video", "ref_video", "audio", "source",
     #: "pred_face", "ref_face" (face-tracker tables), "target_aus", "emotion", "level"
     inputs: ClassVar[tuple[str, ...]] = ("pred_video", "ref_video")
+    #: inputs the metric uses when the clip has them and does without otherwise: a reference
+    #: input (``ref_face``...) named here is passed as None for a clip without a usable
+    #: reference, where one named in :attr:`inputs` skips the clip ("no reference clip")
+    optional_inputs: ClassVar[tuple[str, ...]] = ()
     #: ``lesbench score`` calls ``update(**{name: value for name in inputs})`` (plus the
     #: extras "pred_size", "ref_size" = (width, height) of the videos), so ``update``'s keyword
     #: names are the input names. ``unit``: "clip" = a fresh instance per clip, one value per
