@@ -34,6 +34,10 @@ class Output:
     ``name``: its public name in results files and tables (``m-lmd``); ``label``: the column
     heading (None: not a headline column; tables show it under ``name``, after the labelled
     columns); ``decimals``: digits shown in tables; ``unit``: e.g. ``dB``, ``px`` ("" unitless).
+    ``reference_bound``: the ground-truth row's value is the best *meaningful* value (a sync
+    confidence: generated mouths can be more predictable from the voice than real ones, which is
+    not better); leaderboards rank such a column by distance to ground truth and mark values
+    past it.
     """
 
     key: str
@@ -42,6 +46,7 @@ class Output:
     direction: Direction = "higher"
     decimals: int = 3
     unit: str = ""
+    reference_bound: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:

@@ -92,11 +92,11 @@ class AVSync(Metric):
     name: ClassVar[str] = "sync"
     version: ClassVar[str] = VERSION
     outputs: ClassVar[tuple[Output, ...]] = (
-        Output("confidence", "av-sync", "AV conf", "higher", 3),
+        Output("confidence", "av-sync", "AV conf", "higher", 3, reference_bound=True),
         Output("abs_offset", "av-abs-offset", "|AV offset|", "lower", 2, "frames"),
         Output("offset", "av-offset", "AV offset", "target", 2, "frames"),
-        Output("confidence_z", "sync-confidence-z", None, "higher", 3),
-        Output("confidence_pct", "sync-confidence-pct", None, "higher", 3, "%"),
+        Output("confidence_z", "sync-confidence-z", None, "higher", 3, reference_bound=True),
+        Output("confidence_pct", "sync-confidence-pct", None, "higher", 3, "%", reference_bound=True),
         # against the reference clip (generated minus reference, same audio); NaN without one
         Output("offset_vs_ref", "sync-offset-vs-ref", None, "target", 2, "frames"),
         Output("abs_offset_vs_ref", "sync-abs-offset-vs-ref", None, "target", 2, "frames"),
