@@ -127,14 +127,20 @@ class CheckReport:
         head = ("method", "metric", "reference", "this run", "difference", "tolerance", "verdict")
         body = []
         hidden: dict[str, int] = {}
+        hidden_new: dict[str, int] = {}
         for r in self.rows:
             if not verbose and r.kind == "exact" and r.verdict == "PASS" and r.method != "(demo)":
                 hidden[r.method] = hidden.get(r.method, 0) + 1
+                continue
+            if not verbose and r.kind == "exact" and r.verdict == "NEW":  # counts and versions of new scores
+                hidden_new[r.method] = hidden_new.get(r.method, 0) + 1
                 continue
             body.append((r.method, r.metric, _fmt(r.reference), _fmt(r.run),
                          "" if r.difference is None else f"{r.difference:+.6g}", r.tolerance, r.verdict))
         for method, n in hidden.items():
             body.append((method, f"{n} counts, versions and hashes", "", "", "", "exact", "PASS"))
+        for method, n in hidden_new.items():
+            body.append((method, f"{n} counts and versions of new scores", "", "", "", "not in reference", "NEW"))
         body.sort(key=lambda row: (row[0] != "(demo)", row[0]))  # stable: keeps each method's order
         widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
         lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in (head, *body)]
