@@ -54,7 +54,9 @@ needed, otherwise the result is marked invalid with the reason.
 
 The signals are in :mod:`~lesbench.metrics.sync_features`, the estimate in
 :mod:`~lesbench.metrics.sync_estimate`, the null calibration of the confidence (version 3:
-``confidence_z``, ``confidence_pct``) in :mod:`~lesbench.metrics.sync_null`.
+``confidence_z``, ``confidence_pct``) and the comparison with the reference clip
+(``*_vs_ref``: generated minus reference on the same audio, where the clip has a reference) in
+:mod:`~lesbench.metrics.sync_null`.
 """
 
 from __future__ import annotations
