@@ -140,6 +140,10 @@ class Method:
     #: pairs it with the reference by the protocol's pairing) and may be scored from its file
     #: (:meth:`video_file`) instead of being re-encoded.
     keeps_own_length: ClassVar[bool] = False
+    #: per-frame features the method was trained on (``"au"``: the prepared data set's AU
+    #: intensities); None: not declared. Recorded in the results' provenance, where an emotion
+    #: classifier that reads the same features is flagged as not independent.
+    training_features: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, seed: int = 0, device: str | None = None, **options: Any) -> None:
         self.seed = int(seed)
@@ -188,7 +192,8 @@ class Method:
     def provenance(self) -> dict[str, Any]:
         """What identifies this run of the method: revision, checkpoint sha256, options."""
         return {"revision": None, "checkpoint": None, "checkpoint_sha256": None,
-                "options": {k: _jsonable(v) for k, v in sorted(self.options.items())}}
+                "options": {k: _jsonable(v) for k, v in sorted(self.options.items())},
+                "training_features": None if self.training_features is None else list(self.training_features)}
 
 
 def _jsonable(value: Any) -> Any:

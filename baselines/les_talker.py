@@ -26,6 +26,8 @@ class LESTalkerMethod(Method):
     name = "les-talker"
     card = "les-talker"
     controllable = True
+    #: LES-Talker and its variants learn to reproduce the prepared data set's AUs
+    training_features = ("au",)
 
     def __init__(self, seed: int = 0, device: str | None = None, checkpoint: str | Path | None = None,
                  refine: bool | None = None, **options: Any) -> None:

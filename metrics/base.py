@@ -34,6 +34,10 @@ class Output:
     ``name``: its public name in results files and tables (``m-lmd``); ``label``: the column
     heading (None: not a headline column; tables show it under ``name``, after the labelled
     columns); ``decimals``: digits shown in tables; ``unit``: e.g. ``dB``, ``px`` ("" unitless).
+    ``reference_bound``: the ground-truth row's value is the best *meaningful* value (a sync
+    confidence: generated mouths can be more predictable from the voice than real ones, which is
+    not better); leaderboards rank such a column by distance to ground truth and mark values
+    past it.
     """
 
     key: str
@@ -42,6 +46,7 @@ class Output:
     direction: Direction = "higher"
     decimals: int = 3
     unit: str = ""
+    reference_bound: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -82,6 +87,10 @@ class Metric:
     #: what the metric reads per clip: any of "pred_video", "ref_video", "audio", "source",
     #: "pred_face", "ref_face" (face-tracker tables), "target_aus", "emotion", "level"
     inputs: ClassVar[tuple[str, ...]] = ("pred_video", "ref_video")
+    #: inputs the metric uses when the clip has them and does without otherwise: a reference
+    #: input (``ref_face``...) named here is passed as None for a clip without a usable
+    #: reference, where one named in :attr:`inputs` skips the clip ("no reference clip")
+    optional_inputs: ClassVar[tuple[str, ...]] = ()
     #: ``lesbench score`` calls ``update(**{name: value for name in inputs})`` (plus the
     #: extras "pred_size", "ref_size" = (width, height) of the videos), so ``update``'s keyword
     #: names are the input names. ``unit``: "clip" = a fresh instance per clip, one value per

@@ -2,8 +2,11 @@
 
 ``lesbench train-classifier PREPARED --features au|crops|both`` trains, evaluates on held-out
 speakers (clips whose ``split`` is ``val`` or ``test`` in ``clips.parquet``) and writes
-``FILE.safetensors`` + ``FILE.json`` (the card: classes, features, architecture, data set,
-held-out accuracy). ``EmotionAccuracy(classifier=FILE)`` then uses it; results name it.
+``FILE.safetensors`` + ``FILE.json`` (the card: name, the weights' sha256, classes, features,
+architecture, training data set (folder, dataset.json sha256, speakers), held-out accuracy).
+``EmotionAccuracy(classifier=FILE)`` then uses it; ``lesbench evaluate`` records the card in the
+results file (:mod:`lesbench.metrics.emotion_classifier_card`), with a caveat when the method
+under test trains on the features the classifier reads (an ``au`` classifier and LES-Talker).
 
 Features and models (all frame-level, pooled to clip level by the mean class probability):
 
@@ -20,10 +23,11 @@ Features and models (all frame-level, pooled to clip level by the mean class pro
 
 Training: Adam (lr 1e-3), class-balanced cross-entropy (weights ∝ 1 / frames per class),
 fixed seed, CPU or GPU (``device``). Frames without a face (``face`` false or NaN AUs) are
+skipped.
 
 The networks and inference: :mod:`lesbench.metrics.emotion_classifier_model`; reading the
-training data: :mod:`lesbench.metrics.emotion_classifier_data`.
-skipped.
+training data: :mod:`lesbench.metrics.emotion_classifier_data`; cards in results:
+:mod:`lesbench.metrics.emotion_classifier_card`.
 """
 
 from __future__ import annotations
@@ -157,7 +161,8 @@ def train_classifier(prepared: str | Path, out: str | Path | None = None, featur
         "classes": list(EMOTIONS),
         "features": features,
         "architecture": arch,
-        "dataset": {"path": str(prepared.resolve()), "dataset_json": _dataset_json(prepared)},
+        "dataset": {"path": str(prepared.resolve()), "dataset_json": _dataset_json(prepared),
+                    "dataset_json_sha256": _sha256_or_none(prepared / "dataset.json")},
         "train": {"n_clips": len(train), "speakers": sorted({c.speaker for c in train}), "seed": seed,
                   "epochs": epochs, "seconds": round(time.time() - t0, 1)},
         "heldout": {"splits": ["val", "test"], "speakers": sorted({c.speaker for c in held}), **acc},
@@ -165,7 +170,8 @@ def train_classifier(prepared: str | Path, out: str | Path | None = None, featur
     tmp = out.with_suffix(".tmp.safetensors")
     # The weights file's own card leaves out where and how long (the folder's path, seconds), so
     # its sha256, which results record, is the same for the same training; FILE.json has them.
-    weights_card = {**card, "dataset": {k: v for k, v in card["dataset"].items() if k != "path"},
+    weights_card = {**card, "dataset": {k: v for k, v in card["dataset"].items()
+                                        if k not in ("path", "dataset_json_sha256")},
                     "train": {k: v for k, v in card["train"].items() if k != "seconds"}}
     save_file(tensors, str(tmp), metadata={"card": json.dumps(weights_card)})
     tmp.replace(out)
@@ -178,6 +184,10 @@ def train_classifier(prepared: str | Path, out: str | Path | None = None, featur
     log(f"held-out ({len(held)} clips): clip accuracy {acc['clip_accuracy']:.3f}, "
         f"frame accuracy {acc['frame_accuracy']:.3f}; wrote {out} and {card_path}")
     return TrainResult(str(out), card)
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    return file_sha256(path, fresh=True) if path.is_file() else None
 
 
 def _dataset_json(prepared: Path) -> dict:

@@ -89,7 +89,9 @@ class LSE(Metric):
     name: ClassVar[str] = "lse"
     version: ClassVar[str] = VERSION
     outputs: ClassVar[tuple[Output, ...]] = (
-        Output("lse_c", "lse-c", "LSE-C", "higher", 2), Output("lse_d", "lse-d", "LSE-D", "lower", 2),
+        # SyncNet's confidence and distance: generated mouths often beat real ones (ground truth bounds them)
+        Output("lse_c", "lse-c", "LSE-C", "higher", 2, reference_bound=True),
+        Output("lse_d", "lse-d", "LSE-D", "lower", 2, reference_bound=True),
         Output("offset", "lse-offset", "LSE offset", "target", 2, "frames"))
     protocol_args: ClassVar[dict[str, str]] = {"vshift": "lse_vshift", "crop_scale": "lse_crop_scale"}
     weights: ClassVar[tuple[str, ...]] = (WEIGHTS,)

@@ -210,8 +210,11 @@ def _score_clip(key: str, st: ClipStatus, pv: VideoData, rv: VideoData | None, p
             pred_idx = sampling.indices(len(pv.frames))
             ref_idx = sampling.indices(len(rv.frames)) if ref_ok and rv is not None else np.zeros(0, np.int64)
         args: dict[str, Any] = {}
-        for inp in m.inputs:
-            if inp == "pred_video":
+        optional = tuple(getattr(m, "optional_inputs", ()))
+        for inp in tuple(m.inputs) + optional:
+            if inp in optional and inp in REF_INPUTS and not ref_ok:
+                args[inp] = None
+            elif inp == "pred_video":
                 args[inp] = pv.frames[pred_idx]
             elif inp == "ref_video":
                 idx = ref_idx

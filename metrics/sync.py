@@ -54,7 +54,9 @@ needed, otherwise the result is marked invalid with the reason.
 
 The signals are in :mod:`~lesbench.metrics.sync_features`, the estimate in
 :mod:`~lesbench.metrics.sync_estimate`, the null calibration of the confidence (version 3:
-``confidence_z``, ``confidence_pct``) in :mod:`~lesbench.metrics.sync_null`.
+``confidence_z``, ``confidence_pct``) and the comparison with the reference clip
+(``*_vs_ref``: generated minus reference on the same audio, where the clip has a reference) in
+:mod:`~lesbench.metrics.sync_null`.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ import numpy as np
 
 from lesbench.metrics.base import Metric, Output
 from lesbench.metrics.sync_estimate import SyncResult, av_sync
-from lesbench.metrics.sync_null import N_NULL, NULL_MARGIN, NullCalibration, calibrate_sync
+from lesbench.metrics.sync_null import N_NULL, NULL_MARGIN, NullCalibration, calibrate_sync, reference_deltas
 
 VERSION = "xval-logmel-ridge/3"
 
@@ -79,18 +81,34 @@ class AVSync(Metric):
     of the offset means (``offset``/``abs_offset`` are NaN when every clip is still); ``n_still``
     counts them and :attr:`clip_notes` holds their notes (``lesbench score`` lists them as clip
     issues). Clips too short for a null are left out of the z/percentile means and counted in
-    ``n_uncalibrated``. ``n_null=0`` turns the calibration off (z, percentile NaN)."""
+    ``n_uncalibrated``. ``n_null=0`` turns the calibration off (z, percentile NaN).
+    With the reference clip's face table (``ref_face``, an optional input: clips without a
+    reference still get every other output) the reference's own offset and confidence on the
+    same audio are measured too (no null: :func:`av_sync` once), and ``offset_vs_ref``,
+    ``abs_offset_vs_ref``, ``confidence_vs_ref`` (generated minus reference,
+    :func:`~lesbench.metrics.sync_null.reference_deltas`), ``ref_offset`` and
+    ``ref_confidence`` are averaged like the other outputs: offsets over the clips where both
+    sides move, confidences over the clips where both are valid; NaN without any reference
+    (``lesbench score`` counts the clips without a value)."""
 
     name: ClassVar[str] = "sync"
     version: ClassVar[str] = VERSION
     outputs: ClassVar[tuple[Output, ...]] = (
-        Output("confidence", "av-sync", "AV conf", "higher", 3),
+        Output("confidence", "av-sync", "AV conf", "higher", 3, reference_bound=True),
         Output("abs_offset", "av-abs-offset", "|AV offset|", "lower", 2, "frames"),
         Output("offset", "av-offset", "AV offset", "target", 2, "frames"),
-        Output("confidence_z", "sync-confidence-z", None, "higher", 3),
-        Output("confidence_pct", "sync-confidence-pct", None, "higher", 3, "%"))
+        Output("confidence_z", "sync-confidence-z", None, "higher", 3, reference_bound=True),
+        Output("confidence_pct", "sync-confidence-pct", None, "higher", 3, "%", reference_bound=True),
+        # against the reference clip (generated minus reference, same audio); NaN without one
+        Output("offset_vs_ref", "sync-offset-vs-ref", None, "target", 2, "frames"),
+        Output("abs_offset_vs_ref", "sync-abs-offset-vs-ref", None, "target", 2, "frames"),
+        Output("confidence_vs_ref", "sync-confidence-vs-ref", None, "target", 3),
+        Output("ref_offset", "sync-ref-offset", None, "target", 2, "frames"),
+        Output("ref_confidence", "sync-ref-confidence", None, "target", 3))
     protocol_args: ClassVar[dict[str, str]] = {"max_shift": "sync_max_shift", "sr": "sample_rate", "fps": "fps"}
     inputs: ClassVar[tuple[str, ...]] = ("pred_face", "audio")
+    #: the reference clip's face table, when the clip has a reference: its sync on the same audio
+    optional_inputs: ClassVar[tuple[str, ...]] = ("ref_face",)
     needs_audio: ClassVar[bool] = True
     needs_face: ClassVar[bool] = True
 
@@ -104,11 +122,18 @@ class AVSync(Metric):
         self.results: list[SyncResult] = []
         self.nulls: list[NullCalibration] = []
         self.clip_notes: list[str] = []
+        #: per clip: the reference's :func:`av_sync` result (None: no reference given)
+        self.refs: list[SyncResult | None] = []
 
-    def update(self, pred_face: Any, audio: np.ndarray) -> None:
+    def update(self, pred_face: Any, audio: np.ndarray, ref_face: Any = None) -> None:
         r, cal = calibrate_sync(pred_face, audio, self.sr, self.fps, self.max_shift, self.n_null, self.null_margin)
         self.results.append(r)
         self.nulls.append(cal)
+        # the reference needs no null: only its offset and confidence are compared
+        ref = None if ref_face is None else av_sync(ref_face, audio, self.sr, self.fps, self.max_shift)
+        self.refs.append(ref)
+        if ref is not None and (not ref.valid or ref.still):
+            self.clip_notes.append(f"reference sync: {ref.reason if not ref.valid else ref.note}")
         if r.note:
             self.clip_notes.append(r.note)
         if r.valid and not r.still and not np.isfinite(cal.z) and self.n_null > 0:
@@ -121,6 +146,12 @@ class AVSync(Metric):
             raise ValueError(f"sync: no valid clip ({reasons})")
         moving = [r for r, _ in ok if r.offset is not None]
         calibrated = [c for _, c in ok if np.isfinite(c.z)]
+        deltas = [reference_deltas(r, ref) for r, ref in zip(self.results, self.refs) if r.valid and ref is not None]
+
+        def mean(key: str) -> float:  # over the clips where both sides are defined
+            vals = [d[key] for d in deltas if np.isfinite(d[key])]
+            return float(np.mean(vals)) if vals else float("nan")
+
         return {
             "offset": float(np.mean([r.offset for r in moving])) if moving else float("nan"),
             "abs_offset": float(np.mean([abs(r.offset) for r in moving])) if moving else float("nan"),
@@ -129,6 +160,8 @@ class AVSync(Metric):
             "confidence_z": float(np.mean([c.z for c in calibrated])) if calibrated else float("nan"),
             "confidence_pct": float(np.mean([c.percentile for c in calibrated])) if calibrated else float("nan"),
             "n_uncalibrated": float(len(ok) - len(calibrated)),
+            **{k: mean(k) for k in ("offset_vs_ref", "abs_offset_vs_ref", "confidence_vs_ref", "ref_offset",
+                                    "ref_confidence")},
         }
 
 

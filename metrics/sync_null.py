@@ -135,6 +135,28 @@ def calibrate_sync(landmarks: Any, audio: np.ndarray, sr: int = 16000, fps: floa
     return r, NullCalibration(r.confidence, z, pct, mean, sd, null_arr, rotations)
 
 
+def reference_deltas(pred: SyncResult, ref: SyncResult) -> dict[str, float]:
+    """A generated clip's sync minus its reference clip's, on the same audio.
+
+    ``offset_vs_ref`` = pred offset - ref offset (frames), ``abs_offset_vs_ref`` = |pred offset|
+    - |ref offset| (> 0: further out of sync than the reference), NaN where either clip is still
+    (no offset) or invalid; ``confidence_vs_ref`` = pred confidence - ref confidence (a still
+    clip counts with its confidence 0, as in the ``sync`` means), NaN where either is invalid.
+    ``ref_offset`` / ``ref_confidence``: the reference's own values (NaN where undefined).
+    """
+    nan = float("nan")
+
+    def num(x: Any) -> float:
+        return nan if x is None else float(x)
+
+    p_conf = num(pred.confidence) if pred.valid else nan
+    r_conf = num(ref.confidence) if ref.valid else nan
+    p_off = num(pred.offset) if pred.valid else nan
+    r_off = num(ref.offset) if ref.valid else nan
+    return {"ref_offset": r_off, "ref_confidence": r_conf, "offset_vs_ref": p_off - r_off,
+            "abs_offset_vs_ref": abs(p_off) - abs(r_off), "confidence_vs_ref": p_conf - r_conf}
+
+
 def sync_vs_reference(pred_face: Any, ref_face: Any, audio: np.ndarray, sr: int = 16000, fps: float = 25.0,
                       max_shift: int = 15, n_null: int = N_NULL, **kwargs: Any) -> dict[str, Any]:
     """A generated clip's sync next to its reference clip's, on the same audio.
@@ -145,23 +167,21 @@ def sync_vs_reference(pred_face: Any, ref_face: Any, audio: np.ndarray, sr: int 
     its reference), ``delta_confidence`` and ``delta_z`` (pred - ref; NaN where either side is
     undefined). Ground truth itself is not perfectly in sync (real recordings measure about
     +-1 frame), so the difference is the fair reading for a method that copies the reference's
-    timing.
+    timing. The ``delta_*`` values are :func:`reference_deltas` (what the ``sync`` metric reports).
     """
     out: dict[str, Any] = {}
+    results = {}
     for side, face in (("pred", pred_face), ("ref", ref_face)):
         r, cal = calibrate_sync(face, audio, sr, fps, max_shift, n_null, **kwargs)
+        results[side] = r
         out[f"{side}_offset"] = r.offset
         out[f"{side}_confidence"] = r.confidence
         out[f"{side}_confidence_z"] = cal.z
         out[f"{side}_confidence_pct"] = cal.percentile
         out[f"{side}_note"] = r.note or r.reason or cal.reason
-
-    def diff(a: Any, b: Any) -> float:
-        return float(a) - float(b) if a is not None and b is not None else float("nan")
-
-    out["delta_offset"] = diff(out["pred_offset"], out["ref_offset"])
-    out["delta_abs_offset"] = diff(None if out["pred_offset"] is None else abs(out["pred_offset"]),
-                                   None if out["ref_offset"] is None else abs(out["ref_offset"]))
-    out["delta_confidence"] = diff(out["pred_confidence"], out["ref_confidence"])
-    out["delta_z"] = diff(out["pred_confidence_z"], out["ref_confidence_z"])
+    d = reference_deltas(results["pred"], results["ref"])
+    out["delta_offset"] = d["offset_vs_ref"]
+    out["delta_abs_offset"] = d["abs_offset_vs_ref"]
+    out["delta_confidence"] = d["confidence_vs_ref"]
+    out["delta_z"] = out["pred_confidence_z"] - out["ref_confidence_z"]
     return out

@@ -110,6 +110,22 @@ def test_missing_method_and_missing_score_fail(results):
     assert _verdicts(report, "les-talker")["psnr"] == "FAIL"
 
 
+
+def test_scores_the_reference_lacks_are_listed_not_compared(results):
+    """An output added after the reference was made is NEW (with its count and version), never
+    a failure; a score the reference has still must match."""
+    run = copy.deepcopy(results)
+    run["les-talker"]["scores"]["sync-offset-vs-ref"] = {"version": "sync/3", "weights": {}, "value": -0.5, "n": 8}
+    report = compare(RunSummary(results, source="ref"), RunSummary(run, source="run"))
+    assert report.ok, report.format()
+    got = _verdicts(report, "les-talker")
+    assert got["sync-offset-vs-ref"] == got["sync-offset-vs-ref.n"] == got["sync-offset-vs-ref.version"] == "NEW"
+    assert got["fid"] == "PASS"
+    assert "1 passed" not in report.format() and "3 new (not in the reference, not compared)" in report.format()
+    run["les-talker"]["scores"]["fid"]["value"] = 40.0
+    assert _verdicts(compare(RunSummary(results, source="ref"), RunSummary(run, source="run")),
+                     "les-talker")["fid"] == "FAIL"
+
 def test_artefact_hashes_exact_on_the_same_processor_only(results):
     other = copy.deepcopy(results)
     other["les-talker"]["generation"]["checkpoint_sha256"] = "b" * 64

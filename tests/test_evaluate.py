@@ -330,6 +330,8 @@ def test_evaluate_passes_metric_options_and_records_the_classifier(prepared, tmp
     assert used["name"] == "emotion-au-test" and used["features"] == "au"
     assert used["sha256"] == hashlib.sha256(clf.read_bytes()).hexdigest()
     assert used["heldout_clip_accuracy"] == 0.5 and used["path"] == str(clf.resolve())
+    assert used["training_data"]["prepared"] == "/somewhere/prepared"  # the card embedded in the weights
+    assert rec["caveats"] == {}  # the static frame is not trained on anything
     assert "Static source frame" in render(build_leaderboard(tmp_path / "res"), "md")
 
     # without options, a scorer is called as before (no metric_options keyword) and none recorded

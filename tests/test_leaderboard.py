@@ -269,3 +269,67 @@ def test_readme_table_matches_data():
     assert section == render_readme_table(), (
         "README leaderboard is stale: run `lesbench leaderboard --update-readme README.md`"
     )
+
+
+# --------------------------------------------------------------------------- ground truth bounds, caveats
+
+def _write(d, recs):
+    for r in recs:
+        p = d / r["benchmark"] / r["dataset"]["name"] / f"{r['method']}.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(r))
+    return d
+
+
+def test_sync_confidence_is_ranked_by_distance_to_ground_truth(tmp_path):
+    """AV conf (reference-bound): ground truth 0.800; 0.850 is past it (marked), 0.780 is
+    closest (0.020 < 0.050 < 0.100) and bold; |AV offset| keeps its plain direction."""
+    from lesbench.leaderboard.tables import best_methods, past_reference
+
+    d = _write(tmp_path / "r", [
+        make_record("ground-truth", {"av-sync": (0.8, True), "av-abs-offset": (0.5, False)}),
+        make_record("one-hot", {"av-sync": (0.85, True), "av-abs-offset": (0.25, False)}),
+        make_record("les-talker", {"av-sync": (0.78, True), "av-abs-offset": (1.0, False)}),
+        make_record("static", {"av-sync": (0.7, True), "av-abs-offset": (2.0, False)}),
+    ])
+    lb = build_leaderboard(d, include_reported=False)
+    t = lb.measured[0]
+    assert best_methods(t)["av-sync"] == {"les-talker"}  # plain "higher" would pick one-hot
+    assert best_methods(t)["av-abs-offset"] == {"one-hot"}
+    assert past_reference(t) == {"av-sync": {"one-hot"}}
+    md = render(lb, "md")
+    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| LES")
+            or line.startswith("| Static") or line.startswith("| Ground")}
+    assert "| **0.780** |" in rows["LES-Talker (lesbench reimplementation)"]
+    assert "0.850†" in md and "**0.850**" not in md
+    assert "AV conf: ground truth bounds the meaningful scale" in md
+    tex = render(lb, "latex")
+    assert r"0.850$^\dagger$" in tex and r"\textbf{0.780}" in tex and "ground truth bounds" in tex
+    # without a ground-truth row the column is ranked by its direction, and nothing is marked
+    d2 = _write(tmp_path / "r2", [make_record("one-hot", {"av-sync": (0.85, True)}),
+                                  make_record("les-talker", {"av-sync": (0.78, True)})])
+    t2 = build_leaderboard(d2, include_reported=False).measured[0]
+    assert best_methods(t2)["av-sync"] == {"one-hot"} and past_reference(t2) == {}
+    assert "ground truth bounds" not in render(build_leaderboard(d2, include_reported=False), "md")
+
+
+def test_emotion_scores_from_a_classifier_on_the_method_training_features_are_marked(tmp_path):
+    """An AU classifier scoring a method that trains on AUs: caveat in the row, mark and note;
+    the same classifier on ground truth (no training features) and a face-image classifier on
+    the method: no caveat."""
+    clf = {"name": "emotion-au", "sha256": "c" * 64, "features": "au"}
+    def rec(method, features, clf_features="au"):
+        r = make_record(method, {"emotion-acc": (0.875, True), "psnr": (20.0, True)})
+        r["metric_options"] = {"emotion": {"classifier": {**clf, "features": clf_features}}}
+        r["generation"]["provenance"] = {"training_features": features}
+        return r
+    d = _write(tmp_path / "r", [rec("ground-truth", None), rec("les-talker", ["au"]),
+                                rec("one-hot", ["au"], clf_features="crops")])
+    lb = build_leaderboard(d, include_reported=False)
+    rows = {r.method: r for r in lb.measured[0].rows}
+    assert set(rows["les-talker"].caveats) == {"emotion-acc"}
+    assert rows["ground-truth"].caveats == {} and rows["one-hot"].caveats == {}
+    md = render(lb, "md")
+    assert md.count("‡") == 2  # the les-talker cell and the note
+    assert "‡ emotion classifier 'emotion-au' reads the per-frame AU intensities the method was trained on" in md
+    assert "psnr" not in rows["les-talker"].caveats

@@ -263,6 +263,18 @@ def test_train_classifier_on_synthetic_aus(tmp_path):
     assert any("S0_front_happy_3_999" in line for line in logs)
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["classes"] == list(EMOTIONS) and card["features"] == "au"
+    # the card beside the weights: what results record (name, sha256, training data, held-out accuracy)
+    import hashlib
+
+    from lesbench.evaluation.results import describe_emotion_classifier
+
+    assert card["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert card["dataset"]["dataset_json_sha256"] == hashlib.sha256((prepared / "dataset.json").read_bytes()).hexdigest()
+    rec = describe_emotion_classifier(out)
+    assert rec["name"] == "clf" and rec["sha256"] == card["sha256"] and rec["features"] == "au"
+    assert rec["training_data"]["prepared"] == str(prepared.resolve()) and rec["trained_on"] == str(prepared.resolve())
+    assert rec["training_data"]["speakers"] == card["train"]["speakers"]
+    assert rec["heldout_clip_accuracy"] == held["clip_accuracy"] and rec["heldout"]["n_clips"] == 32
 
     # loaded back, it scores clips through EmotionAccuracy, contempt included (8 classes)
     clf = MeadEmotionClassifier.load(out, device="cpu")

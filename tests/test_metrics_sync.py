@@ -254,6 +254,46 @@ def test_sync_vs_reference():
     assert still["delta_confidence"] == pytest.approx(-still["ref_confidence"]) and still["pred_confidence_z"] == 0
 
 
+
+def test_sync_against_the_reference_in_the_metric():
+    """AVSync with ``ref_face``: generated minus reference, averaged as the other sync outputs
+    (offsets over clips where both move, confidences over valid clips; a still clip counts 0)."""
+    lm, audio = synthetic_clip(150, seed=1)
+    late = np.concatenate([np.repeat(lm[:1], 3, axis=0), lm[:-3]])  # the video 3 frames late
+    still = _still(lm, 0.001)
+    m = AVSync(n_null=0)  # the null is not needed for the reference comparison
+    for pred in (late, still):
+        m.update(pred, audio, ref_face=lm)
+    out = m.compute()
+    # the reference definition, one clip at a time: av_sync of each side on the same audio
+    p1, p2, r = av_sync(late, audio), av_sync(still, audio), av_sync(lm, audio)
+    assert r.offset == 0 and abs(p1.offset + 3) <= 1 and p2.offset is None
+    # hand-computed: one clip has both offsets; both clips have both confidences (still = 0)
+    assert out["offset_vs_ref"] == pytest.approx(p1.offset - r.offset)
+    assert out["abs_offset_vs_ref"] == pytest.approx(abs(p1.offset) - abs(r.offset))
+    assert out["confidence_vs_ref"] == pytest.approx(((p1.confidence - r.confidence) + (0.0 - r.confidence)) / 2)
+    assert out["ref_confidence"] == pytest.approx(r.confidence) and out["ref_offset"] == 0
+    # the twin function gives the same per-clip differences
+    twin = sync_vs_reference(late, lm, audio, n_null=0)
+    assert twin["delta_offset"] == pytest.approx(p1.offset - r.offset)
+    assert twin["delta_confidence"] == pytest.approx(p1.confidence - r.confidence)
+    # the generated clip's own outputs do not depend on the reference being there
+    alone = AVSync(n_null=0)
+    for pred in (late, still):
+        alone.update(pred, audio)
+    solo = alone.compute()
+    for k in ("offset", "abs_offset", "confidence"):
+        assert solo[k] == pytest.approx(out[k])
+    for k in ("offset_vs_ref", "confidence_vs_ref", "ref_offset", "ref_confidence"):
+        assert np.isnan(solo[k])
+    # a still reference has no offset: its clip drops out of the offset difference, not the confidence
+    m = AVSync(n_null=0)
+    m.update(lm, audio, ref_face=still)
+    one = m.compute()
+    assert np.isnan(one["offset_vs_ref"]) and one["confidence_vs_ref"] == pytest.approx(av_sync(lm, audio).confidence)
+    assert any("reference sync: no mouth motion" in n for n in m.clip_notes)
+
+
 @pytest.mark.meaddev
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["retalking_2.mp4", "retalking_4.mp4"])

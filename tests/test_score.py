@@ -116,6 +116,23 @@ def test_metrics_needing_a_reference_are_unavailable_without_one(folders):
     assert report.metrics["lmd"].unavailable == "needs reference videos (--ref)"
 
 
+
+def test_sync_compares_with_the_reference_only_where_there_is_one(folders):
+    """``sync`` reads the reference's face as an optional input: with --ref it adds generated
+    minus reference; without, every clip is still scored (no "needs reference videos")."""
+    pred, ref = folders
+    paired = score(pred, ref=ref, metrics=["sync"], protocol="mead-v1").metrics["sync"]
+    alone = score(pred, metrics=["sync"], protocol="mead-v1").metrics["sync"]
+    assert paired.unavailable is None and alone.unavailable is None
+    same, same_alone = paired.per_clip["same"], alone.per_clip["same"]
+    # identical videos on the same audio: the reference's sync is the clip's own
+    assert same["ref_confidence"] == same["confidence"] and same["confidence_vs_ref"] == 0.0
+    assert same_alone["confidence"] == same["confidence"] and np.isnan(same_alone["confidence_vs_ref"])
+    # the mean is over the clips with a reference; the others are counted, not averaged
+    assert paired.value["confidence_vs_ref"] == pytest.approx(np.nanmean(
+        [v["confidence_vs_ref"] for v in paired.per_clip.values() if isinstance(v, dict) and "confidence" in v]))
+    assert alone.counts["n_clips_no_value_confidence_vs_ref"] == alone.counts["n_clips"]
+
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
     x = list(np.random.default_rng(0).normal(1.0, 0.5, 40))
     lo, hi = bootstrap_ci(x, n=2000, seed=0)

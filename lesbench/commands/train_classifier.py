@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lesbench.commands import Command
 
@@ -30,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     held = result.card["heldout"]
     print(f"classifier {result.card['name']} ({result.card['features']}): held-out clip accuracy "
           f"{held['clip_accuracy']:.3f} on {held['n_clips']} clips (speakers {', '.join(held['speakers'])}), "
-          f"frame accuracy {held['frame_accuracy']:.3f}")
+          f"frame accuracy {held['frame_accuracy']:.3f}; card {Path(result.path).with_suffix('.json')}")
     return 0
 
 
@@ -44,8 +45,9 @@ COMMANDS = [
         description=(
             "Train a MEAD-specific 8-class emotion classifier on PREPARED's train split (per-frame AU "
             "intensities and/or aligned face crops, pooled to clips by mean probability), report its "
-            "accuracy on the held-out val/test speakers, and save FILE.safetensors + FILE.json. "
-            "Use it with EmotionAccuracy(classifier=FILE)."
+            "accuracy on the held-out val/test speakers, and save FILE.safetensors + FILE.json, its card "
+            "(name, the weights' sha256, training data, held-out accuracy), which `lesbench evaluate` "
+            "records in the results. Use it with EmotionAccuracy(classifier=FILE)."
         ),
     )
 ]

@@ -11,7 +11,10 @@ A run (an output folder of ``lesbench demo``) is compared with a reference, row 
   step that uses them (docs/reproducibility.md);
 - metric values: within a tolerance per metric (:data:`TOLERANCES`, absolute, in the metric's
   units), the slack a processor-dependent kernel needs. On the reference's own processor model
-  the demo is deterministic and every difference is 0.
+  the demo is deterministic and every difference is 0;
+- a score the reference does not have at all (an output added to lesbench after the reference
+  was made), with its count and version: listed as NEW, not compared and never failing. A score
+  the reference has and the run lacks still fails.
 
 References: the tiny demo's is one JSON Lines file committed under ``leaderboards/results/``
 (:data:`TINY_REFERENCE`; a header line, then one results record per method, each verbatim as
@@ -63,6 +66,11 @@ TOLERANCES: dict[str, float] = {
     "sync-confidence-pct": 5.0,   # percentile among 20 null rotations moves in steps of 5
     "av-offset": 0.25,            # frames: one of the 8 test clips moving by 2 frames
     "av-abs-offset": 0.25,
+    "sync-offset-vs-ref": 0.25,   # frames, as av-offset
+    "sync-abs-offset-vs-ref": 0.25,
+    "sync-ref-offset": 0.25,
+    "sync-confidence-vs-ref": 0.02,  # two confidences, each within 0.01
+    "sync-ref-confidence": 0.01,
     "lse-c": 0.05,
     "lse-d": 0.05,
     "au-acc": 0.005,
@@ -81,8 +89,9 @@ TOLERANCES: dict[str, float] = {
 
 @dataclass(frozen=True)
 class CheckRow:
-    """One compared quantity. ``verdict``: PASS, FAIL, or INFO (a digest that may legitimately
-    differ on another processor model; never fails the check)."""
+    """One compared quantity. ``verdict``: PASS, FAIL, INFO (a digest that may legitimately
+    differ on another processor model; never fails the check) or NEW (a score the reference
+    predates: listed, not compared)."""
 
     method: str
     metric: str
@@ -118,14 +127,20 @@ class CheckReport:
         head = ("method", "metric", "reference", "this run", "difference", "tolerance", "verdict")
         body = []
         hidden: dict[str, int] = {}
+        hidden_new: dict[str, int] = {}
         for r in self.rows:
             if not verbose and r.kind == "exact" and r.verdict == "PASS" and r.method != "(demo)":
                 hidden[r.method] = hidden.get(r.method, 0) + 1
+                continue
+            if not verbose and r.kind == "exact" and r.verdict == "NEW":  # counts and versions of new scores
+                hidden_new[r.method] = hidden_new.get(r.method, 0) + 1
                 continue
             body.append((r.method, r.metric, _fmt(r.reference), _fmt(r.run),
                          "" if r.difference is None else f"{r.difference:+.6g}", r.tolerance, r.verdict))
         for method, n in hidden.items():
             body.append((method, f"{n} counts, versions and hashes", "", "", "", "exact", "PASS"))
+        for method, n in hidden_new.items():
+            body.append((method, f"{n} counts and versions of new scores", "", "", "", "not in reference", "NEW"))
         body.sort(key=lambda row: (row[0] != "(demo)", row[0]))  # stable: keeps each method's order
         widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
         lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in (head, *body)]
@@ -139,7 +154,9 @@ class CheckReport:
                             "digests are informational, see docs/reproducibility.md)"))
         n_pass = sum(r.verdict == "PASS" for r in self.rows)
         lines.append(("PASS" if self.ok else "FAIL") + f": {n_pass} passed, {self.n_failed} failed, "
-                     f"{sum(r.verdict == 'INFO' for r in self.rows)} informational")
+                     f"{sum(r.verdict == 'INFO' for r in self.rows)} informational"
+                     + (f", {sum(r.verdict == 'NEW' for r in self.rows)} new (not in the reference, not compared)"
+                        if any(r.verdict == "NEW" for r in self.rows) else ""))
         return "\n".join(lines)
 
 
@@ -154,6 +171,11 @@ def _fmt(v: Any) -> str:
 
 def _exact(method: str, metric: str, ref: Any, run: Any) -> CheckRow:
     return CheckRow(method, metric, ref, run, None, "exact", "PASS" if ref == run else "FAIL")
+
+
+def _new(method: str, metric: str, run: Any, kind: str = "exact") -> CheckRow:
+    """A quantity of a score the reference does not have: listed, not compared."""
+    return CheckRow(method, metric, None, run, None, "not in reference", "NEW", kind=kind)
 
 
 def _counts(rec: dict[str, Any]) -> dict[str, Any]:
@@ -219,21 +241,26 @@ def compare(reference: RunSummary, run: RunSummary, tolerances: dict[str, float]
             rows.append(CheckRow(method, "results file", "present" if ref else "absent",
                                  "present" if got else "absent", None, "exact", "FAIL"))
             continue
+        ref_s, got_s = ref.get("scores") or {}, got.get("scores") or {}
+        new = set(got_s) - set(ref_s)  # outputs added after the reference was made
+        new_keys = {f"{name}.{what}" for name in new for what in ("n", "version")}
         ref_c, got_c = _counts(ref), _counts(got)
         for key in sorted(set(ref_c) | set(got_c)):
-            rows.append(_exact(method, key, ref_c.get(key), got_c.get(key)))
+            rows.append(_new(method, key, got_c[key]) if key in new_keys and key not in ref_c
+                        else _exact(method, key, ref_c.get(key), got_c.get(key)))
         ref_h, got_h = _input_hashes(ref), _input_hashes(got)
         for key in sorted(set(ref_h) | set(got_h)):
-            rows.append(_exact(method, key, ref_h.get(key), got_h.get(key)))
+            rows.append(_new(method, key, got_h[key]) if key in new_keys and key not in ref_h
+                        else _exact(method, key, ref_h.get(key), got_h.get(key)))
         ref_a, got_a = _artefact_hashes(ref), _artefact_hashes(got)
         for key in sorted(set(ref_a) | set(got_a)):
             same = ref_a.get(key) == got_a.get(key)
             rows.append(CheckRow(method, key, ref_a.get(key), got_a.get(key), None,
                                  "exact" if same_cpu else "same CPU only", "PASS" if same else artefact_verdict,
                                  kind="digest"))
-        ref_s, got_s = ref.get("scores") or {}, got.get("scores") or {}
         for name in sorted(set(ref_s) | set(got_s)):
-            rows.append(_score_row(method, name, ref_s.get(name), got_s.get(name), tol))
+            rows.append(_new(method, name, got_s[name].get("value"), kind="score") if name in new
+                        else _score_row(method, name, ref_s.get(name), got_s.get(name), tol))
     return CheckReport(rows=rows, reference=reference.source, run=run.source, same_processor=same_cpu,
                        parted_at=parted_at)
 

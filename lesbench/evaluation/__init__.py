@@ -53,7 +53,7 @@ from lesbench.metrics.protocol import Protocol, load_protocol
 from lesbench.metrics.score import score_items
 from lesbench.evaluation.provenance import git_revision, hardware_info, set_seed, sha256_file
 from lesbench.registry import METHODS
-from lesbench.evaluation.results import describe_metric_options, normalise_report
+from lesbench.evaluation.results import describe_metric_options, instrument_record, normalise_report
 from lesbench.sanitize import safe_join, safe_name
 from lesbench.evaluation.selection import choose_source, dataset_label, listed_clips, test_clips
 from lesbench.sweep.yardstick import evaluate_controllability
@@ -328,6 +328,8 @@ def evaluate(
             "seconds_total": round(time.time() - started, 3),
         },
     }
+    # every emotion instrument's card, and a caveat where the classifier reads what the method trains on
+    record.update(instrument_record(record))
     out_path = None
     if base_out is not None:
         out_path = safe_join(base_out, proto_summary["name"], dataset_folder, f"{result_name}.json")

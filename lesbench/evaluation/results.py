@@ -4,7 +4,6 @@ of the metric options a run used."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from lesbench.errors import LesbenchError
 from lesbench.metrics.emotion import _FER_NAMES
+from lesbench.metrics.emotion_classifier_card import card_summary, classifier_cards, classifier_caveats, read_card
 from lesbench.metrics.outputs import output_direction, output_name
 from lesbench.evaluation.provenance import sha256_file
 
@@ -83,23 +83,21 @@ def describe_metric_options(metric_options: dict[str, dict[str, Any]] | None) ->
 
 
 def describe_emotion_classifier(classifier: str | Path) -> dict[str, Any]:
-    """Name, path, sha256, features and held-out accuracy of a ``train-classifier`` file (the
-    FER2013 default names -> ``{"name": ...}`` only; its sha256 is in the emotion scores' weights)."""
+    """The card of an emotion classifier option (:func:`~lesbench.metrics.emotion_classifier_card.card_summary`:
+    name, path, sha256, features, training data, held-out accuracy) of a ``train-classifier``
+    file (the FER2013 default names -> ``{"name": ...}`` only; its sha256 is in the emotion
+    scores' weights and its card in the record's ``classifier_cards``)."""
     if str(classifier) in _FER_NAMES:
         return {"name": str(classifier)}
     path = Path(classifier)
     if not path.is_file():
         raise LesbenchError(f"{path}: emotion classifier file not found (train one with lesbench train-classifier)")
-    card: dict[str, Any] = {}
-    try:
-        from safetensors import safe_open
+    return card_summary(read_card(path), sha256_file(path), str(path.resolve()))
 
-        with safe_open(str(path), framework="pt") as f:
-            card = json.loads((f.metadata() or {}).get("card", "{}"))
-    except Exception as exc:  # noqa: BLE001 - the metric reports a file it cannot load; here it is provenance
-        raise LesbenchError(f"{path}: not a readable emotion classifier ({type(exc).__name__}: {exc})") from exc
-    held = card.get("heldout", {}) if isinstance(card, dict) else {}
-    return {"name": card.get("name", path.stem), "path": str(path.resolve()), "sha256": sha256_file(path),
-            "features": card.get("features"), "trained_on": (card.get("dataset") or {}).get("path"),
-            "heldout_clip_accuracy": held.get("clip_accuracy"), "heldout_speakers": held.get("speakers")}
 
+def instrument_record(record: dict[str, Any]) -> dict[str, Any]:
+    """What a results ``record`` adds about its emotion instruments: ``classifier_cards``
+    (metric -> card) and ``caveats`` (output name -> why the number is not independent, e.g.
+    an AU classifier scoring a method trained on AUs); see
+    :mod:`lesbench.metrics.emotion_classifier_card`."""
+    return {"classifier_cards": classifier_cards(record), "caveats": classifier_caveats(record)}

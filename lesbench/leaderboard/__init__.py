@@ -19,7 +19,10 @@ Modules: :mod:`~lesbench.leaderboard.cards` (method cards), :mod:`~lesbench.lead
 (reported numbers, results files), :mod:`~lesbench.leaderboard.tables` (grouping, order,
 display), :mod:`~lesbench.leaderboard.render` (the formats).
 
-Measured numbers are ranked only within one benchmark (protocol + data set). Paper-reported
+Measured numbers are ranked only within one benchmark (protocol + data set). A column whose
+output is declared ``reference_bound`` (sync confidences, LSE-C/D) is ranked by distance to the
+ground-truth row and values past it are marked; emotion numbers from a classifier that reads the
+features the method trained on are marked too (notes under each table). Paper-reported
 numbers go into a separate table labelled with their source protocol and are never bolded
 or ranked.
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lesbench.leaderboard.cards import LeaderboardError, load_cards, opt_str, read_yaml, reported_dir, results_dir
+from lesbench.metrics.emotion_classifier_card import classifier_caveats
 
 #: Version of the measured-results file format written by ``lesbench evaluate``.
 RESULTS_FORMAT_VERSION = "1"
@@ -116,6 +117,9 @@ class ResultRow:
     hardware: str
     unavailable: dict[str, str] = field(default_factory=dict)
     path: str = ""
+    #: score name -> why the number is not an independent measurement (an emotion classifier
+    #: reading the features the method trained on; :func:`classifier_caveats`)
+    caveats: dict[str, str] = field(default_factory=dict)
 
 
 def validate_result(data: Any, path: str | Path = "<result>") -> None:
@@ -193,6 +197,8 @@ def load_results(directory: str | Path | None = None) -> list[ResultRow]:
             date=str(data["environment"]["date"]), hardware=hw_label,
             unavailable={str(k): str(v) for k, v in (data.get("unavailable") or {}).items()},
             path=str(path),
+            # derived from the record, so results written before evaluate recorded it get it too
+            caveats=classifier_caveats(data),
         ))
     return rows
 

@@ -12,13 +12,38 @@ from typing import Any
 
 from lesbench.bibtex import format_bibtex, parse_entry
 from lesbench.leaderboard.cards import LeaderboardError
-from lesbench.leaderboard.tables import (Leaderboard, arrow, best_methods, build_leaderboard, display, fmt,
-                                         measured_source, metric_sort_key)
+from lesbench.leaderboard.tables import (Leaderboard, MeasuredTable, arrow, best_methods, bounded_by_reference,
+                                         build_leaderboard, display, fmt, measured_source, metric_sort_key,
+                                         past_reference)
 from lesbench.sanitize import csv_cell, latex_text, md_code, md_text, plot_text
 
 FORMATS: tuple[str, ...] = ("md", "latex", "csv", "bib", "png")
 README_START = "<!-- leaderboard:start -->"
 README_END = "<!-- leaderboard:end -->"
+#: Cell markers: a value past ground truth on a scale ground truth bounds; a number from an
+#: emotion classifier that reads the features the method was trained on.
+PAST_REFERENCE_MARK = "†"
+CAVEAT_MARK = "‡"
+
+
+def table_notes(t: MeasuredTable) -> list[str]:
+    """The notes under a measured table (plain text; each renderer escapes it): how the columns
+    that ground truth bounds are ranked, and which rows carry a classifier caveat."""
+    notes = []
+    bounded = [display(m).label for m in t.metrics if bounded_by_reference(t, m)]
+    if bounded:
+        notes.append(f"{', '.join(bounded)}: ground truth bounds the meaningful scale (a generated mouth can be "
+                     "more predictable from its voice than a real one, which is not better), so bold marks the value "
+                     f"closest to ground truth's and {PAST_REFERENCE_MARK} a value past it.")
+    caveats = sorted({note for r in t.rows for note in r.caveats.values()})
+    if caveats:
+        notes.append(f"{CAVEAT_MARK} " + "; ".join(caveats) + ".")
+    return notes
+
+
+def _marks(t: MeasuredTable, past: dict[str, set[str]], method: str, caveats: dict[str, str], metric: str) -> str:
+    return (PAST_REFERENCE_MARK if method in past.get(metric, set()) else "") + (CAVEAT_MARK if metric in caveats
+                                                                                 else "")
 
 
 def render_markdown(lb: Leaderboard, heading_level: int = 3) -> str:
@@ -37,6 +62,7 @@ def render_markdown(lb: Leaderboard, heading_level: int = 3) -> str:
         header = ["Method", "Cite", *(md_text(display(m).label) + arrow(m, t) for m in t.metrics), "Source"]
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join(["---", "---", *(["---:"] * len(t.metrics)), "---"]) + "|")
+        past = past_reference(t)
         for r in t.rows:
             card = lb.cards[r.card]
             cells = [md_text(card.measured_name or card.name), md_code(card.cite_key)]
@@ -46,10 +72,15 @@ def render_markdown(lb: Leaderboard, heading_level: int = 3) -> str:
                     continue
                 disp = display(m)
                 text = fmt(r.scores[m].value, disp.decimals)
-                cells.append(f"**{text}**" if r.method in best.get(m, set()) else text)
+                cells.append((f"**{text}**" if r.method in best.get(m, set()) else text)
+                             + _marks(t, past, r.method, r.caveats, m))
             cells.append(md_text(measured_source(r)))
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
+        notes = table_notes(t)
+        if notes:
+            for n in notes:
+                out += [md_text(n), ""]
     if lb.reported:
         out.append(f"{h} Reported by papers (not measured by lesbench, not comparable across protocols)\n")
         metrics = sorted({m for r in lb.reported for m in r.values}, key=metric_sort_key)
@@ -120,6 +151,7 @@ def render_latex(lb: Leaderboard) -> str:
                                      for m in t.metrics) + r" \\",
             r"\midrule",
         ]
+        past = past_reference(t)
         for r in t.rows:
             card = lb.cards[r.card]
             cells = [f"{latex_text(card.measured_name or card.name)}~\\cite{{{card.cite_key}}}"]
@@ -128,9 +160,17 @@ def render_latex(lb: Leaderboard) -> str:
                     cells.append("--")
                     continue
                 text = fmt(r.scores[m].value, display(m).decimals)
-                cells.append(f"\\textbf{{{text}}}" if r.method in best.get(m, set()) else text)
+                marks = _marks(t, past, r.method, r.caveats, m)
+                marks = marks.replace(PAST_REFERENCE_MARK, r"$^\dagger$").replace(CAVEAT_MARK, r"$^\ddagger$")
+                cells.append((f"\\textbf{{{text}}}" if r.method in best.get(m, set()) else text) + marks)
             out.append(" & ".join(cells) + r" \\")
-        out += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+        out += [r"\bottomrule", r"\end{tabular}"]
+        notes = table_notes(t)
+        if notes:
+            text = " ".join(latex_text(n) for n in notes)
+            text = text.replace(PAST_REFERENCE_MARK, r"$^\dagger$").replace(CAVEAT_MARK, r"$^\ddagger$")
+            out += [r"\par\smallskip\footnotesize " + text]
+        out += [r"\end{table}", ""]
     if lb.reported:
         metrics = sorted({m for r in lb.reported for m in r.values}, key=metric_sort_key)
         out += [

@@ -27,6 +27,8 @@ class MetricDisplay:
     label: str
     higher_is_better: bool | None
     decimals: int
+    #: ground truth bounds the meaningful scale: ranked by distance to it (:func:`best_methods`)
+    reference_bound: bool = False
 
 
 def metric_order() -> tuple[str, ...]:
@@ -97,7 +99,7 @@ def display(metric: str, hib: bool | None = None) -> MetricDisplay:
     if declared is None:
         return MetricDisplay(metric, hib, 3)
     out = declared.output
-    return MetricDisplay(out.label or out.name, out.higher_is_better, out.decimals)
+    return MetricDisplay(out.label or out.name, out.higher_is_better, out.decimals, out.reference_bound)
 
 
 def _direction(metric: str, table: MeasuredTable) -> bool | None:
@@ -112,8 +114,27 @@ def fmt(value: float, decimals: int) -> str:
     return "0." + "0" * decimals if text.startswith("-") and float(text) == 0 else text
 
 
+def reference_value(table: MeasuredTable, metric: str) -> float | None:
+    """The displayed value of ``metric`` in the table's reference (ground-truth) row, or None."""
+    for r in table.rows:
+        if r.method in REFERENCE_METHODS and metric in r.scores:
+            return float(fmt(r.scores[metric].value, display(metric).decimals))
+    return None
+
+
+def bounded_by_reference(table: MeasuredTable, metric: str) -> bool:
+    """True when column ``metric`` is ranked by distance to ground truth: its output is declared
+    ``reference_bound`` and the table has a ground-truth value for it."""
+    return display(metric).reference_bound and reference_value(table, metric) is not None
+
+
 def best_methods(table: MeasuredTable) -> dict[str, set[str]]:
-    """Per metric, the methods whose displayed value is best (reference rows excluded)."""
+    """Per metric, the methods whose displayed value is best (reference rows excluded).
+
+    A column whose output is ``reference_bound`` (a sync confidence) in a table with a ground
+    truth row is ranked by the distance of the displayed value to ground truth's: a value past
+    ground truth (a more predictable mouth than the real one) is not better. Without a
+    ground-truth row such a column is ranked by its direction."""
     out: dict[str, set[str]] = {}
     for metric in table.metrics:
         direction = _direction(metric, table)
@@ -126,8 +147,33 @@ def best_methods(table: MeasuredTable) -> dict[str, set[str]]:
         }
         if len(cands) < 2:
             continue
+        ref = reference_value(table, metric) if display(metric).reference_bound else None
+        if ref is not None:
+            # distances compared after rounding to the shown decimals, so equal-looking gaps tie
+            dist = {m: round(abs(v - ref), decimals) for m, v in cands.items()}
+            target = min(dist.values())
+            out[metric] = {m for m, d in dist.items() if d == target}
+            continue
         target = max(cands.values()) if direction else min(cands.values())
         out[metric] = {m for m, v in cands.items() if v == target}
+    return out
+
+
+def past_reference(table: MeasuredTable) -> dict[str, set[str]]:
+    """Per ``reference_bound`` column, the non-reference methods whose displayed value is past
+    ground truth's (above it for higher-is-better, below for lower-is-better)."""
+    out: dict[str, set[str]] = {}
+    for metric in table.metrics:
+        direction = _direction(metric, table)
+        ref = reference_value(table, metric) if display(metric).reference_bound else None
+        if ref is None or direction is None:
+            continue
+        decimals = display(metric).decimals
+        past = {r.method for r in table.rows if metric in r.scores and r.method not in REFERENCE_METHODS
+                and (float(fmt(r.scores[metric].value, decimals)) > ref if direction
+                     else float(fmt(r.scores[metric].value, decimals)) < ref)}
+        if past:
+            out[metric] = past
     return out
 
 
