@@ -427,3 +427,37 @@ def test_cli_evaluate_with_an_eat_mead_protocol_and_a_clip_list(prepared, tmp_pa
     assert "n_clips=2 n_frames=20" in out  # counts, printed as counts
     rec = json.loads(next((tmp_path / "res" / "eat-mead").rglob("ground-truth.json")).read_text())
     assert rec["dataset"]["clip_list"]["missing"] == [] and rec["scores"]["ssim"]["version"] == "rgb-uniform7-sample-255/1"
+
+
+def test_reference_clips_are_tracked_once_across_methods_and_timed(prepared, tmp_path, monkeypatch):
+    """Two methods evaluated into one results folder: the reference crops are face-tracked for
+    the first only (the feature cache serves the second), the scores of a method do not depend
+    on whether its references came from the cache, and each run records where its time went."""
+    from lesbench.evaluation import evaluate
+    from lesbench.extract.face import FaceTracker
+
+    calls: list[int] = []
+    real_track = FaceTracker.track
+
+    def counting(self, frames, *args, **kwargs):
+        calls.append(len(frames))
+        return real_track(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(FaceTracker, "track", counting)
+    out = tmp_path / "results"
+    kw = dict(out=out, metrics=["psnr", "lmd"], control=False, device="cpu")
+    first = evaluate("static", prepared, workdir=out / "work" / "static", **kw)
+    n_first = len(calls)
+    second = evaluate("ground-truth", prepared, workdir=out / "work" / "ground-truth", **kw)
+    n_second = len(calls) - n_first
+    assert n_first == 6 and n_second == 3  # 3 test clips: pred + ref, then pred only
+    again = evaluate("static", prepared, workdir=out / "work" / "static", **kw)
+    assert len(calls) - n_first - n_second == 3
+    assert json.dumps(again.record["scores"], sort_keys=True) == json.dumps(first.record["scores"], sort_keys=True)
+    assert second.record["scores"]["psnr"]["value"] > first.record["scores"]["psnr"]["value"]
+    secs = first.record["environment"]["seconds"]
+    assert set(secs) == {"generating", "scoring", "sweep", "scoring_stages"}
+    stages = secs["scoring_stages"]
+    assert {"decode pred", "decode ref", "track pred", "track ref", "metric psnr", "metric lmd"} <= set(stages)
+    assert all(v >= 0 for v in stages.values()) and secs["sweep"] == 0.0
+    assert sum(v for k, v in stages.items() if k != "models") <= secs["scoring"] + 0.5
