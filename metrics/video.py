@@ -27,9 +27,10 @@ def distinct_frames(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     equals: ``(first (U,) int64, inverse (N,) int64)`` with ``frames[first][inverse]`` equal to
     ``frames`` byte for byte.
 
-    A per-frame model (Inception, dlib's embedder) then runs once per distinct frame: exact
-    wherever the model's output for a frame does not depend on the other frames of its batch
-    (tested for both). Still videos (a static baseline, held frames) have few distinct frames.
+    A per-frame model then runs once per distinct frame: exact only where the model's output
+    for a frame does not depend on the other frames of its batch (dlib's face embedder: tested;
+    not Inception on the CPU, whose kernel changes with the batch size). Still videos (a static
+    baseline, held frames) have few distinct frames.
     Frames are compared by a hash of their bytes and then byte for byte, so a hash collision
     cannot merge two different frames.
     """

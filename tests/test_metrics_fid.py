@@ -201,31 +201,3 @@ def test_fid_end_to_end_on_images(extractor):
     feats_a, feats_b = extractor(noisy), extractor(imgs)
     assert m.compute() == pytest.approx(_reference_fid(feats_a, feats_b), abs=1e-3)
     assert m.compute() > 1.0
-
-
-def test_repeated_frames_go_through_the_network_once(extractor):
-    """A still video's repeated frames are embedded once: the features equal, bit for bit, those
-    of every frame run through the network in its own batch position (one torch thread, as the
-    scorer runs it), and the network sees only the distinct frames."""
-    from lesbench.threads import torch_threads
-
-    imgs = _images()
-    frames = imgs[[0, 1, 0, 0, 1, 0]]  # two distinct frames, batches of 4 straddled
-    seen: list[int] = []
-    real = extractor.model
-
-    class Counting:
-        def __call__(self, batch):
-            seen.append(int(batch.shape[0]))
-            return real(batch)
-
-    with torch_threads(1):
-        every = extractor._features(frames)
-        extractor.model = Counting()
-        try:
-            once = extractor(frames)
-        finally:
-            extractor.model = real
-    assert seen == [2]
-    np.testing.assert_array_equal(once, every)
-    np.testing.assert_array_equal(once[0], once[2])
