@@ -209,13 +209,14 @@ def bench_score_workers(ref: str | Path | None = None, workers: Sequence[int] = 
 def bench_evaluate(data: str | Path | None = None, method: str = "static", protocol: str = "demo-v1",
                    max_clips: int | None = None, device: str | None = None, workers: int | None = None,
                    checkpoint: str | Path | None = None, workdir: str | Path | None = None,
-                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                   metrics: Sequence[str] | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Wall time of ``evaluate`` of ``method`` on the test split of the prepared data set
     ``data`` under ``protocol`` (``max_clips``: only the first N test clips), in this process or
     on ``workers`` Dask workers, with a fresh feature cache (so the first method's cost:
     reference clips tracked and embedded too).
 
     ``data``: default the tiny demo, generated and prepared in ``workdir`` first (not timed).
+    ``metrics``: only these (default: the protocol's, and the sweep).
     ``checkpoint``: for les-talker / one-hot / audio-only. Returns ``{"method", "protocol",
     "data", "n_clips", "n_frames" (generated frames scored), "seconds" (end to end),
     "frames_per_s", "steps" (``generating``, ``scoring``, ``sweep``, ``scoring_stages``: seconds
@@ -239,7 +240,8 @@ def bench_evaluate(data: str | Path | None = None, method: str = "static", proto
         out = base / "evaluate-out"
         t0 = time.perf_counter()
         res = evaluate(method, data, protocol=protocol, out=out, workdir=out / "work" / method, device=device,
-                       method_options=options, max_clips=max_clips, workers=workers, progress=say)
+                       method_options=options, max_clips=max_clips, workers=workers, progress=say,
+                       metrics=list(metrics) if metrics else None)
         dt = time.perf_counter() - t0
         n_frames = sum(int(io.probe(v).n_frames or 0) for v in res.videos.values())
     rec = res.record

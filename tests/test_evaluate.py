@@ -461,3 +461,24 @@ def test_reference_clips_are_tracked_once_across_methods_and_timed(prepared, tmp
     assert {"decode pred", "decode ref", "track pred", "track ref", "metric psnr", "metric lmd"} <= set(stages)
     assert all(v >= 0 for v in stages.values()) and secs["sweep"] == 0.0
     assert sum(v for k, v in stages.items() if k != "models") <= secs["scoring"] + 0.5
+
+
+def test_bench_evaluate_times_one_method_end_to_end(prepared, tmp_path):
+    """`lesbench bench score`'s evaluate part: one method on a prepared test split, its frames
+    and the steps' seconds from the results file; the printed table's per-frame figures and
+    ratios are the hand-computed ones."""
+    from lesbench.commands.score import _evaluate_lines
+    from lesbench.metrics.bench import bench_evaluate
+
+    e = bench_evaluate(prepared, method="static", protocol="mead-v1", metrics=["psnr"], device="cpu",
+                       workdir=tmp_path)
+    assert e["n_clips"] == 3 and e["n_frames"] == 3 * N_FRAMES and e["data"] == str(prepared)
+    assert e["seconds"] > 0 and e["frames_per_s"] == pytest.approx(e["n_frames"] / e["seconds"])
+    assert "metric psnr" in e["steps"]["scoring_stages"] and e["steps"]["scoring"] <= e["seconds"]
+    lines = _evaluate_lines({**e, "n_frames": 200, "steps": {"generating": 1.0, "scoring": 9.0, "sweep": 0.0,
+                                                             "scoring_stages": {"metric fid": 4.0, "track pred": 1.0}}},
+                            {"fid": 100.0})
+    fid_line = next(line for line in lines if "metric fid" in line).split()
+    # 4 s over 200 frames = 20 ms/frame; isolated 100 frames/s = 10 ms/frame; ratio 2
+    assert fid_line[-4:] == ["4.0", "20.0", "10.0", "2.00"]
+    assert next(line for line in lines if "track pred" in line).split()[-2:] == ["1.0", "5.0"]

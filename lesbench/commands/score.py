@@ -89,7 +89,8 @@ def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="end to end: numbers of Dask workers to time (default 1,2; speed-ups are over 1 worker)")
     p.add_argument("--ref", default=None, metavar="DIR",
                    help="end to end: reference videos to score against (default: the tiny demo, generated)")
-    p.add_argument("--metrics", default=None, help="end to end: comma-separated metrics (default: the protocol's)")
+    p.add_argument("--metrics", default=None,
+                   help="end to end and evaluate: comma-separated metrics (default: the protocol's)")
     p.add_argument("--protocol", default="demo-v1", help="end to end: protocol (default demo-v1)")
     p.add_argument("--evaluate-data", default=None, metavar="PREPARED",
                    help="evaluate end to end on this prepared data set's test split (e.g. the full demo's "
@@ -127,11 +128,11 @@ def _run_bench(args: argparse.Namespace) -> int:
             kwargs = {"device": device} if "device" in inspect.signature(provider).parameters else {}
             fps.update(provider(n_frames=args.frames, repeat=args.repeat, **kwargs))
         out["families"] = fps
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if "end-to-end" not in skip:
         from lesbench.metrics.bench import bench_score_workers
 
         workers = [int(w) for w in args.workers.split(",") if w.strip()]
-        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
         out["end_to_end"] = bench_score_workers(args.ref, workers=workers, metrics=metrics, protocol=args.protocol,
                                                 device=device)
     if "evaluate" not in skip:
@@ -143,7 +144,7 @@ def _run_bench(args: argparse.Namespace) -> int:
                                          protocol=args.evaluate_protocol or args.protocol,
                                          max_clips=args.evaluate_max_clips, device=device,
                                          workers=args.evaluate_workers, checkpoint=args.evaluate_checkpoint,
-                                         log=lambda m: print(m, file=sys.stderr))
+                                         metrics=metrics, log=lambda m: print(m, file=sys.stderr))
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
