@@ -349,7 +349,7 @@ def test_cli_emotion_classifier_reaches_the_metric_suite(prepared, tmp_path, mon
     clf = _au_classifier_file(tmp_path / "emotion-au-cli.safetensors")
     seen = []
 
-    def default_scorer(items, protocol, metrics, device=None, cache_dir=None, metric_options=None):
+    def default_scorer(items, protocol, metrics, device=None, cache_dir=None, metric_options=None, timings=None):
         seen.append(metric_options)
         return fake_scorer(items, protocol, metrics, device)
 
@@ -425,6 +425,7 @@ def test_cli_evaluate_with_an_eat_mead_protocol_and_a_clip_list(prepared, tmp_pa
     out = capsys.readouterr().out
     assert "eat-mead@1.0" in out and "2/2 clips generated" in out
     assert "n_clips=2 n_frames=20" in out  # counts, printed as counts
+    assert "seconds: generating " in out and "metric ssim " in out and ", sweep 0.0" in out
     rec = json.loads(next((tmp_path / "res" / "eat-mead").rglob("ground-truth.json")).read_text())
     assert rec["dataset"]["clip_list"]["missing"] == [] and rec["scores"]["ssim"]["version"] == "rgb-uniform7-sample-255/1"
 
