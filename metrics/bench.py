@@ -9,6 +9,10 @@ model), excluding model loading. A family whose weights or package are missing i
 
 :func:`bench_score_workers` times ``score`` end to end on the tiny demo with 1 and 2 workers
 (and in one process) in one run, and checks that the reports are identical.
+
+:func:`bench_evaluate` times ``evaluate`` of one method end to end (generation, scoring, the
+controllability sweep) on a prepared data set (default: the tiny demo, generated and prepared
+first, not timed), with the seconds of each step and scoring stage from the results file.
 """
 
 from __future__ import annotations
@@ -200,3 +204,48 @@ def bench_score_workers(ref: str | Path | None = None, workers: Sequence[int] = 
     return {"n_clips": len(pred), "n_frames": n_frames, "protocol": protocol, "runs": runs, "speedup": speedup,
             "same_results": all(r == reports[0] for r in reports),
             "differs_from_" + names[0]: {k: v for k, v in differ.items() if v}}
+
+
+def bench_evaluate(data: str | Path | None = None, method: str = "static", protocol: str = "demo-v1",
+                   max_clips: int | None = None, device: str | None = None, workers: int | None = None,
+                   checkpoint: str | Path | None = None, workdir: str | Path | None = None,
+                   metrics: Sequence[str] | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Wall time of ``evaluate`` of ``method`` on the test split of the prepared data set
+    ``data`` under ``protocol`` (``max_clips``: only the first N test clips), in this process or
+    on ``workers`` Dask workers, with a fresh feature cache (so the first method's cost:
+    reference clips tracked and embedded too).
+
+    ``data``: default the tiny demo, generated and prepared in ``workdir`` first (not timed).
+    ``metrics``: only these (default: the protocol's, and the sweep).
+    ``checkpoint``: for les-talker / one-hot / audio-only. Returns ``{"method", "protocol",
+    "data", "n_clips", "n_frames" (generated frames scored), "seconds" (end to end),
+    "frames_per_s", "steps" (``generating``, ``scoring``, ``sweep``, ``scoring_stages``: seconds
+    from the results file)}``.
+    """
+    import tempfile
+
+    from lesbench.evaluation import evaluate
+    from lesbench.pipelines.prepare import prepare
+
+    say = log or (lambda _m: None)
+    with tempfile.TemporaryDirectory(prefix="lesbench-bench-evaluate-") as tmp:
+        base = Path(workdir) if workdir is not None else Path(tmp)
+        label = "tiny demo" if data is None else str(data)
+        if data is None:
+            say("bench evaluate: generating and preparing the tiny demo (not timed)")
+            generate_demo(base / "demo" / "mead", seed=0, tiny=True)
+            prepare(base / "demo" / "mead", base / "demo" / "prepared", dataset="mead", progress=False)
+            data = base / "demo" / "prepared"
+        options = {"checkpoint": str(checkpoint)} if checkpoint is not None else None
+        out = base / "evaluate-out"
+        t0 = time.perf_counter()
+        res = evaluate(method, data, protocol=protocol, out=out, workdir=out / "work" / method, device=device,
+                       method_options=options, max_clips=max_clips, workers=workers, progress=say,
+                       metrics=list(metrics) if metrics else None)
+        dt = time.perf_counter() - t0
+        n_frames = sum(int(io.probe(v).n_frames or 0) for v in res.videos.values())
+    rec = res.record
+    return {"method": method, "protocol": rec["protocol"]["id"], "data": label, "workers": workers,
+            "n_clips": int(rec["generation"]["n_generated"]), "n_frames": n_frames, "seconds": dt,
+            "frames_per_s": n_frames / dt if dt > 0 else float("nan"),
+            "steps": rec["environment"].get("seconds", {})}

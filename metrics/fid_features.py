@@ -61,6 +61,11 @@ class InceptionFeatures:
     ``(N, 2048)`` float64. Runs in batches of ``batch_size`` on ``device`` (default: CUDA when
     present). The TorchScript file is loaded with ``torch.jit.load`` (a TorchScript archive,
     not a pickle) and put in eval mode.
+
+    Every frame goes through the network, repeated ones too, in batches of ``batch_size`` taken
+    in order: on the CPU a frame's features depend on the size of its batch (oneDNN picks
+    another convolution kernel from 16 frames up; ~2e-6 apart, which moves FID in the 7th
+    digit; measured), so embedding each distinct frame once would change the scores.
     """
 
     def __init__(self, path: str | Path | None = None, device: str | None = None, batch_size: int = 32) -> None:

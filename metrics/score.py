@@ -125,7 +125,7 @@ def score_items(items: Sequence[ScoreItem], metrics: Sequence[str] | None = None
                 protocol: str | Path | Protocol = "mead-v1", device: str | None = None,
                 metric_options: dict[str, dict] | None = None, progress: bool = False,
                 cache_dir: str | Path | None = None, workers: int | None = None, scheduler: str | None = None,
-                with_ref: bool | None = None) -> ScoreReport:
+                with_ref: bool | None = None, timings: dict[str, float] | None = None) -> ScoreReport:
     """Score ``items`` (each a generated clip, its reference, target emotion and level) with
     ``metrics`` (default: the protocol's, else :data:`DEFAULT_METRICS`) under ``protocol``.
 
@@ -145,6 +145,11 @@ def score_items(items: Sequence[ScoreItem], metrics: Sequence[str] | None = None
 
     ``with_ref``: whether references were given (default: whether any item has one); metrics
     that need one are unavailable without.
+
+    ``timings``: a dict to receive where the time went, in seconds summed over clips (on a
+    cluster: worker seconds): ``decode pred``, ``decode ref``, ``audio``, ``track pred``,
+    ``track ref``, ``metric <name>`` for each metric, and ``models`` (building the metrics
+    here). Timing only: it never changes the report.
     """
     t0 = time.perf_counter()
     device = resolve_device(device)
@@ -163,6 +168,7 @@ def score_items(items: Sequence[ScoreItem], metrics: Sequence[str] | None = None
     results: dict[str, MetricResult] = {}
     instances: dict[str, Metric] = {}
     units: dict[str, str] = {}
+    t_models = time.perf_counter()
     for name in names:
         if name not in METRICS:
             results[name] = MetricResult(name, "-", None, unavailable="not a registered metric "
@@ -192,6 +198,8 @@ def score_items(items: Sequence[ScoreItem], metrics: Sequence[str] | None = None
         results[name] = MetricResult(name, str(m.version), m.higher_is_better,
                                      weights=metric_weights(m))
 
+    if timings is not None:
+        timings["models"] = timings.get("models", 0.0) + time.perf_counter() - t_models
     cache = FeatureCache(cache_dir) if cache_dir is not None else None
     outcomes: dict[str, ClipOutcome] = {}
     if workers is None and scheduler is None:
@@ -214,7 +222,14 @@ def score_items(items: Sequence[ScoreItem], metrics: Sequence[str] | None = None
             pool.register(LazyWorkerState(ClipScorer.from_spec, spec), name=plugin)
             for i, res, err in pool.map(score_task, items, args=(plugin,), keys=keys, desc="score"):
                 outcomes[keys[i]] = res if err is None else failed_outcome(items[i], instances, err)
+    if timings is not None:
+        for out in outcomes.values():
+            for stage, sec in out.seconds.items():
+                timings[stage] = timings.get(stage, 0.0) + sec
+    t_merge = time.perf_counter()
     statuses = _merge(keys, outcomes, instances, units, results, proto)
+    if timings is not None:  # dataset metrics' final computation, summaries and bootstrap CIs
+        timings["summarise"] = timings.get("summarise", 0.0) + time.perf_counter() - t_merge
 
     weights = {}
     try:

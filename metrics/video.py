@@ -21,6 +21,37 @@ from lesbench.extract.face import FaceTracker
 
 log = logging.getLogger(__name__)
 
+
+def distinct_frames(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the first occurrence of each distinct frame and, per frame, which of them it
+    equals: ``(first (U,) int64, inverse (N,) int64)`` with ``frames[first][inverse]`` equal to
+    ``frames`` byte for byte.
+
+    A per-frame model then runs once per distinct frame: exact only where the model's output
+    for a frame does not depend on the other frames of its batch (dlib's face embedder: tested;
+    not Inception on the CPU, whose kernel changes with the batch size). Still videos (a static
+    baseline, held frames) have few distinct frames.
+    Frames are compared by a hash of their bytes and then byte for byte, so a hash collision
+    cannot merge two different frames.
+    """
+    frames = np.asarray(frames)
+    first: list[int] = []
+    inverse = np.empty(len(frames), np.int64)
+    seen: dict[bytes, list[int]] = {}  # digest -> positions in ``first`` with that digest
+    for i in range(len(frames)):
+        frame = np.ascontiguousarray(frames[i])
+        digest = hashlib.blake2b(frame.data, digest_size=16).digest()
+        for u in seen.get(digest, ()):
+            if np.array_equal(frames[first[u]], frame):
+                inverse[i] = u
+                break
+        else:
+            seen.setdefault(digest, []).append(len(first))
+            inverse[i] = len(first)
+            first.append(i)
+    return np.asarray(first, np.int64), inverse
+
+
 @dataclass
 class VideoData:
     """Frames, audio and face table of one video (each loaded on first use, then kept).

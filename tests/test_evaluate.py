@@ -351,7 +351,7 @@ def test_cli_emotion_classifier_reaches_the_metric_suite(prepared, tmp_path, mon
     clf = _au_classifier_file(tmp_path / "emotion-au-cli.safetensors")
     seen = []
 
-    def default_scorer(items, protocol, metrics, device=None, cache_dir=None, metric_options=None):
+    def default_scorer(items, protocol, metrics, device=None, cache_dir=None, metric_options=None, timings=None):
         seen.append(metric_options)
         return fake_scorer(items, protocol, metrics, device)
 
@@ -427,5 +427,61 @@ def test_cli_evaluate_with_an_eat_mead_protocol_and_a_clip_list(prepared, tmp_pa
     out = capsys.readouterr().out
     assert "eat-mead@1.0" in out and "2/2 clips generated" in out
     assert "n_clips=2 n_frames=20" in out  # counts, printed as counts
+    assert "seconds: generating " in out and "metric ssim " in out and ", sweep 0.0" in out
     rec = json.loads(next((tmp_path / "res" / "eat-mead").rglob("ground-truth.json")).read_text())
     assert rec["dataset"]["clip_list"]["missing"] == [] and rec["scores"]["ssim"]["version"] == "rgb-uniform7-sample-255/1"
+
+
+def test_reference_clips_are_tracked_once_across_methods_and_timed(prepared, tmp_path, monkeypatch):
+    """Two methods evaluated into one results folder: the reference crops are face-tracked for
+    the first only (the feature cache serves the second), the scores of a method do not depend
+    on whether its references came from the cache, and each run records where its time went."""
+    from lesbench.evaluation import evaluate
+    from lesbench.extract.face import FaceTracker
+
+    calls: list[int] = []
+    real_track = FaceTracker.track
+
+    def counting(self, frames, *args, **kwargs):
+        calls.append(len(frames))
+        return real_track(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(FaceTracker, "track", counting)
+    out = tmp_path / "results"
+    kw = dict(out=out, metrics=["psnr", "lmd"], control=False, device="cpu")
+    first = evaluate("static", prepared, workdir=out / "work" / "static", **kw)
+    n_first = len(calls)
+    second = evaluate("ground-truth", prepared, workdir=out / "work" / "ground-truth", **kw)
+    n_second = len(calls) - n_first
+    assert n_first == 6 and n_second == 3  # 3 test clips: pred + ref, then pred only
+    again = evaluate("static", prepared, workdir=out / "work" / "static", **kw)
+    assert len(calls) - n_first - n_second == 3
+    assert json.dumps(again.record["scores"], sort_keys=True) == json.dumps(first.record["scores"], sort_keys=True)
+    assert second.record["scores"]["psnr"]["value"] > first.record["scores"]["psnr"]["value"]
+    secs = first.record["environment"]["seconds"]
+    assert set(secs) == {"generating", "scoring", "sweep", "scoring_stages"}
+    stages = secs["scoring_stages"]
+    assert {"decode pred", "decode ref", "track pred", "track ref", "metric psnr", "metric lmd"} <= set(stages)
+    assert all(v >= 0 for v in stages.values()) and secs["sweep"] == 0.0
+    assert sum(v for k, v in stages.items() if k != "models") <= secs["scoring"] + 0.5
+
+
+def test_bench_evaluate_times_one_method_end_to_end(prepared, tmp_path):
+    """`lesbench bench score`'s evaluate part: one method on a prepared test split, its frames
+    and the steps' seconds from the results file; the printed table's per-frame figures and
+    ratios are the hand-computed ones."""
+    from lesbench.commands.score import _evaluate_lines
+    from lesbench.metrics.bench import bench_evaluate
+
+    e = bench_evaluate(prepared, method="static", protocol="mead-v1", metrics=["psnr"], device="cpu",
+                       workdir=tmp_path)
+    assert e["n_clips"] == 3 and e["n_frames"] == 3 * N_FRAMES and e["data"] == str(prepared)
+    assert e["seconds"] > 0 and e["frames_per_s"] == pytest.approx(e["n_frames"] / e["seconds"])
+    assert "metric psnr" in e["steps"]["scoring_stages"] and e["steps"]["scoring"] <= e["seconds"]
+    lines = _evaluate_lines({**e, "n_frames": 200, "steps": {"generating": 1.0, "scoring": 9.0, "sweep": 0.0,
+                                                             "scoring_stages": {"metric fid": 4.0, "track pred": 1.0}}},
+                            {"fid": 100.0})
+    fid_line = next(line for line in lines if "metric fid" in line).split()
+    # 4 s over 200 frames = 20 ms/frame; isolated 100 frames/s = 10 ms/frame; ratio 2
+    assert fid_line[-4:] == ["4.0", "20.0", "10.0", "2.00"]
+    assert next(line for line in lines if "track pred" in line).split()[-2:] == ["1.0", "5.0"]

@@ -85,3 +85,29 @@ def test_frames_without_face_are_counted_not_scored(embedder):
 def test_cosine():
     assert cosine(np.array([1.0, 0.0]), np.array([0.0, 2.0])) == 0.0
     assert cosine(np.array([1.0, 1.0]), np.array([2.0, 2.0])) == pytest.approx(1.0)
+
+
+def test_embed_many_equals_embed_per_frame(embedder):
+    """Batched, each distinct frame once: the same embeddings bit for bit as one call per frame,
+    with repeated frames, a frame without a face, a batch of 2 and the default batch size
+    crossed (17 distinct faces)."""
+    a, h = _faces()
+    blank = np.full_like(a, 127)
+    frames = np.stack([a, _augment(a, 1), h, a, blank, _augment(h, 2), _augment(a, 1)])
+    many = embedder.embed_many(frames, batch_size=2)
+    assert [m.vector is None for m in many] == [False, False, False, False, True, False, False]
+    np.testing.assert_array_equal(many[0].vector, many[3].vector)
+    faces = np.stack([_augment(a if i % 2 else h, 10 + i) for i in range(17)])
+    for frame, got in zip(faces, embedder.embed_many(faces)):
+        np.testing.assert_array_equal(got.vector, embedder.embed(frame).vector)
+    assert len(many) == len(frames)
+    for frame, got in zip(frames, many):
+        want = embedder.embed(frame)
+        if want.vector is None:
+            assert got.vector is None and got.box is None
+        else:
+            assert got.box == want.box
+            np.testing.assert_array_equal(got.vector, want.vector)
+    assert many[4].vector is None  # the blank frame
+    with pytest.raises(ValueError, match="uint8"):
+        embedder.embed_many(frames.astype(np.float32))

@@ -105,6 +105,12 @@ def _run(args: argparse.Namespace) -> int:
               + (" ..." if len(missing) > 5 else ""))
     for clip_id, why in rec["generation"]["failures"].items():
         print(f"  failed {clip_id}: {why}")
+    secs = rec["environment"].get("seconds") or {}
+    if secs:
+        top = sorted(secs.get("scoring_stages", {}).items(), key=lambda kv: -kv[1])[:4]
+        print(f"seconds: generating {secs['generating']:.1f}, scoring {secs['scoring']:.1f}"
+              + (f" ({', '.join(f'{k} {v:.1f}' for k, v in top)})" if top else "")
+              + f", sweep {secs['sweep']:.1f}")
     print(f"wrote {res.path}")
     return 0
 

@@ -89,9 +89,21 @@ def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="end to end: numbers of Dask workers to time (default 1,2; speed-ups are over 1 worker)")
     p.add_argument("--ref", default=None, metavar="DIR",
                    help="end to end: reference videos to score against (default: the tiny demo, generated)")
-    p.add_argument("--metrics", default=None, help="end to end: comma-separated metrics (default: the protocol's)")
+    p.add_argument("--metrics", default=None,
+                   help="end to end and evaluate: comma-separated metrics (default: the protocol's)")
     p.add_argument("--protocol", default="demo-v1", help="end to end: protocol (default demo-v1)")
-    p.add_argument("--skip", choices=["families", "end-to-end"], default=None, help="leave out one part")
+    p.add_argument("--evaluate-data", default=None, metavar="PREPARED",
+                   help="evaluate end to end on this prepared data set's test split (e.g. the full demo's "
+                        "prepared/); default: the tiny demo, generated and prepared first")
+    p.add_argument("--evaluate-method", default="static", help="evaluate end to end: the method (default static)")
+    p.add_argument("--evaluate-checkpoint", default=None, help="evaluate end to end: the method's checkpoint")
+    p.add_argument("--evaluate-protocol", default=None,
+                   help="evaluate end to end: protocol (default: --protocol)")
+    p.add_argument("--evaluate-max-clips", type=int, default=None, help="evaluate end to end: first N test clips")
+    p.add_argument("--evaluate-workers", type=int, default=None,
+                   help="evaluate end to end on N Dask workers (default: in this process)")
+    p.add_argument("--skip", choices=["families", "end-to-end", "evaluate"], default=None, action="append",
+                   help="leave out a part (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -106,8 +118,9 @@ def _run_bench(args: argparse.Namespace) -> int:
     from lesbench.metrics.score import resolve_device
 
     device = resolve_device(args.device)
+    skip = set(args.skip or ())
     out: dict = {}
-    if args.skip != "families":
+    if "families" not in skip:
         fps: dict[str, float] = {}
         for target in BENCH_FAMILY_PROVIDERS:
             module, _, attr = target.partition(":")
@@ -115,13 +128,23 @@ def _run_bench(args: argparse.Namespace) -> int:
             kwargs = {"device": device} if "device" in inspect.signature(provider).parameters else {}
             fps.update(provider(n_frames=args.frames, repeat=args.repeat, **kwargs))
         out["families"] = fps
-    if args.skip != "end-to-end":
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if "end-to-end" not in skip:
         from lesbench.metrics.bench import bench_score_workers
 
         workers = [int(w) for w in args.workers.split(",") if w.strip()]
-        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
         out["end_to_end"] = bench_score_workers(args.ref, workers=workers, metrics=metrics, protocol=args.protocol,
                                                 device=device)
+    if "evaluate" not in skip:
+        import sys
+
+        from lesbench.metrics.bench import bench_evaluate
+
+        out["evaluate"] = bench_evaluate(args.evaluate_data, method=args.evaluate_method,
+                                         protocol=args.evaluate_protocol or args.protocol,
+                                         max_clips=args.evaluate_max_clips, device=device,
+                                         workers=args.evaluate_workers, checkpoint=args.evaluate_checkpoint,
+                                         metrics=metrics, log=lambda m: print(m, file=sys.stderr))
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -140,8 +163,32 @@ def _run_bench(args: argparse.Namespace) -> int:
         for key, val in e.items():
             if key.startswith("differs_from_"):
                 lines += [f"  {run}: {', '.join(what)} differ from {key[len('differs_from_'):]}" for run, what in val.items()]
+    if "evaluate" in out:
+        lines += [""] + _evaluate_lines(out["evaluate"], out.get("families", {}))
     print("\n".join(lines))
     return 0
+
+
+def _evaluate_lines(e: dict, families: dict[str, float]) -> list[str]:
+    """The evaluate run's steps and scoring stages; for a stage that is one metric family, its
+    isolated frames/s (measured above in the same run) and the ratio of the stage's time per
+    generated frame to the isolated time per frame (1.0: the scorer adds nothing; a metric that
+    reads only some frames, or the reference's frames too, moves the ratio below or above)."""
+    steps = e.get("steps", {})
+    n = max(int(e["n_frames"]), 1)
+    lines = [f"evaluate end to end: {e['method']} on {e['data']}, {e['n_clips']} clips, {e['n_frames']} generated "
+             f"frames, protocol {e['protocol']}" + (f", {e['workers']} workers" if e.get("workers") else ""),
+             f"  total {e['seconds']:.1f} s ({e['frames_per_s']:.2f} generated frames/s): generating "
+             f"{steps.get('generating', float('nan')):.1f} s, scoring {steps.get('scoring', float('nan')):.1f} s, "
+             f"sweep {steps.get('sweep', float('nan')):.1f} s",
+             f"  {'scoring stage':<22}{'seconds':>9}{'ms/frame':>10}{'isolated ms/frame':>19}{'ratio':>7}"]
+    for stage, sec in sorted(steps.get("scoring_stages", {}).items(), key=lambda kv: -kv[1]):
+        family = stage.split(" ", 1)[1] if stage.startswith("metric ") else None
+        fps = families.get(family) if family else None
+        iso = 1000.0 / fps if fps and fps == fps else None
+        per = 1000.0 * sec / n
+        lines.append(f"  {stage:<22}{sec:>9.1f}{per:>10.1f}" + (f"{iso:>19.1f}{per / iso:>7.2f}" if iso else ""))
+    return lines
 
 
 #: ``module:function(n_frames, repeat) -> {family: frames/s}`` providers for `lesbench bench score`.

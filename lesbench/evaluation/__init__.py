@@ -94,7 +94,8 @@ def _load_protocol(protocol: str | Path) -> tuple[Protocol, dict[str, Any]]:
 
 def default_scorer(items: list[ScoreItem], protocol: Protocol, metrics: list[str] | None, device: str | None = None,
                    cache_dir: str | Path | None = None, metric_options: dict[str, dict[str, Any]] | None = None,
-                   workers: int | None = None, scheduler: str | None = None) -> dict[str, dict[str, Any]]:
+                   workers: int | None = None, scheduler: str | None = None,
+                   timings: dict[str, float] | None = None) -> dict[str, dict[str, Any]]:
     """Score ``items`` with :func:`lesbench.metrics.score.score_items`; one record per output.
 
     ``cache_dir``: cache of the reference clips' face tables and Inception features, shared by
@@ -102,9 +103,11 @@ def default_scorer(items: list[ScoreItem], protocol: Protocol, metrics: list[str
     ``metric_options``: extra constructor arguments per metric name. ``workers`` / ``scheduler``:
     score the clips on Dask workers. A metric that cannot run here (weights or package missing,
     found at construction or while scoring) comes back marked unavailable with its reason.
+    ``timings``: receives the seconds per scoring stage (:func:`score_items`).
     """
     report = score_items(items, metrics=list(metrics) if metrics else None, protocol=protocol, device=device,
-                         cache_dir=cache_dir, metric_options=metric_options, workers=workers, scheduler=scheduler)
+                         cache_dir=cache_dir, metric_options=metric_options, workers=workers, scheduler=scheduler,
+                         timings=timings)
     return normalise_report(report)
 
 
@@ -263,17 +266,23 @@ def evaluate(
 
     say(f"scoring {len(gen.items)} clips with protocol {proto_summary['id']}")
     scorer_kwargs: dict[str, Any] = {"metric_options": dict(metric_options)} if metric_options else {}
+    stages: dict[str, float] = {}  # where the scoring time went (default scorer only)
     if scorer is None:  # reference-clip features cached next to the methods' work folders
         cluster = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v is not None}
-        scorer = functools.partial(default_scorer, cache_dir=workdir.parent / "cache" / "score", **cluster)
+        scorer = functools.partial(default_scorer, cache_dir=workdir.parent / "cache" / "score", timings=stages,
+                                   **cluster)
     # a protocol may name its own default metrics (eat-mead: those EAT's code reports)
     metrics = list(metrics) if metrics else (list(proto.default_metrics) or None)
+    t_score = time.time()
     scores = scorer(gen.items, proto, metrics, device, **scorer_kwargs)
+    seconds_scoring = time.time() - t_score
+    seconds_sweep = 0.0
     values = {k: v for k, v in scores.items() if "unavailable" not in v}
     unavailable = {k: v["unavailable"] for k, v in scores.items() if "unavailable" in v}
     ctrl_record: dict[str, Any] = {"applicable": None, "reason": "not requested"}
     if control and (not metrics or "controllability" in metrics):
         say("controllability sweep")
+        t_sweep = time.time()
         # The clip scorer's controllability metric (projections of the test clips' AUs at their
         # MEAD levels, given LES directions) is not the sweep (the method asked for LES levels and
         # unit edits): the sweep's outputs, under the same declared names, are what is reported.
@@ -283,6 +292,7 @@ def evaluate(
             progress=say, config=None if isinstance(control, bool) else control)
         values.update(c_scores)
         unavailable.update(c_unavailable)
+        seconds_sweep = time.time() - t_sweep
 
     prov = instance.provenance()
     paths = prepared.paths
@@ -326,6 +336,11 @@ def evaluate(
             "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
             "hardware": hardware_info(device),
             "seconds_total": round(time.time() - started, 3),
+            # where the time went: wall seconds per step, and per scoring stage summed over clips
+            # (on a cluster: worker seconds); timing only, no score depends on it
+            "seconds": {"generating": round(gen.seconds, 3), "scoring": round(seconds_scoring, 3),
+                        "sweep": round(seconds_sweep, 3),
+                        "scoring_stages": {k: round(v, 3) for k, v in sorted(stages.items())}},
         },
     }
     # every emotion instrument's card, and a caveat where the classifier reads what the method trains on
