@@ -41,3 +41,14 @@ def tiny_demo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_demo") / "mead"
     generate_demo(root, seed=0, tiny=True)
     return root
+
+
+@pytest.fixture(scope="module")
+def generator():
+    """A generator loaded from the cached synthetic LES-Talker run (tests/_les_synthetic.py), on the CPU."""
+    from _les_synthetic import trained_synthetic_run
+
+    from lesbench.model.generate import load_generator
+
+    _, run, _ = trained_synthetic_run()
+    return load_generator(run, device="cpu")

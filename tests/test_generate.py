@@ -11,14 +11,6 @@ from lesbench import schema
 from lesbench.les.space import LESError
 
 
-@pytest.fixture(scope="module")
-def generator():
-    from lesbench.model.generate import load_generator
-
-    _, run, _ = trained_synthetic_run()
-    return load_generator(run, device="cpu")
-
-
 def test_requests(generator):
     space = generator.space
     r = generator.request("happy", 0.6)

@@ -46,14 +46,6 @@ def test_parse_errors_name_the_problem(text, match):
         parse_emotion_text(text)
 
 
-@pytest.fixture(scope="module")
-def generator():
-    from lesbench.model.generate import load_generator
-
-    _, run, _ = trained_synthetic_run()
-    return load_generator(run, device="cpu")
-
-
 def test_intensities_order_the_requested_les_vector(generator):
     space = generator.space
     for emotion in ("happy", "sad"):
