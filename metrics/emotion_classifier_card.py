@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from lesbench.errors import LesbenchError
+from lesbench.metrics.emotion_prototype import CARD as PROTOTYPE_CARD
 
 #: The FER2013 mini-Xception (Arriaga et al. 2017), lesbench's default ``emotion`` classifier.
 FER_CARD: dict[str, Any] = {
@@ -152,7 +153,5 @@ def classifier_cards(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
         card["shares_training_features"] = next(iter(caveats.values()), None)
         cards["emotion"] = card
     if "emotion-prototype" in used:
-        from lesbench.metrics.emotion_prototype import CARD
-
-        cards["emotion-prototype"] = {**CARD, "sha256": None, "features": "au (FACS prototypes, no training)"}
+        cards["emotion-prototype"] = {**PROTOTYPE_CARD, "sha256": None, "features": "au (FACS prototypes, no training)"}
     return cards
